@@ -1,0 +1,276 @@
+//! lavit-backends: the one place that names burn backends.
+//!
+//! Each backend sits behind a cargo feature (`cpu` = burn's flex CPU backend, always on by
+//! default; `wgpu` = WGSL kernels on Vulkan / Metal / DX12 / WebGPU; `vulkan` = native SPIR-V
+//! kernels; `metal`; `webgpu`; `cuda`). At run time [`select`] turns a name and an index into a
+//! burn [`Device`]; asking for a backend that was not compiled in, or for which no adapter
+//! exists, is an error that lists what is available.
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use burn::tensor::Device;
+
+/// A backend the CLI can be asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Cpu,
+    Wgpu,
+    Vulkan,
+    Metal,
+    Dx12,
+    WebGpu,
+    Cuda,
+}
+
+impl BackendKind {
+    pub const ALL: [BackendKind; 7] = [
+        BackendKind::Cpu,
+        BackendKind::Wgpu,
+        BackendKind::Vulkan,
+        BackendKind::Metal,
+        BackendKind::Dx12,
+        BackendKind::WebGpu,
+        BackendKind::Cuda,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Wgpu => "wgpu",
+            BackendKind::Vulkan => "vulkan",
+            BackendKind::Metal => "metal",
+            BackendKind::Dx12 => "dx12",
+            BackendKind::WebGpu => "webgpu",
+            BackendKind::Cuda => "cuda",
+        }
+    }
+
+    /// Whether this binary was compiled with the backend's feature.
+    pub fn compiled(self) -> bool {
+        match self {
+            BackendKind::Cpu => cfg!(feature = "cpu"),
+            BackendKind::Wgpu => cfg!(feature = "wgpu"),
+            BackendKind::Vulkan => cfg!(feature = "vulkan"),
+            BackendKind::Metal => cfg!(feature = "metal"),
+            BackendKind::Dx12 => cfg!(feature = "dx12"),
+            BackendKind::WebGpu => cfg!(feature = "webgpu"),
+            BackendKind::Cuda => cfg!(feature = "cuda"),
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Errors of backend selection.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("unknown backend `{name}`; this build has: {}", compiled_list())]
+    Unknown { name: String },
+    #[error(
+        "backend `{kind}` was not compiled into this build (rebuild with `--features {kind}`); this build has: {}",
+        compiled_list()
+    )]
+    NotCompiled { kind: BackendKind },
+    #[error("backend `{kind}`: no adapter #{index} found; {found}")]
+    NoAdapter {
+        kind: BackendKind,
+        index: usize,
+        found: String,
+    },
+}
+
+/// Comma-separated names of the compiled backends.
+pub fn compiled_list() -> String {
+    BackendKind::ALL
+        .iter()
+        .filter(|k| k.compiled())
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl FromStr for BackendKind {
+    type Err = BackendError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        BackendKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| BackendError::Unknown { name: s.into() })
+    }
+}
+
+/// The device for backend `name` and adapter `index` (no autodiff; call `.autodiff()` to train).
+pub fn select(name: &str, index: usize) -> Result<Device, BackendError> {
+    let kind: BackendKind = name.parse()?;
+    if !kind.compiled() {
+        return Err(BackendError::NotCompiled { kind });
+    }
+    device_of(kind, index)
+}
+
+#[allow(unused_variables, unreachable_code)]
+fn device_of(kind: BackendKind, index: usize) -> Result<Device, BackendError> {
+    match kind {
+        #[cfg(feature = "cpu")]
+        BackendKind::Cpu => {
+            if index != 0 {
+                return Err(BackendError::NoAdapter {
+                    kind,
+                    index,
+                    found: "the CPU backend has one device, #0".into(),
+                });
+            }
+            Ok(Device::flex())
+        }
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => wgpu_device(kind, index),
+        _ => Err(BackendError::NotCompiled { kind }),
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_device(kind: BackendKind, index: usize) -> Result<Device, BackendError> {
+    use burn::tensor::DeviceKind;
+    let adapters = list_wgpu_adapters();
+    if adapters.is_empty() {
+        return Err(BackendError::NoAdapter {
+            kind,
+            index,
+            found: "no wgpu adapter found (install a Vulkan driver, e.g. mesa-vulkan-drivers)"
+                .into(),
+        });
+    }
+    let Some(adapter) = adapters.get(index) else {
+        return Err(BackendError::NoAdapter {
+            kind,
+            index,
+            found: format!("found {}: {}", adapters.len(), describe_adapters(&adapters)),
+        });
+    };
+    // Count adapters of the same type before this one: burn indexes per device type.
+    let same_type = adapters[..index]
+        .iter()
+        .filter(|a| a.device_type == adapter.device_type)
+        .count();
+    let dk = match adapter.device_type.as_str() {
+        "DiscreteGpu" => DeviceKind::DiscreteGpu(same_type),
+        "IntegratedGpu" => DeviceKind::IntegratedGpu(same_type),
+        "VirtualGpu" => DeviceKind::VirtualGpu(same_type),
+        "Cpu" => DeviceKind::Cpu,
+        _ => DeviceKind::DefaultDevice,
+    };
+    Ok(Device::wgpu(dk))
+}
+
+/// What a wgpu adapter reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterInfo {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+}
+
+fn describe_adapters(adapters: &[AdapterInfo]) -> String {
+    adapters
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("#{i} {} ({}, {})", a.name, a.backend, a.device_type))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Adapters wgpu sees on this machine (all graphics APIs).
+#[cfg(feature = "wgpu")]
+pub fn list_wgpu_adapters() -> Vec<AdapterInfo> {
+    use burn::tensor::wgpu::wgpu;
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::all(),
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    adapters
+        .into_iter()
+        .map(|a| {
+            let i = a.get_info();
+            AdapterInfo {
+                name: i.name,
+                backend: format!("{:?}", i.backend),
+                device_type: format!("{:?}", i.device_type),
+                driver: format!("{} {}", i.driver, i.driver_info).trim().to_string(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(not(feature = "wgpu"))]
+pub fn list_wgpu_adapters() -> Vec<AdapterInfo> {
+    Vec::new()
+}
+
+/// One line per compiled backend with the devices it can use (for `lavit devices`).
+pub fn describe_all() -> Vec<(BackendKind, Vec<String>)> {
+    let mut out = Vec::new();
+    for kind in BackendKind::ALL.iter().copied().filter(|k| k.compiled()) {
+        let devices = match kind {
+            BackendKind::Cpu => vec!["#0 CPU (burn flex)".to_string()],
+            BackendKind::Wgpu => list_wgpu_adapters()
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    format!(
+                        "#{i} {} ({}, {}, {})",
+                        a.name, a.backend, a.device_type, a.driver
+                    )
+                })
+                .collect(),
+            _ => vec![],
+        };
+        out.push((kind, devices));
+    }
+    out
+}
+
+/// A short human name of `device` (for logs and reports).
+pub fn device_label(device: &Device) -> String {
+    let dbg = format!("{device:?}");
+    if dbg.contains("Flex") {
+        "cpu (flex)".into()
+    } else if dbg.contains("Wgpu") {
+        format!("wgpu ({dbg})")
+    } else {
+        dbg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_backend_lists_compiled() {
+        let err = select("tpu", 0).unwrap_err().to_string();
+        assert!(err.contains("unknown backend `tpu`"), "{err}");
+        assert!(err.contains("cpu"), "{err}");
+    }
+
+    #[test]
+    fn not_compiled_backend_is_clear() {
+        if !BackendKind::Cuda.compiled() {
+            let err = select("cuda", 0).unwrap_err().to_string();
+            assert!(err.contains("not compiled"), "{err}");
+        }
+    }
+
+    #[test]
+    fn cpu_has_one_device() {
+        assert!(select("cpu", 0).is_ok());
+        assert!(select("cpu", 3).is_err());
+    }
+}

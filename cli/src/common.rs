@@ -1,0 +1,38 @@
+//! Flags and helpers shared by the commands.
+
+use anyhow::{Context, Result};
+use burn::tensor::Device;
+
+/// `--backend` / `--device` on every command that computes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BackendArgs {
+    /// Compute backend: cpu, wgpu, vulkan, metal, dx12, webgpu, cuda (what this build has).
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
+    /// Adapter index within the backend.
+    #[arg(long, default_value_t = 0)]
+    pub device: usize,
+}
+
+impl BackendArgs {
+    pub fn device(&self) -> Result<Device> {
+        lavit_backends::select(&self.backend, self.device).context("choosing the backend")
+    }
+}
+
+/// The error and its causes on one line.
+pub fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LAVIT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,46 @@
+//! `lavit`: the command line of lavit-rs. Thin: each command parses its flags, picks a
+//! backend and calls into lavit-core.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod common;
+mod devices;
+mod forward;
+
+#[derive(Parser)]
+#[command(
+    name = "lavit",
+    version,
+    about = "LaViT: latent visual thought alignment on burn"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One forward pass of a Qwen2.5-VL checkpoint on one image + prompt; writes the inputs,
+    /// logits and last hidden state as safetensors (the parity check against HF).
+    Forward(forward::Args),
+    /// List the compiled backends and the adapters each one sees.
+    Devices,
+}
+
+fn main() -> ExitCode {
+    common::init_tracing();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Forward(args) => forward::run(args),
+        Command::Devices => devices::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", common::one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}

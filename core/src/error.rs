@@ -1,0 +1,72 @@
+//! Typed errors of lavit-core. Front ends (CLI, browser) add context and report them.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong inside lavit-core on user input.
+#[derive(Debug, thiserror::Error)]
+pub enum LavitError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid JSON: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("config {path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("weights {path}: {message}")]
+    Weights { path: PathBuf, message: String },
+    #[error(
+        "weights: tensor `{key}` has shape {found:?} on disk but the model expects {expected:?}"
+    )]
+    ShapeMismatch {
+        key: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("weights: tensor(s) missing from the checkpoint: {0}")]
+    MissingTensors(String),
+    #[error("image {path}: {message}")]
+    Image { path: String, message: String },
+    #[error("tokenizer {path}: {message}")]
+    Tokenizer { path: String, message: String },
+    #[error("prompt: {0}")]
+    Prompt(String),
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result alias used across lavit-core.
+pub type Result<T> = std::result::Result<T, LavitError>;
+
+impl LavitError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        LavitError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Read a whole file, mapping the error to [`LavitError::Io`] with the path.
+pub fn read_file(path: impl AsRef<std::path::Path>) -> Result<Vec<u8>> {
+    let path = path.as_ref();
+    std::fs::read(path).map_err(|e| LavitError::io(path, e))
+}
+
+/// Read and parse a JSON file into `T`.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: impl AsRef<std::path::Path>) -> Result<T> {
+    let path = path.as_ref();
+    let bytes = read_file(path)?;
+    serde_json::from_slice(&bytes).map_err(|source| LavitError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,190 @@
+//! A checkpoint directory in the Hugging Face layout, and turning images + chat messages into
+//! model inputs the way `Qwen2_5_VLProcessor` does.
+//!
+//! ```text
+//! DIR/config.json                       flat (hub) or nested form
+//! DIR/model.safetensors                 or model-*.safetensors + model.safetensors.index.json
+//! DIR/tokenizer.json                    optional here (`--tokenizer` overrides)
+//! DIR/preprocessor_config.json          optional: min_pixels / max_pixels
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use image::RgbImage;
+
+use super::chat::{ChatTokenizer, Message};
+use super::config::load_config;
+use super::processor::{ProcessedImage, ProcessorConfig, process_image};
+use super::weights::{WeightSource, checkpoint_files, load_weights};
+use crate::error::{LavitError, Result};
+use crate::model::config::Qwen25VlConfig;
+use crate::model::vlm::{Qwen25Vl, VlmInputs};
+
+/// Paths and parsed configuration of a checkpoint directory.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub config: Qwen25VlConfig,
+    pub processor: ProcessorConfig,
+    /// The raw `config.json`, for fields outside Qwen2.5-VL (e.g. LaViT's).
+    pub raw_config: serde_json::Value,
+}
+
+impl Checkpoint {
+    pub fn open(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(LavitError::Io {
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+            });
+        }
+        let config_path = dir.join("config.json");
+        let config = load_config(&config_path)?;
+        let raw_config = crate::error::read_json(&config_path)?;
+        let mut processor = ProcessorConfig::default();
+        let pp = dir.join("preprocessor_config.json");
+        if pp.is_file() {
+            let v: serde_json::Value = crate::error::read_json(&pp)?;
+            let get = |k: &str| v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
+            let size = |k: &str| {
+                v.get("size")
+                    .and_then(|s| s.get(k))
+                    .and_then(|x| x.as_u64())
+                    .map(|x| x as usize)
+            };
+            if let Some(m) = get("min_pixels").or(size("shortest_edge")) {
+                processor.min_pixels = m;
+            }
+            if let Some(m) = get("max_pixels").or(size("longest_edge")) {
+                processor.max_pixels = m;
+            }
+        }
+        processor.patch_size = config.vision.patch_size;
+        processor.merge_size = config.vision.spatial_merge_size;
+        processor.temporal_patch_size = config.vision.temporal_patch_size;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            processor,
+            raw_config,
+        })
+    }
+
+    /// The tokenizer of this checkpoint (`override_path` wins over `DIR/tokenizer.json`).
+    pub fn tokenizer(&self, override_path: Option<&Path>) -> Result<ChatTokenizer> {
+        let path = override_path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.dir.join("tokenizer.json"));
+        if !path.is_file() {
+            return Err(LavitError::Tokenizer {
+                path: path.display().to_string(),
+                message: "file not found (pass --tokenizer)".into(),
+            });
+        }
+        ChatTokenizer::from_file(&path)
+    }
+
+    /// Builds the model and loads its weights onto `device`.
+    pub fn load(&self, device: &Device) -> Result<Qwen25Vl> {
+        let files = checkpoint_files(&self.dir)?;
+        load_weights(
+            Qwen25Vl::new(&self.config, device),
+            WeightSource::Files(files),
+        )
+    }
+}
+
+/// Opens `dir` and loads the model onto `device`.
+pub fn load_model(dir: &Path, device: &Device) -> Result<(Checkpoint, Qwen25Vl)> {
+    let ckpt = Checkpoint::open(dir)?;
+    let model = ckpt.load(device)?;
+    Ok((ckpt, model))
+}
+
+/// Model inputs on the host: what `Qwen2_5_VLProcessor(text, images)` returns.
+#[derive(Debug, Clone)]
+pub struct HostInputs {
+    pub input_ids: Vec<u32>,
+    pub images: Vec<ProcessedImage>,
+}
+
+impl HostInputs {
+    /// Processes `images` and tokenises `messages` with one image slot per image.
+    pub fn build(
+        tokenizer: &ChatTokenizer,
+        processor: &ProcessorConfig,
+        images: &[RgbImage],
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<Self> {
+        let images = images
+            .iter()
+            .map(|img| process_image(img, processor))
+            .collect::<Result<Vec<_>>>()?;
+        let unit = processor.merge_size * processor.merge_size;
+        let counts: Vec<usize> = images.iter().map(|p| p.n_patches() / unit).collect();
+        let input_ids = tokenizer.encode_chat(messages, add_generation_prompt, &counts)?;
+        Ok(Self { input_ids, images })
+    }
+
+    pub fn grids(&self) -> Vec<[usize; 3]> {
+        self.images.iter().map(|p| p.grid).collect()
+    }
+
+    /// All images' patches, concatenated: `[N, patch_dim]`.
+    pub fn pixel_values(&self) -> (Vec<f32>, [usize; 2]) {
+        let n: usize = self.images.iter().map(|p| p.n_patches()).sum();
+        let dim = self.images.first().map(|p| p.patch_dim()).unwrap_or(0);
+        let data: Vec<f32> = self
+            .images
+            .iter()
+            .flat_map(|p| p.pixel_values.iter().copied())
+            .collect();
+        (data, [n, dim])
+    }
+
+    /// Uploads to `device` as [`VlmInputs`].
+    pub fn to_device(&self, device: &Device) -> VlmInputs {
+        let pixel_values = (!self.images.is_empty()).then(|| {
+            let (data, shape) = self.pixel_values();
+            Tensor::<2>::from_data(TensorData::new(data, shape), device)
+        });
+        VlmInputs {
+            input_ids: self.input_ids.clone(),
+            pixel_values,
+            grids: self.grids(),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, then renames, so
+/// a reader never sees a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| LavitError::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    let file_name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    let io = |e| LavitError::Io {
+        path: tmp.clone(),
+        source: e,
+    };
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| LavitError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}

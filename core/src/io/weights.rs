@@ -1,0 +1,207 @@
+//! Hugging Face safetensors checkpoints → [`Qwen25Vl`], through burn-store.
+//!
+//! * single `model.safetensors`, or shards listed in `model.safetensors.index.json`;
+//! * both key layouts: hub (`visual.*`, `model.layers.*`, `lm_head.*`) and the newer
+//!   transformers one (`model.visual.*`, `model.language_model.*`);
+//! * bf16 / f16 / f32 on disk, cast to the model's f32 while loading;
+//! * PyTorch `Linear` weights `[out, in]` are transposed to burn's `[in, out]`
+//!   (`PyTorchToBurnAdapter`), norm `weight` becomes `gamma`.
+//!
+//! Every model parameter must be found in the checkpoint; a missing tensor or a shape
+//! mismatch is an error naming the key (and both shapes).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::{
+    ApplyError, BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter, ModuleSnapshot,
+    PyTorchToBurnAdapter, SafetensorsStore,
+};
+use burn::tensor::DType;
+use serde::Deserialize;
+
+use crate::error::{LavitError, Result};
+use crate::model::vlm::Qwen25Vl;
+
+/// Key renames from checkpoint names to our module paths, applied in order.
+const LOAD_REMAP: &[(&str, &str)] = &[
+    (r"^model\.visual\.", "visual."),
+    (r"^model\.language_model\.", "model."),
+    (r"^visual\.merger\.mlp\.0\.", "visual.merger.fc1."),
+    (r"^visual\.merger\.mlp\.2\.", "visual.merger.fc2."),
+];
+
+/// Inverse renames for export in the hub layout.
+const SAVE_REMAP: &[(&str, &str)] = &[
+    (r"^visual\.merger\.fc1\.", "visual.merger.mlp.0."),
+    (r"^visual\.merger\.fc2\.", "visual.merger.mlp.2."),
+];
+
+#[derive(Deserialize)]
+struct ShardIndex {
+    weight_map: std::collections::BTreeMap<String, String>,
+}
+
+/// The safetensors files of a checkpoint directory (or a single file path).
+pub fn checkpoint_files(path: &Path) -> Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let index = path.join("model.safetensors.index.json");
+    if index.is_file() {
+        let idx: ShardIndex = crate::error::read_json(&index)?;
+        let files: BTreeSet<&String> = idx.weight_map.values().collect();
+        if files.is_empty() {
+            return Err(LavitError::Weights {
+                path: index,
+                message: "weight_map is empty".into(),
+            });
+        }
+        return Ok(files.into_iter().map(|f| path.join(f)).collect());
+    }
+    let single = path.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    Err(LavitError::Weights {
+        path: path.to_path_buf(),
+        message: "no model.safetensors or model.safetensors.index.json found".into(),
+    })
+}
+
+/// Where the weights come from: files on disk, or in-memory buffers (browser).
+pub enum WeightSource {
+    Files(Vec<PathBuf>),
+    Bytes(Vec<(String, Vec<u8>)>),
+}
+
+/// Loads all parameters of `model` from `source`.
+pub fn load_weights(model: Qwen25Vl, source: WeightSource) -> Result<Qwen25Vl> {
+    let mut model = model;
+    let stores: Vec<(String, SafetensorsStore)> = match source {
+        WeightSource::Files(files) => files
+            .into_iter()
+            .map(|f| {
+                if !f.is_file() {
+                    return Err(LavitError::Weights {
+                        path: f.clone(),
+                        message: "file not found".into(),
+                    });
+                }
+                Ok((f.display().to_string(), SafetensorsStore::from_file(f)))
+            })
+            .collect::<Result<_>>()?,
+        WeightSource::Bytes(buffers) => buffers
+            .into_iter()
+            .map(|(name, b)| (name, SafetensorsStore::from_bytes(Some(b))))
+            .collect(),
+    };
+    let mut applied: BTreeSet<String> = BTreeSet::new();
+    let mut missing: Option<BTreeSet<String>> = None;
+    for (name, store) in stores {
+        let mut store = LOAD_REMAP
+            .iter()
+            .fold(store, |s, (from, to)| s.with_key_remapping(*from, *to))
+            .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
+            .allow_partial(true)
+            .validate(false);
+        let result = model
+            .load_from(&mut store)
+            .map_err(|e| LavitError::Weights {
+                path: PathBuf::from(&name),
+                message: e.to_string(),
+            })?;
+        if let Some(err) = result.errors.first() {
+            return Err(apply_error(err, &name));
+        }
+        applied.extend(result.applied.iter().cloned());
+        let shard_missing: BTreeSet<String> =
+            result.missing.iter().map(|(p, _)| p.clone()).collect();
+        missing = Some(match missing {
+            None => shard_missing,
+            Some(m) => m.intersection(&shard_missing).cloned().collect(),
+        });
+    }
+    let missing: Vec<String> = missing
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| !applied.contains(p))
+        .collect();
+    if !missing.is_empty() {
+        let shown: Vec<&str> = missing.iter().take(8).map(|s| s.as_str()).collect();
+        let more = if missing.len() > 8 {
+            format!(" (and {} more)", missing.len() - 8)
+        } else {
+            String::new()
+        };
+        return Err(LavitError::MissingTensors(format!(
+            "{}{more}",
+            shown.join(", ")
+        )));
+    }
+    Ok(model)
+}
+
+/// Turns a burn-store error into ours, with shapes in the checkpoint's orientation.
+fn apply_error(err: &ApplyError, file: &str) -> LavitError {
+    match err {
+        ApplyError::ShapeMismatch {
+            path,
+            expected,
+            found,
+        } => {
+            let mut expected = expected.to_vec();
+            let mut found = found.to_vec();
+            // Linear weights were transposed to burn's [in, out]; show PyTorch's [out, in].
+            if is_linear_weight(path) {
+                expected.reverse();
+                found.reverse();
+            }
+            LavitError::ShapeMismatch {
+                key: path.clone(),
+                expected,
+                found,
+            }
+        }
+        other => LavitError::Weights {
+            path: PathBuf::from(file),
+            message: other.to_string(),
+        },
+    }
+}
+
+fn is_linear_weight(path: &str) -> bool {
+    path.ends_with(".weight")
+        && !path.contains("embed_tokens")
+        && !path.contains("patch_embed")
+        && !path.contains("norm")
+        && !path.contains("ln_q")
+}
+
+/// Saves `module`'s parameters as an HF-layout safetensors file (hub key names, PyTorch
+/// orientation) at `path`, written through a temporary file and renamed.
+pub fn save_hf_safetensors<M: Module>(module: &M, path: &Path, dtype: DType) -> Result<()> {
+    let tmp = path.with_extension("safetensors.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut store = SAVE_REMAP
+        .iter()
+        .fold(SafetensorsStore::from_file(&tmp), |s, (from, to)| {
+            s.with_key_remapping(*from, *to)
+        })
+        .with_to_adapter(BurnToPyTorchAdapter.chain(FloatCastAdapter::to(dtype)))
+        .skip_enum_variants(true)
+        .clear_metadata()
+        .metadata("format", "pt")
+        .overwrite(true);
+    module
+        .save_into(&mut store)
+        .map_err(|e| LavitError::Weights {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    std::fs::rename(&tmp, path).map_err(|e| LavitError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}

@@ -1,0 +1,14 @@
+//! lavit-core: LaViT (latent visual thought alignment) on burn.
+//!
+//! Everything here is backend-generic: functions take a burn [`Device`](burn::tensor::Device)
+//! and never name a concrete backend; `lavit-backends` picks one at run time.
+//!
+//! * [`model`] — Qwen2.5-VL (vision tower, M-RoPE text decoder), teacher and student alike;
+//! * [`io`] — HF `config.json`, safetensors checkpoints, tokenizer, chat template, processor.
+
+pub mod error;
+pub mod io;
+pub mod model;
+pub mod util;
+
+pub use error::{LavitError, Result};

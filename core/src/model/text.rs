@@ -1,0 +1,221 @@
+//! Text decoder of Qwen2.5-VL (HF `Qwen2_5_VLTextModel`): a Qwen2 decoder — RMSNorm, GQA
+//! attention with q/k/v bias and M-RoPE, SwiGLU — with a KV cache for generation.
+
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::prelude::*;
+
+use super::attention::{RowCapture, attention, repeat_kv};
+use super::config::TextConfig;
+use super::mlp::Mlp;
+use super::rope::apply_rotary;
+
+#[derive(Module, Debug)]
+pub struct TextAttention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct DecoderLayer {
+    pub self_attn: TextAttention,
+    pub mlp: Mlp,
+    pub input_layernorm: RmsNorm,
+    pub post_attention_layernorm: RmsNorm,
+}
+
+#[derive(Module, Debug)]
+pub struct TextModel {
+    pub embed_tokens: Embedding,
+    pub layers: Vec<DecoderLayer>,
+    pub norm: RmsNorm,
+}
+
+/// Keys and values of past positions, per layer, before GQA repetition: `[B, Hkv, S, D]`.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+}
+
+impl KvCache {
+    pub fn new(num_layers: usize) -> Self {
+        Self {
+            layers: vec![None; num_layers],
+        }
+    }
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map(|(k, _)| k.dims()[2])
+            .unwrap_or(0)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Per-call inputs of the decoder besides the embeddings.
+pub struct DecoderInputs<'a> {
+    /// `cos`/`sin` tables `[1, 1, S, head_dim]` of the new positions.
+    pub cos: Tensor<4>,
+    pub sin: Tensor<4>,
+    /// `true` = blocked, broadcastable to `[B, H, S, past + S]`.
+    pub mask: Tensor<4, Bool>,
+    /// Additive score bias (gating), broadcastable to `[B, H, S, past + S]`.
+    pub bias: Option<Tensor<4>>,
+    /// Layers whose probability rows to capture, and which rows/columns.
+    pub capture: Option<(&'a [usize], &'a RowCapture)>,
+    pub output_hidden_states: bool,
+}
+
+/// What a decoder pass returns.
+pub struct DecoderOutput {
+    /// Output of the final norm `[B, S, d]`.
+    pub last_hidden_state: Tensor<3>,
+    /// Output of the last decoder layer before the final norm (LaViT `V_top` source).
+    pub pre_norm_last: Tensor<3>,
+    /// Input embeddings and the output of every layer (the last one after the final norm, as
+    /// HF returns `hidden_states`), when requested.
+    pub hidden_states: Vec<Tensor<3>>,
+    /// `(layer, [B, H, rows, cols])` for captured layers.
+    pub captured: Vec<(usize, Tensor<4>)>,
+}
+
+impl TextModel {
+    pub fn new(c: &TextConfig, device: &Device) -> Self {
+        let hd = c.head_dim();
+        let norm = || {
+            RmsNormConfig::new(c.hidden_size)
+                .with_epsilon(c.rms_norm_eps)
+                .init(device)
+        };
+        let layers = (0..c.num_hidden_layers)
+            .map(|_| DecoderLayer {
+                self_attn: TextAttention {
+                    q_proj: LinearConfig::new(c.hidden_size, c.num_attention_heads * hd)
+                        .init(device),
+                    k_proj: LinearConfig::new(c.hidden_size, c.num_key_value_heads * hd)
+                        .init(device),
+                    v_proj: LinearConfig::new(c.hidden_size, c.num_key_value_heads * hd)
+                        .init(device),
+                    o_proj: LinearConfig::new(c.num_attention_heads * hd, c.hidden_size)
+                        .with_bias(false)
+                        .init(device),
+                    num_heads: c.num_attention_heads,
+                    num_kv_heads: c.num_key_value_heads,
+                },
+                mlp: Mlp::new(c.hidden_size, c.intermediate_size, false, device),
+                input_layernorm: norm(),
+                post_attention_layernorm: norm(),
+            })
+            .collect();
+        Self {
+            embed_tokens: EmbeddingConfig::new(c.vocab_size, c.hidden_size).init(device),
+            layers,
+            norm: norm(),
+        }
+    }
+
+    /// Runs the decoder layers on `inputs_embeds [B, S, d]`, appending to `cache` if given.
+    pub fn forward(
+        &self,
+        inputs_embeds: Tensor<3>,
+        inp: DecoderInputs<'_>,
+        mut cache: Option<&mut KvCache>,
+    ) -> DecoderOutput {
+        let mut x = inputs_embeds;
+        let mut hidden_states = Vec::new();
+        let mut captured = Vec::new();
+        if inp.output_hidden_states {
+            hidden_states.push(x.clone());
+        }
+        let n = self.layers.len();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let capture = inp
+                .capture
+                .filter(|(layers, _)| layers.contains(&i))
+                .map(|(_, c)| c);
+            let past = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let (out, probs) = layer.forward(x, &inp, capture, past);
+            x = out;
+            if let Some(p) = probs {
+                captured.push((i, p));
+            }
+            if inp.output_hidden_states && i + 1 < n {
+                hidden_states.push(x.clone());
+            }
+        }
+        let pre_norm_last = x.clone();
+        let last = self.norm.forward(x);
+        if inp.output_hidden_states {
+            hidden_states.push(last.clone());
+        }
+        DecoderOutput {
+            last_hidden_state: last,
+            pre_norm_last,
+            hidden_states,
+            captured,
+        }
+    }
+}
+
+impl DecoderLayer {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        inp: &DecoderInputs<'_>,
+        capture: Option<&RowCapture>,
+        past: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+    ) -> (Tensor<3>, Option<Tensor<4>>) {
+        let (attn, probs) =
+            self.self_attn
+                .forward(self.input_layernorm.forward(x.clone()), inp, capture, past);
+        let x = x + attn;
+        let out = x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x));
+        (out, probs)
+    }
+}
+
+impl TextAttention {
+    /// HF `Qwen2_5_VLAttention.forward`.
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        inp: &DecoderInputs<'_>,
+        capture: Option<&RowCapture>,
+        past: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+    ) -> (Tensor<3>, Option<Tensor<4>>) {
+        let [b, s, _] = x.dims();
+        let (h, hkv) = (self.num_heads, self.num_kv_heads);
+        let split = |t: Tensor<3>, heads: usize| {
+            t.reshape([b as i32, s as i32, heads as i32, -1])
+                .swap_dims(1, 2)
+        };
+        let q = split(self.q_proj.forward(x.clone()), h);
+        let k = split(self.k_proj.forward(x.clone()), hkv);
+        let v = split(self.v_proj.forward(x), hkv);
+        let q = apply_rotary(q, inp.cos.clone(), inp.sin.clone());
+        let k = apply_rotary(k, inp.cos.clone(), inp.sin.clone());
+        let (k, v) = match past {
+            Some(slot) => {
+                let (k, v) = match slot.take() {
+                    Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
+                    None => (k, v),
+                };
+                *slot = Some((k.clone(), v.clone()));
+                (k, v)
+            }
+            None => (k, v),
+        };
+        let k = repeat_kv(k, h / hkv);
+        let v = repeat_kv(v, h / hkv);
+        let (out, probs) = attention(q, k, v, Some(inp.mask.clone()), inp.bias.clone(), capture);
+        let out = out.swap_dims(1, 2).reshape([b as i32, s as i32, -1]);
+        (self.o_proj.forward(out), probs)
+    }
+}

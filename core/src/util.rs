@@ -1,0 +1,35 @@
+//! Small tensor helpers.
+
+use burn::prelude::*;
+
+/// Reads a float tensor back as `Vec<f32>` (any float dtype), row-major.
+pub fn to_vec_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.try_into_vec_as::<f32>()
+        .expect("reading a float tensor back")
+}
+
+/// Reads an int tensor back as `Vec<i64>`.
+pub fn to_vec_i64<const D: usize>(t: Tensor<D, Int>) -> Vec<i64> {
+    t.try_into_vec_as::<i64>()
+        .expect("reading an int tensor back")
+}
+
+/// `[n]` int tensor from indices.
+pub fn index_tensor(idx: &[usize], device: &Device) -> Tensor<1, Int> {
+    Tensor::from_data(
+        TensorData::new(
+            idx.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+            [idx.len()],
+        ),
+        device,
+    )
+}
+
+/// Float tensor of `shape` from host data.
+pub fn tensor_from<const D: usize>(
+    data: Vec<f32>,
+    shape: [usize; D],
+    device: &Device,
+) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(data, shape), device)
+}
