@@ -54,7 +54,7 @@ fn user_content(prompt: &str) -> Result<Vec<lavit_core::io::Content>> {
     }
     if parts.len() != 2 {
         bail!(
-            "the prompt has {} `<image>` slots but one image was given",
+            "prompt: {} image slots (`<image>`) but one image was given",
             parts.len() - 1
         );
     }

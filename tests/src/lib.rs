@@ -38,7 +38,7 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 #[track_caller]
 pub fn assert_close(what: &str, ours: &[f32], theirs: &[f32], tol: f32) {
     let d = max_abs_diff(ours, theirs);
-    eprintln!("{what}: max abs err {d:e}");
+    eprintln!("{what}: max abs error {d:e}");
     assert!(d <= tol, "{what}: max abs error {d:e} > {tol:e}");
 }
 
