@@ -4,11 +4,15 @@
 //! and never name a concrete backend; `lavit-backends` picks one at run time.
 //!
 //! * [`model`] — Qwen2.5-VL (vision tower, M-RoPE text decoder), teacher and student alike;
-//! * [`io`] — HF `config.json`, safetensors checkpoints, tokenizer, chat template, processor.
+//! * [`io`] — HF `config.json`, safetensors checkpoints, tokenizer, chat template, processor;
+//! * [`lavit`] — latent tokens, heads, losses, trajectory targets, curriculum sensory gating;
+//! * [`teacher`] — `V_top` / trajectory extraction and the signal store.
 
 pub mod error;
 pub mod io;
+pub mod lavit;
 pub mod model;
+pub mod teacher;
 pub mod util;
 
 pub use error::{LavitError, Result};

@@ -10,7 +10,9 @@ use image::RgbImage;
 use crate::error::{LavitError, Result};
 
 /// CLIP mean / std (`OPENAI_CLIP_MEAN`, `OPENAI_CLIP_STD`).
+#[allow(clippy::excessive_precision)] // the digits of OPENAI_CLIP_MEAN, as HF writes them
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+#[allow(clippy::excessive_precision)] // the digits of OPENAI_CLIP_STD, as HF writes them
 pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// Processor settings (defaults of the Qwen2.5-VL checkpoints).

@@ -1,0 +1,286 @@
+//! The LaViT student: a Qwen2.5-VL with `K` latent tokens `<lvr1>…<lvrK>` at the start of the
+//! assistant turn and the two heads that read them.
+//!
+//! ```text
+//! … <|im_start|>assistant\n <lvr1> … <lvrK> answer text <|im_end|>
+//!                           └ latent block ┘└ gated answer ┘
+//! ```
+
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::IndexingUpdateOp;
+use serde::{Deserialize, Serialize};
+
+use super::gating::GateLayout;
+use super::heads::{TrajectoryHead, VTopHead};
+use super::losses::{LossWeights, cross_entropy, trajectory_kl, vtop_loss};
+use crate::error::{LavitError, Result};
+use crate::io::chat::{ChatTokenizer, Message};
+use crate::io::checkpoint::HostInputs;
+use crate::io::processor::{ProcessedImage, ProcessorConfig};
+use crate::model::vlm::{ForwardOptions, LogitRows, Qwen25Vl, VlmInputs};
+use crate::util::{index_tensor, tensor_from};
+
+/// LaViT fields of a student checkpoint (`config.json` → `"lavit"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LavitConfig {
+    /// Number of latent tokens `K`.
+    pub num_latent: usize,
+    /// Token ids of `<lvr1>…<lvrK>`.
+    pub latent_token_ids: Vec<u32>,
+    /// Teacher hidden size `d_T` (VTopHead output).
+    pub d_teacher: usize,
+}
+
+/// Latent token strings `<lvr1>…<lvrK>`.
+pub fn latent_token_names(k: usize) -> Vec<String> {
+    (1..=k).map(|i| format!("<lvr{i}>")).collect()
+}
+
+/// Adds `<lvr1>…<lvrK>` to the tokenizer as special tokens (existing ones are reused) and
+/// returns their ids.
+pub fn add_latent_tokens(tok: &mut ChatTokenizer, k: usize) -> Result<Vec<u32>> {
+    let names = latent_token_names(k);
+    let added: Vec<tokenizers::AddedToken> = names
+        .iter()
+        .map(|n| tokenizers::AddedToken::from(n.clone(), true))
+        .collect();
+    tok.inner.add_special_tokens(&added);
+    names
+        .iter()
+        .map(|n| {
+            tok.token_to_id(n)
+                .ok_or_else(|| LavitError::Other(format!("could not add {n} to the tokenizer")))
+        })
+        .collect()
+}
+
+/// Makes room for token ids `ids` in the embeddings (and an untied LM head): the vocabulary
+/// grows to `max(id) + 1` if needed and the rows of `ids` are set to the mean embedding.
+pub fn init_latent_embeddings(mut vlm: Qwen25Vl, ids: &[u32]) -> Qwen25Vl {
+    let need = ids.iter().map(|&i| i as usize + 1).max().unwrap_or(0);
+    let device = vlm.device();
+    let emb = vlm.model.embed_tokens.weight.val();
+    let [v, d] = emb.dims();
+    let new_v = v.max(need);
+    let mean = emb.clone().mean_dim(0); // [1, d]
+    let mut rows = emb;
+    if new_v > v {
+        rows = Tensor::cat(vec![rows, mean.clone().expand([new_v - v, d])], 0);
+    }
+    let idx = index_tensor(&ids.iter().map(|&i| i as usize).collect::<Vec<_>>(), &device);
+    let fill = mean.expand([ids.len(), d]);
+    let cur = rows.clone().select(0, idx.clone());
+    rows = rows.select_assign(0, idx.clone(), fill - cur, IndexingUpdateOp::Add);
+    vlm.model.embed_tokens.weight = Param::from_tensor(rows);
+    if let Some(head) = vlm.lm_head.as_mut() {
+        let w = head.weight.val(); // [d, V]
+        let mean_col = w.clone().mean_dim(1); // [d, 1]
+        let mut w2 = w;
+        if new_v > v {
+            w2 = Tensor::cat(vec![w2, mean_col.clone().expand([d, new_v - v])], 1);
+        }
+        let cur = w2.clone().select(1, idx.clone());
+        w2 = w2.select_assign(1, idx, mean_col.expand([d, ids.len()]) - cur, IndexingUpdateOp::Add);
+        head.weight = Param::from_tensor(w2);
+    }
+    vlm.config.text.vocab_size = new_v;
+    vlm
+}
+
+/// The student: the VLM plus the two heads.
+#[derive(Module, Debug)]
+pub struct LavitStudent {
+    pub vlm: Qwen25Vl,
+    pub vtop_head: VTopHead,
+    pub traj_head: TrajectoryHead,
+    #[module(skip)]
+    pub lavit: LavitConfig,
+}
+
+impl LavitStudent {
+    pub fn new(vlm: Qwen25Vl, lavit: LavitConfig) -> Self {
+        let device = vlm.device();
+        let d = vlm.config.text.hidden_size;
+        Self {
+            vtop_head: VTopHead::new(d, lavit.d_teacher, &device),
+            traj_head: TrajectoryHead::new(d, &device),
+            vlm,
+            lavit,
+        }
+    }
+}
+
+/// Teacher-derived targets of one sample, already mapped to the student's grid.
+#[derive(Debug, Clone)]
+pub struct SampleTargets {
+    /// `mean_patches(V_top)`, `[d_T]`.
+    pub vtop_mean: Vec<f32>,
+    /// `K` distributions over the student's image tokens.
+    pub traj: Vec<Vec<f32>>,
+}
+
+/// One training / evaluation sequence of the student.
+#[derive(Debug, Clone)]
+pub struct StudentSample {
+    pub input_ids: Vec<u32>,
+    pub images: Vec<ProcessedImage>,
+    pub image_positions: Vec<usize>,
+    pub latent_positions: Vec<usize>,
+    /// First answer token (right after the latent block).
+    pub answer_start: usize,
+    /// One past the last supervised token (`<|im_end|>`).
+    pub end: usize,
+    pub targets: Option<SampleTargets>,
+}
+
+impl StudentSample {
+    /// Prompt (one image + question) → `<lvr…>` → answer → `<|im_end|>`.
+    pub fn build(
+        tok: &ChatTokenizer,
+        processor: &ProcessorConfig,
+        image: &image::RgbImage,
+        question: &str,
+        answer: &str,
+        latent_ids: &[u32],
+    ) -> Result<Self> {
+        let msgs = [Message::user_image_question(1, question)];
+        let host = HostInputs::build(tok, processor, std::slice::from_ref(image), &msgs, true)?;
+        Self::from_prompt(tok, host, answer, latent_ids)
+    }
+
+    /// Appends the assistant turn to an already tokenised prompt.
+    pub fn from_prompt(tok: &ChatTokenizer, host: HostInputs, answer: &str, latent_ids: &[u32]) -> Result<Self> {
+        let mut ids = host.input_ids;
+        let image_positions: Vec<usize> = ids
+            .iter()
+            .enumerate()
+            .filter(|&(_, &t)| t == tok.image_pad)
+            .map(|(i, _)| i)
+            .collect();
+        let latent_start = ids.len();
+        ids.extend_from_slice(latent_ids);
+        let answer_start = ids.len();
+        ids.extend(tok.encode(answer)?);
+        ids.push(tok.im_end);
+        let end = ids.len();
+        Ok(Self {
+            input_ids: ids,
+            images: host.images,
+            image_positions,
+            latent_positions: (latent_start..answer_start).collect(),
+            answer_start,
+            end,
+            targets: None,
+        })
+    }
+
+    pub fn latent_start(&self) -> usize {
+        self.latent_positions.first().copied().unwrap_or(self.answer_start)
+    }
+
+    /// The student's merged image grid `(h, w)` (single image).
+    pub fn merged_grid(&self, merge: usize) -> (usize, usize) {
+        let g = self.images[0].grid;
+        (g[1] / merge, g[2] / merge)
+    }
+
+    pub fn gate_layout(&self, gate_prompt: bool) -> GateLayout {
+        GateLayout::new(
+            self.input_ids.len(),
+            self.image_positions.clone(),
+            self.latent_start(),
+            self.answer_start,
+            gate_prompt,
+        )
+    }
+
+    pub fn to_inputs(&self, device: &Device) -> VlmInputs {
+        HostInputs {
+            input_ids: self.input_ids.clone(),
+            images: self.images.clone(),
+        }
+        .to_device(device)
+    }
+}
+
+/// The loss terms of one sample (scalars `[1]`; `None` when switched off or without targets).
+pub struct LossParts {
+    pub total: Tensor<1>,
+    pub ce: Option<Tensor<1>>,
+    pub vtop: Option<Tensor<1>>,
+    pub traj: Option<Tensor<1>>,
+    /// Number of supervised tokens (for throughput).
+    pub tokens: usize,
+}
+
+/// Forward + the three losses for one sample under open fraction `g` of the gate.
+pub fn sample_losses(
+    student: &LavitStudent,
+    sample: &StudentSample,
+    weights: &LossWeights,
+    g: f64,
+    gate_prompt: bool,
+) -> Result<LossParts> {
+    let device = student.vlm.device();
+    let inputs = sample.to_inputs(&device);
+    let bias = sample.gate_layout(gate_prompt).bias(g, &device);
+    // CE rows: logits at p predict the token at p + 1, for supervised tokens
+    // latent_start..end.
+    let sup: Vec<usize> = (sample.latent_start()..sample.end).collect();
+    let rows: Vec<usize> = sup.iter().map(|p| p - 1).collect();
+    let logits = if weights.ce { LogitRows::Rows(index_tensor(&rows, &device)) } else { LogitRows::None };
+    let out = student.vlm.forward(
+        &inputs,
+        ForwardOptions {
+            logits,
+            bias,
+            ..Default::default()
+        },
+    )?;
+    let mut total = Tensor::<1>::zeros([1], &device);
+    let ce = out.logits.map(|l| {
+        let tgt: Vec<usize> = sup.iter().map(|&p| sample.input_ids[p] as usize).collect();
+        cross_entropy(l, index_tensor(&tgt, &device))
+    });
+    if let Some(c) = &ce {
+        total = total + c.clone();
+    }
+    let (mut vtop, mut traj) = (None, None);
+    if let Some(t) = &sample.targets {
+        let [_, s, d] = out.decoder.last_hidden_state.dims();
+        let h = out.decoder.last_hidden_state.reshape([s, d]);
+        let h_lat = h.clone().select(0, index_tensor(&sample.latent_positions, &device));
+        let k = sample.latent_positions.len();
+        if weights.lambda_vtop > 0.0 {
+            let pred = student.vtop_head.forward(h_lat.clone());
+            let tgt = tensor_from(t.vtop_mean.clone(), [t.vtop_mean.len()], &device);
+            let l = vtop_loss(pred, tgt);
+            total = total + l.clone() * weights.lambda_vtop;
+            vtop = Some(l);
+        }
+        if weights.lambda_traj > 0.0 {
+            let h_img = h.select(0, index_tensor(&sample.image_positions, &device));
+            let scores = student.traj_head.forward(h_lat, h_img);
+            let n = sample.image_positions.len();
+            if t.traj.len() != k || t.traj.iter().any(|r| r.len() != n) {
+                return Err(LavitError::Invalid(format!(
+                    "trajectory targets are {}x{} but the student has {k} latent tokens and {n} image tokens",
+                    t.traj.len(),
+                    t.traj.first().map(|r| r.len()).unwrap_or(0)
+                )));
+            }
+            let flat: Vec<f32> = t.traj.iter().flatten().copied().collect();
+            let l = trajectory_kl(scores, tensor_from(flat, [k, n], &device));
+            total = total + l.clone() * weights.lambda_traj;
+            traj = Some(l);
+        }
+    }
+    Ok(LossParts {
+        total,
+        ce,
+        vtop,
+        traj,
+        tokens: sup.len(),
+    })
+}

@@ -1,0 +1,160 @@
+//! Host-side preparation of the trajectory targets (DESIGN §1, "TrajectoryHead"):
+//!
+//! teacher steps `p_1..p_T` (min-max normalised maps on the teacher's merged grid) →
+//! resampled to the student's `K` latent steps → bilinearly resized to the student's merged
+//! grid (`F.interpolate(mode="bilinear", align_corners=False)`) → optional top-K
+//! sparsification → renormalised to sum 1. Latent token `k` is aligned with step `k` (not
+//! only step 0 and the last latent, the reference's defect 2).
+
+/// Min-max normalisation `(x − min) / (max − min)`; a constant map becomes all ones.
+pub fn min_max(v: &[f32]) -> Vec<f32> {
+    let lo = v.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !(hi > lo) {
+        return vec![1.0; v.len()];
+    }
+    v.iter().map(|x| (x - lo) / (hi - lo)).collect()
+}
+
+/// Indices of the `k` largest values, largest first (ties: lower index first).
+pub fn top_k(v: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
+    idx.truncate(k.min(v.len()));
+    idx
+}
+
+/// Resamples `T` step maps to `k` by linear interpolation along the step axis, sampling step
+/// positions `(j + 0.5)·T/k − 0.5` (clamped), i.e. `F.interpolate(mode="linear",
+/// align_corners=False)` over steps. `T == k` returns the maps unchanged.
+pub fn resample_steps(steps: &[Vec<f32>], k: usize) -> Vec<Vec<f32>> {
+    let t = steps.len();
+    assert!(t > 0, "no trajectory steps");
+    if t == k {
+        return steps.to_vec();
+    }
+    (0..k)
+        .map(|j| {
+            let pos = ((j as f64 + 0.5) * t as f64 / k as f64 - 0.5).max(0.0);
+            let i0 = (pos.floor() as usize).min(t - 1);
+            let i1 = (i0 + 1).min(t - 1);
+            let w1 = (pos - i0 as f64) as f32;
+            steps[i0]
+                .iter()
+                .zip(&steps[i1])
+                .map(|(a, b)| a * (1.0 - w1) + b * w1)
+                .collect()
+        })
+        .collect()
+}
+
+/// Bilinear resize of a row-major `h × w` map to `oh × ow`, with PyTorch's
+/// `align_corners=False` source coordinates `(i + 0.5)·scale − 0.5` clamped at 0.
+pub fn bilinear_resize(map: &[f32], (h, w): (usize, usize), (oh, ow): (usize, usize)) -> Vec<f32> {
+    assert_eq!(map.len(), h * w, "map size does not match its grid");
+    if (h, w) == (oh, ow) {
+        return map.to_vec();
+    }
+    let coord = |i: usize, n_in: usize, n_out: usize| -> (usize, usize, f32) {
+        let scale = n_in as f32 / n_out as f32;
+        let src = ((i as f32 + 0.5) * scale - 0.5).max(0.0);
+        let i0 = (src.floor() as usize).min(n_in - 1);
+        let i1 = (i0 + 1).min(n_in - 1);
+        (i0, i1, src - i0 as f32)
+    };
+    let mut out = Vec::with_capacity(oh * ow);
+    for y in 0..oh {
+        let (y0, y1, fy) = coord(y, h, oh);
+        for x in 0..ow {
+            let (x0, x1, fx) = coord(x, w, ow);
+            let top = map[y0 * w + x0] * (1.0 - fx) + map[y0 * w + x1] * fx;
+            let bot = map[y1 * w + x0] * (1.0 - fx) + map[y1 * w + x1] * fx;
+            out.push(top * (1.0 - fy) + bot * fy);
+        }
+    }
+    out
+}
+
+/// Keeps the `k` largest entries, zeroes the rest.
+pub fn sparsify_top_k(v: &[f32], k: usize) -> Vec<f32> {
+    let keep = top_k(v, k);
+    let mut out = vec![0.0; v.len()];
+    for i in keep {
+        out[i] = v[i];
+    }
+    out
+}
+
+/// Clamps at 0 and scales to sum 1 (uniform if the map is all zero).
+pub fn normalise(v: &[f32]) -> Vec<f32> {
+    let clamped: Vec<f32> = v.iter().map(|x| x.max(0.0)).collect();
+    let s: f32 = clamped.iter().sum();
+    if s <= 0.0 {
+        return vec![1.0 / v.len() as f32; v.len()];
+    }
+    clamped.iter().map(|x| x / s).collect()
+}
+
+/// Full target pipeline: `T` teacher maps on `teacher_grid` → `k` distributions on
+/// `student_grid` (row-major, `k × (h·w)`).
+pub fn trajectory_targets(
+    steps: &[Vec<f32>],
+    teacher_grid: (usize, usize),
+    student_grid: (usize, usize),
+    k: usize,
+    top_k_keep: Option<usize>,
+) -> Vec<Vec<f32>> {
+    resample_steps(steps, k)
+        .iter()
+        .map(|m| {
+            let r = bilinear_resize(m, teacher_grid, student_grid);
+            let r = match top_k_keep {
+                Some(kk) => sparsify_top_k(&r, kk),
+                None => r,
+            };
+            normalise(&r)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_max_and_constant() {
+        assert_eq!(min_max(&[1.0, 3.0, 2.0]), vec![0.0, 1.0, 0.5]);
+        assert_eq!(min_max(&[2.0, 2.0]), vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn resize_identity_and_mass() {
+        let m: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        assert_eq!(bilinear_resize(&m, (3, 4), (3, 4)), m);
+        let up = bilinear_resize(&m, (3, 4), (6, 8));
+        assert_eq!(up.len(), 48);
+        assert!((up[0] - 0.0).abs() < 1e-6 && (up[47] - 11.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn steps_resampling() {
+        let steps = vec![vec![0.0, 1.0], vec![1.0, 0.0]];
+        assert_eq!(resample_steps(&steps, 2), steps);
+        let four = resample_steps(&steps, 4);
+        assert_eq!(four.len(), 4);
+        assert_eq!(four[0], vec![0.0, 1.0]);
+        assert_eq!(four[3], vec![1.0, 0.0]);
+        let one = resample_steps(&steps, 1);
+        assert_eq!(one[0], vec![0.5, 0.5]);
+    }
+
+    #[test]
+    fn targets_sum_to_one_and_sparsify() {
+        let steps = vec![vec![0.1, 0.9, 0.3, 0.2, 0.0, 0.5]];
+        let t = trajectory_targets(&steps, (2, 3), (4, 6), 2, Some(3));
+        for row in &t {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            assert_eq!(row.iter().filter(|&&v| v > 0.0).count(), 3);
+        }
+    }
+}

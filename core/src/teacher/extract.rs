@@ -1,0 +1,236 @@
+//! Teacher signals (DESIGN §1): `V_top` and the attention trajectory, from one forward pass
+//! over `prompt + answer`.
+//!
+//! * `V_top` — output of the last decoder layer, before the final norm, at the image-token
+//!   positions: `[N_img, d_T]`.
+//! * trajectory — for reasoning step `t` (a token span of the answer): the attention of the
+//!   step's tokens to the image tokens, averaged over heads, over the step's query rows and over
+//!   the last `L` layers, min-max normalised: `p_t ∈ [0,1]^{N_img}`; plus its top-K patches.
+//!
+//! Only the answer rows × image columns of the last `L` layers are computed
+//! ([`crate::model::attention::RowCapture`]), never a full `[heads, S, S]` matrix per layer.
+
+use std::ops::Range;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LavitError, Result};
+use crate::io::chat::ChatTokenizer;
+use crate::io::checkpoint::HostInputs;
+use crate::lavit::targets::{min_max, top_k};
+use crate::model::attention::RowCapture;
+use crate::model::vlm::{ForwardOptions, LogitRows, Qwen25Vl};
+use crate::util::{index_tensor, to_vec_f32};
+
+/// Extraction settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ExtractConfig {
+    /// Last `L` decoder layers averaged for the trajectory (reference: 8).
+    pub layers: usize,
+    /// Top-K patches kept per step (reference: 8).
+    pub top_k: usize,
+}
+
+impl Default for ExtractConfig {
+    fn default() -> Self {
+        Self { layers: 8, top_k: 8 }
+    }
+}
+
+/// What the teacher yields for one sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeacherSignals {
+    /// `[N_img × d_T]`, row-major.
+    pub vtop: Vec<f32>,
+    pub d_teacher: usize,
+    /// `T` maps over the `N_img` image tokens, min-max normalised.
+    pub traj: Vec<Vec<f32>>,
+    /// Top-K image-token indices per step.
+    pub topk: Vec<Vec<usize>>,
+    /// The teacher's merged image grid `(h, w)`; `h · w = N_img`.
+    pub grid: (usize, usize),
+}
+
+impl TeacherSignals {
+    pub fn n_img(&self) -> usize {
+        self.grid.0 * self.grid.1
+    }
+    /// `mean_patches(V_top)`.
+    pub fn vtop_mean(&self) -> Vec<f32> {
+        let n = self.n_img();
+        let mut m = vec![0f32; self.d_teacher];
+        for row in self.vtop.chunks_exact(self.d_teacher) {
+            for (a, b) in m.iter_mut().zip(row) {
+                *a += b;
+            }
+        }
+        m.iter_mut().for_each(|x| *x /= n as f32);
+        m
+    }
+}
+
+/// Splits an answer into reasoning steps: by lines if it has several, else by sentences.
+/// Separators stay attached to the end of their step, so the steps concatenate back to the
+/// answer exactly.
+pub fn split_steps(answer: &str) -> Vec<String> {
+    let by_lines: Vec<String> = answer.split_inclusive('\n').map(str::to_string).collect();
+    let pieces = if by_lines.iter().filter(|s| !s.trim().is_empty()).count() > 1 {
+        by_lines
+    } else {
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        let chars: Vec<char> = answer.chars().collect();
+        for (i, &c) in chars.iter().enumerate() {
+            cur.push(c);
+            let end = matches!(c, '.' | '?' | '!' | ';') && chars.get(i + 1).is_none_or(|n| n.is_whitespace());
+            if end {
+                out.push(std::mem::take(&mut cur));
+            }
+        }
+        if !cur.is_empty() {
+            out.push(cur);
+        }
+        out
+    };
+    // Merge whitespace-only pieces into their neighbour.
+    let mut steps: Vec<String> = Vec::new();
+    for p in pieces {
+        if p.trim().is_empty() {
+            if let Some(last) = steps.last_mut() {
+                last.push_str(&p);
+                continue;
+            }
+        }
+        if steps.last().is_some_and(|l: &String| l.trim().is_empty()) {
+            let prev = steps.pop().unwrap_or_default();
+            steps.push(prev + &p);
+        } else {
+            steps.push(p);
+        }
+    }
+    if steps.is_empty() {
+        steps.push(answer.to_string());
+    }
+    steps
+}
+
+/// Appends the steps' tokens to `prompt`; returns the full ids and each step's token range.
+pub fn append_steps(tok: &ChatTokenizer, prompt: &[u32], steps: &[String]) -> Result<(Vec<u32>, Vec<Range<usize>>)> {
+    let mut ids = prompt.to_vec();
+    let mut spans = Vec::new();
+    for s in steps {
+        let start = ids.len();
+        ids.extend(tok.encode(s)?);
+        if ids.len() == start {
+            continue;
+        }
+        spans.push(start..ids.len());
+    }
+    if spans.is_empty() {
+        return Err(LavitError::Invalid("the answer has no tokens".into()));
+    }
+    Ok((ids, spans))
+}
+
+/// Runs the teacher on `inputs` (prompt + answer, one image) and reduces the captured rows.
+pub fn extract_signals(
+    teacher: &Qwen25Vl,
+    inputs: &HostInputs,
+    step_spans: &[Range<usize>],
+    cfg: &ExtractConfig,
+) -> Result<TeacherSignals> {
+    if inputs.images.len() != 1 {
+        return Err(LavitError::Invalid(format!(
+            "teacher signals need exactly one image per sample, got {}",
+            inputs.images.len()
+        )));
+    }
+    let device = teacher.device();
+    let image_token = teacher.config.image_token_id;
+    let cols: Vec<usize> = inputs
+        .input_ids
+        .iter()
+        .enumerate()
+        .filter(|&(_, &t)| t == image_token)
+        .map(|(i, _)| i)
+        .collect();
+    let rows: Vec<usize> = step_spans.iter().flat_map(|r| r.clone()).collect();
+    if let Some(&r) = rows.iter().find(|&&r| r >= inputs.input_ids.len()) {
+        return Err(LavitError::Invalid(format!("step position {r} is past the sequence end")));
+    }
+    let n_layers = teacher.config.text.num_hidden_layers;
+    let l = cfg.layers.min(n_layers).max(1);
+    let layers: Vec<usize> = (n_layers - l..n_layers).collect();
+    let capture = RowCapture {
+        rows: index_tensor(&rows, &device),
+        cols: index_tensor(&cols, &device),
+    };
+    let out = teacher.forward(
+        &inputs.to_device(&device),
+        ForwardOptions {
+            logits: LogitRows::None,
+            capture: Some((&layers, &capture)),
+            ..Default::default()
+        },
+    )?;
+    // [1, H, R, N] per layer → mean over layers and heads → [R, N].
+    let n = cols.len();
+    let mut acc: Option<Tensor<2>> = None;
+    for (_, probs) in &out.decoder.captured {
+        let [_, h, r, _] = probs.dims();
+        let m = probs.clone().sum_dim(1).reshape([r, n]) / h as f64;
+        acc = Some(match acc {
+            Some(a) => a + m,
+            None => m,
+        });
+    }
+    let per_row = to_vec_f32(acc.expect("captured layers") / layers.len() as f64);
+    let mut traj = Vec::with_capacity(step_spans.len());
+    let mut topk = Vec::with_capacity(step_spans.len());
+    let mut row0 = 0;
+    for span in step_spans {
+        let len = span.len();
+        let mut m = vec![0f32; n];
+        for r in row0..row0 + len {
+            for (a, b) in m.iter_mut().zip(&per_row[r * n..(r + 1) * n]) {
+                *a += b / len as f32;
+            }
+        }
+        row0 += len;
+        topk.push(top_k(&m, cfg.top_k));
+        traj.push(min_max(&m));
+    }
+    let [_, s, d] = out.decoder.pre_norm_last.dims();
+    let vtop = to_vec_f32(
+        out.decoder
+            .pre_norm_last
+            .reshape([s, d])
+            .select(0, index_tensor(&cols, &device)),
+    );
+    let merge = teacher.config.vision.spatial_merge_size;
+    let g = inputs.images[0].grid;
+    Ok(TeacherSignals {
+        vtop,
+        d_teacher: d,
+        traj,
+        topk,
+        grid: (g[1] / merge, g[2] / merge),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_by_sentence_and_line() {
+        let s = split_steps("The cube is red. It is left of the ball.");
+        assert_eq!(s, vec!["The cube is red.", " It is left of the ball."]);
+        assert_eq!(s.concat(), "The cube is red. It is left of the ball.");
+        let s = split_steps("Step 1: find it\nStep 2: count\n");
+        assert_eq!(s, vec!["Step 1: find it\n", "Step 2: count\n"]);
+        assert_eq!(split_steps("Four"), vec!["Four"]);
+        assert_eq!(split_steps("3.5 apples"), vec!["3.5 apples"]);
+    }
+}

@@ -1,0 +1,7 @@
+//! Teacher signal extraction (`V_top`, attention trajectories) and the signal store.
+
+pub mod extract;
+pub mod store;
+
+pub use extract::{ExtractConfig, TeacherSignals, extract_signals, split_steps};
+pub use store::{SignalRecord, SignalStore, SignalWriter};
