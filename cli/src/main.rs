@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod common;
 mod devices;
+mod extract;
 mod forward;
 
 #[derive(Parser)]
@@ -25,6 +26,8 @@ enum Command {
     /// One forward pass of a Qwen2.5-VL checkpoint on one image + prompt; writes the inputs,
     /// logits and last hidden state as safetensors (the parity check against HF).
     Forward(forward::Args),
+    /// Teacher signals (V_top + attention trajectories) for a Visual-CoT dataset.
+    Extract(extract::Args),
     /// List the compiled backends and the adapters each one sees.
     Devices,
 }
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Forward(args) => forward::run(args),
         Command::Devices => devices::run(),
+        Command::Extract(args) => extract::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

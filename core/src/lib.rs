@@ -8,7 +8,9 @@
 //! * [`lavit`] — latent tokens, heads, losses, trajectory targets, curriculum sensory gating;
 //! * [`teacher`] — `V_top` / trajectory extraction and the signal store.
 
+pub mod data;
 pub mod error;
+pub mod infer;
 pub mod io;
 pub mod lavit;
 pub mod model;

@@ -25,7 +25,11 @@ impl Fixture {
         self.t[k].to_f32()[0]
     }
     fn meta(&self) -> Vec<usize> {
-        self.t["meta"].to_i64().iter().map(|&v| v as usize).collect()
+        self.t["meta"]
+            .to_i64()
+            .iter()
+            .map(|&v| v as usize)
+            .collect()
     }
     /// The trajectory targets computed by our pipeline from the fixture's teacher maps.
     fn our_targets(&self) -> Vec<f32> {
@@ -55,7 +59,8 @@ fn loss_values_match_pytorch() {
     let device = lavit_backends::select("cpu", 0).unwrap();
     let (logits, ls) = fx.f("logits");
     let targets: Vec<i64> = fx.t["targets"].to_i64();
-    let tg = Tensor::<1, Int>::from_data(TensorData::new(targets.clone(), [targets.len()]), &device);
+    let tg =
+        Tensor::<1, Int>::from_data(TensorData::new(targets.clone(), [targets.len()]), &device);
     let ce = cross_entropy(t2(logits, &ls, &device), tg).into_scalar::<f32>();
     assert_close("L_ce", &[ce], &[fx.scalar("l_ce")], 1e-5);
 
@@ -64,7 +69,8 @@ fn loss_values_match_pytorch() {
     let mean: Vec<f32> = (0..vs[1])
         .map(|j| (0..vs[0]).map(|i| vtop[i * vs[1] + j]).sum::<f32>() / vs[0] as f32)
         .collect();
-    let lv = vtop_loss(t2(pred, &ps, &device), tensor_from(mean, [vs[1]], &device)).into_scalar::<f32>();
+    let lv =
+        vtop_loss(t2(pred, &ps, &device), tensor_from(mean, [vs[1]], &device)).into_scalar::<f32>();
     assert_close("L_vtop", &[lv], &[fx.scalar("l_vtop")], 1e-5);
 
     let (scores, ss) = fx.f("scores");
@@ -92,9 +98,16 @@ fn check_grad(name: &str, x: Vec<f32>, shape: &[usize], f: &dyn Fn(Tensor<2>) ->
         let fd = (eval(eps) - eval(-eps)) / (2.0 * eps);
         let err = (fd - g[i]).abs() / (1e-2 + fd.abs().max(g[i].abs()));
         worst = worst.max(err);
-        assert!(err < 2e-2, "{name}: d/dx[{i}] autodiff {} vs finite difference {fd}", g[i]);
+        assert!(
+            err < 2e-2,
+            "{name}: d/dx[{i}] autodiff {} vs finite difference {fd}",
+            g[i]
+        );
     }
-    assert!(g.iter().any(|v| v.abs() > 1e-4), "{name}: gradient is all zero");
+    assert!(
+        g.iter().any(|v| v.abs() > 1e-4),
+        "{name}: gradient is all zero"
+    );
     eprintln!("{name}: worst relative gradient error {worst:e}");
 }
 

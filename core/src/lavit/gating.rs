@@ -15,9 +15,15 @@ pub enum GateSchedule {
     /// Closed (`g = 0`) for `closed_steps`, then open — the reference's two stages.
     TwoStage { closed_steps: usize },
     /// Closed for `closed_steps`, then `g` rises linearly to 1 over `ramp_steps`.
-    Linear { closed_steps: usize, ramp_steps: usize },
+    Linear {
+        closed_steps: usize,
+        ramp_steps: usize,
+    },
     /// Closed for `closed_steps`, then `g = (1 − cos(π·u)) / 2` over `ramp_steps`.
-    Cosine { closed_steps: usize, ramp_steps: usize },
+    Cosine {
+        closed_steps: usize,
+        ramp_steps: usize,
+    },
 }
 
 impl GateSchedule {
@@ -60,7 +66,9 @@ impl GateSchedule {
         };
         match parts[0] {
             "off" => Ok(GateSchedule::Off),
-            "two-stage" => Ok(GateSchedule::TwoStage { closed_steps: num(1)? }),
+            "two-stage" => Ok(GateSchedule::TwoStage {
+                closed_steps: num(1)?,
+            }),
             "linear" => Ok(GateSchedule::Linear {
                 closed_steps: num(1)?,
                 ramp_steps: num(2)?,
@@ -114,7 +122,11 @@ impl GateLayout {
         if g >= 1.0 || self.gated_rows.is_empty() || self.image_cols.is_empty() {
             return None;
         }
-        let value = if g <= 0.0 { f32::NEG_INFINITY } else { g.ln() as f32 };
+        let value = if g <= 0.0 {
+            f32::NEG_INFINITY
+        } else {
+            g.ln() as f32
+        };
         let s = self.seq_len;
         let mut data = vec![0f32; s * s];
         for &r in &self.gated_rows {
@@ -148,7 +160,13 @@ mod tests {
         };
         assert!((cos.open_fraction(1) - 0.5).abs() < 1e-12);
         assert_eq!(GateSchedule::Off.open_fraction(0), 1.0);
-        assert_eq!(GateSchedule::parse("linear:3:7").unwrap(), GateSchedule::Linear { closed_steps: 3, ramp_steps: 7 });
+        assert_eq!(
+            GateSchedule::parse("linear:3:7").unwrap(),
+            GateSchedule::Linear {
+                closed_steps: 3,
+                ramp_steps: 7
+            }
+        );
         assert!(GateSchedule::parse("sometimes").is_err());
     }
 

@@ -68,7 +68,10 @@ pub fn init_latent_embeddings(mut vlm: Qwen25Vl, ids: &[u32]) -> Qwen25Vl {
     if new_v > v {
         rows = Tensor::cat(vec![rows, mean.clone().expand([new_v - v, d])], 0);
     }
-    let idx = index_tensor(&ids.iter().map(|&i| i as usize).collect::<Vec<_>>(), &device);
+    let idx = index_tensor(
+        &ids.iter().map(|&i| i as usize).collect::<Vec<_>>(),
+        &device,
+    );
     let fill = mean.expand([ids.len(), d]);
     let cur = rows.clone().select(0, idx.clone());
     rows = rows.select_assign(0, idx.clone(), fill - cur, IndexingUpdateOp::Add);
@@ -81,7 +84,12 @@ pub fn init_latent_embeddings(mut vlm: Qwen25Vl, ids: &[u32]) -> Qwen25Vl {
             w2 = Tensor::cat(vec![w2, mean_col.clone().expand([d, new_v - v])], 1);
         }
         let cur = w2.clone().select(1, idx.clone());
-        w2 = w2.select_assign(1, idx, mean_col.expand([d, ids.len()]) - cur, IndexingUpdateOp::Add);
+        w2 = w2.select_assign(
+            1,
+            idx,
+            mean_col.expand([d, ids.len()]) - cur,
+            IndexingUpdateOp::Add,
+        );
         head.weight = Param::from_tensor(w2);
     }
     vlm.config.text.vocab_size = new_v;
@@ -150,7 +158,12 @@ impl StudentSample {
     }
 
     /// Appends the assistant turn to an already tokenised prompt.
-    pub fn from_prompt(tok: &ChatTokenizer, host: HostInputs, answer: &str, latent_ids: &[u32]) -> Result<Self> {
+    pub fn from_prompt(
+        tok: &ChatTokenizer,
+        host: HostInputs,
+        answer: &str,
+        latent_ids: &[u32],
+    ) -> Result<Self> {
         let mut ids = host.input_ids;
         let image_positions: Vec<usize> = ids
             .iter()
@@ -176,7 +189,10 @@ impl StudentSample {
     }
 
     pub fn latent_start(&self) -> usize {
-        self.latent_positions.first().copied().unwrap_or(self.answer_start)
+        self.latent_positions
+            .first()
+            .copied()
+            .unwrap_or(self.answer_start)
     }
 
     /// The student's merged image grid `(h, w)` (single image).
@@ -229,7 +245,11 @@ pub fn sample_losses(
     // latent_start..end.
     let sup: Vec<usize> = (sample.latent_start()..sample.end).collect();
     let rows: Vec<usize> = sup.iter().map(|p| p - 1).collect();
-    let logits = if weights.ce { LogitRows::Rows(index_tensor(&rows, &device)) } else { LogitRows::None };
+    let logits = if weights.ce {
+        LogitRows::Rows(index_tensor(&rows, &device))
+    } else {
+        LogitRows::None
+    };
     let out = student.vlm.forward(
         &inputs,
         ForwardOptions {
@@ -250,7 +270,9 @@ pub fn sample_losses(
     if let Some(t) = &sample.targets {
         let [_, s, d] = out.decoder.last_hidden_state.dims();
         let h = out.decoder.last_hidden_state.reshape([s, d]);
-        let h_lat = h.clone().select(0, index_tensor(&sample.latent_positions, &device));
+        let h_lat = h
+            .clone()
+            .select(0, index_tensor(&sample.latent_positions, &device));
         let k = sample.latent_positions.len();
         if weights.lambda_vtop > 0.0 {
             let pred = student.vtop_head.forward(h_lat.clone());

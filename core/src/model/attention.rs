@@ -9,7 +9,7 @@
 //!   captured layer is `O(heads · rows · keys)`, never the full `[heads, S, S]` matrix of every
 //!   layer that the reference implementation materialises (its defect 3).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
@@ -25,23 +25,27 @@ pub struct RowCapture {
     pub cols: Tensor<1, Int>,
 }
 
-/// Elements of attention probabilities that captures have produced since the last
-/// [`reset_capture_counter`]; lets tests bound extraction memory instead of trusting a claim.
-static CAPTURED_ELEMENTS: AtomicUsize = AtomicUsize::new(0);
-/// Largest score block (elements) that any capture computed.
-static CAPTURE_PEAK_BLOCK: AtomicUsize = AtomicUsize::new(0);
-
-/// Resets the capture counters (see [`capture_counters`]).
-pub fn reset_capture_counter() {
-    CAPTURED_ELEMENTS.store(0, Ordering::SeqCst);
-    CAPTURE_PEAK_BLOCK.store(0, Ordering::SeqCst);
+thread_local! {
+    /// Elements of attention probabilities that captures on this thread produced since the
+    /// last [`reset_capture_counter`]; lets tests bound extraction memory instead of trusting
+    /// a claim.
+    static CAPTURED_ELEMENTS: Cell<usize> = const { Cell::new(0) };
+    /// Largest score block (elements) that one capture on this thread computed.
+    static CAPTURE_PEAK_BLOCK: Cell<usize> = const { Cell::new(0) };
 }
 
-/// `(total elements returned by captures, largest score block computed for one capture)`.
+/// Resets this thread's capture counters (see [`capture_counters`]).
+pub fn reset_capture_counter() {
+    CAPTURED_ELEMENTS.with(|c| c.set(0));
+    CAPTURE_PEAK_BLOCK.with(|c| c.set(0));
+}
+
+/// `(total elements returned by captures, largest score block computed for one capture)` on
+/// this thread.
 pub fn capture_counters() -> (usize, usize) {
     (
-        CAPTURED_ELEMENTS.load(Ordering::SeqCst),
-        CAPTURE_PEAK_BLOCK.load(Ordering::SeqCst),
+        CAPTURED_ELEMENTS.with(Cell::get),
+        CAPTURE_PEAK_BLOCK.with(Cell::get),
     )
 }
 
@@ -86,8 +90,8 @@ pub fn attention(
             scores = scores + bi.clone().expand([b, h, sq, sk]).select(2, rows);
         }
         let probs = softmax(scores, 3).select(3, c.cols.clone());
-        CAPTURE_PEAK_BLOCK.fetch_max(b * h * n_rows * sk, Ordering::SeqCst);
-        CAPTURED_ELEMENTS.fetch_add(probs.dims().iter().product(), Ordering::SeqCst);
+        CAPTURE_PEAK_BLOCK.with(|c| c.set(c.get().max(b * h * n_rows * sk)));
+        CAPTURED_ELEMENTS.with(|c| c.set(c.get() + probs.dims().iter().product::<usize>()));
         probs
     });
     let options = AttentionModuleOptions {

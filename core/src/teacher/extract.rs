@@ -34,7 +34,10 @@ pub struct ExtractConfig {
 
 impl Default for ExtractConfig {
     fn default() -> Self {
-        Self { layers: 8, top_k: 8 }
+        Self {
+            layers: 8,
+            top_k: 8,
+        }
     }
 }
 
@@ -83,7 +86,8 @@ pub fn split_steps(answer: &str) -> Vec<String> {
         let chars: Vec<char> = answer.chars().collect();
         for (i, &c) in chars.iter().enumerate() {
             cur.push(c);
-            let end = matches!(c, '.' | '?' | '!' | ';') && chars.get(i + 1).is_none_or(|n| n.is_whitespace());
+            let end = matches!(c, '.' | '?' | '!' | ';')
+                && chars.get(i + 1).is_none_or(|n| n.is_whitespace());
             if end {
                 out.push(std::mem::take(&mut cur));
             }
@@ -116,7 +120,11 @@ pub fn split_steps(answer: &str) -> Vec<String> {
 }
 
 /// Appends the steps' tokens to `prompt`; returns the full ids and each step's token range.
-pub fn append_steps(tok: &ChatTokenizer, prompt: &[u32], steps: &[String]) -> Result<(Vec<u32>, Vec<Range<usize>>)> {
+pub fn append_steps(
+    tok: &ChatTokenizer,
+    prompt: &[u32],
+    steps: &[String],
+) -> Result<(Vec<u32>, Vec<Range<usize>>)> {
     let mut ids = prompt.to_vec();
     let mut spans = Vec::new();
     for s in steps {
@@ -157,7 +165,9 @@ pub fn extract_signals(
         .collect();
     let rows: Vec<usize> = step_spans.iter().flat_map(|r| r.clone()).collect();
     if let Some(&r) = rows.iter().find(|&&r| r >= inputs.input_ids.len()) {
-        return Err(LavitError::Invalid(format!("step position {r} is past the sequence end")));
+        return Err(LavitError::Invalid(format!(
+            "step position {r} is past the sequence end"
+        )));
     }
     let n_layers = teacher.config.text.num_hidden_layers;
     let l = cfg.layers.min(n_layers).max(1);

@@ -1,6 +1,7 @@
 //! Teacher signal extraction (`V_top`, attention trajectories) and the signal store.
 
 pub mod extract;
+pub mod pipeline;
 pub mod store;
 
 pub use extract::{ExtractConfig, TeacherSignals, extract_signals, split_steps};

@@ -66,7 +66,12 @@ fn read_index(path: &Path) -> Result<Vec<SignalRecord>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(LavitError::Io { path: path.into(), source: e }),
+        Err(e) => {
+            return Err(LavitError::Io {
+                path: path.into(),
+                source: e,
+            });
+        }
     };
     let mut out = Vec::new();
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
@@ -97,9 +102,14 @@ impl SignalWriter {
     /// in any index of the directory.
     pub fn open(dir: &Path, shard: usize, num_shards: usize, flush_every: usize) -> Result<Self> {
         if num_shards == 0 || shard >= num_shards {
-            return Err(LavitError::Invalid(format!("shard {shard} of {num_shards} is not valid")));
+            return Err(LavitError::Invalid(format!(
+                "shard {shard} of {num_shards} is not valid"
+            )));
         }
-        std::fs::create_dir_all(dir).map_err(|e| LavitError::Io { path: dir.into(), source: e })?;
+        std::fs::create_dir_all(dir).map_err(|e| LavitError::Io {
+            path: dir.into(),
+            source: e,
+        })?;
         let index_path = dir.join(index_name(shard, num_shards));
         // Drop a torn last line so appends start on a clean line.
         let own = read_index(&index_path)?;
@@ -115,7 +125,10 @@ impl SignalWriter {
         let done: HashSet<String> = existing.records.iter().map(|r| r.id.clone()).collect();
         let shard_tag = format!("{shard}");
         let mut next_file = 0;
-        while dir.join(format!("signals-{shard_tag}-{next_file:05}.safetensors")).exists() {
+        while dir
+            .join(format!("signals-{shard_tag}-{next_file:05}.safetensors"))
+            .exists()
+        {
             next_file += 1;
         }
         Ok(Self {
@@ -176,7 +189,10 @@ impl SignalWriter {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let file = format!("signals-{}-{:05}.safetensors", self.shard_tag, self.next_file);
+        let file = format!(
+            "signals-{}-{:05}.safetensors",
+            self.shard_tag, self.next_file
+        );
         let mut tensors = BTreeMap::new();
         for (r, s) in &self.pending {
             let n = s.n_img();
@@ -189,12 +205,18 @@ impl SignalWriter {
             );
             tensors.insert(
                 format!("{}.traj", r.id),
-                HostTensor::f32(vec![s.traj.len(), n], s.traj.iter().flatten().copied().collect()),
+                HostTensor::f32(
+                    vec![s.traj.len(), n],
+                    s.traj.iter().flatten().copied().collect(),
+                ),
             );
             let k = s.topk.first().map(|t| t.len()).unwrap_or(0);
             tensors.insert(
                 format!("{}.topk", r.id),
-                HostTensor::i64(vec![s.topk.len(), k], s.topk.iter().flatten().map(|&i| i as i64).collect()),
+                HostTensor::i64(
+                    vec![s.topk.len(), k],
+                    s.topk.iter().flatten().map(|&i| i as i64).collect(),
+                ),
             );
         }
         write_atomic(&self.dir.join(&file), &to_safetensors_bytes(&tensors)?)?;
@@ -209,10 +231,16 @@ impl SignalWriter {
             .create(true)
             .append(true)
             .open(&self.index_path)
-            .map_err(|e| LavitError::Io { path: self.index_path.clone(), source: e })?;
+            .map_err(|e| LavitError::Io {
+                path: self.index_path.clone(),
+                source: e,
+            })?;
         f.write_all(lines.as_bytes())
             .and_then(|_| f.sync_all())
-            .map_err(|e| LavitError::Io { path: self.index_path.clone(), source: e })?;
+            .map_err(|e| LavitError::Io {
+                path: self.index_path.clone(),
+                source: e,
+            })?;
         for (r, _) in self.pending.drain(..) {
             self.done.insert(r.id);
         }
@@ -239,11 +267,17 @@ impl SignalStore {
         if !dir.is_dir() {
             return Err(LavitError::Io {
                 path: dir.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "signal store directory not found"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "signal store directory not found",
+                ),
             });
         }
         let mut indexes: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| LavitError::Io { path: dir.into(), source: e })?
+            .map_err(|e| LavitError::Io {
+                path: dir.into(),
+                source: e,
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 p.file_name()
@@ -276,10 +310,11 @@ impl SignalStore {
         }
         let t = &self.cache[&record.file];
         let get = |k: &str| {
-            t.get(&format!("{}.{k}", record.id)).ok_or_else(|| LavitError::Weights {
-                path: self.dir.join(&record.file),
-                message: format!("no tensor `{}.{k}`", record.id),
-            })
+            t.get(&format!("{}.{k}", record.id))
+                .ok_or_else(|| LavitError::Weights {
+                    path: self.dir.join(&record.file),
+                    message: format!("no tensor `{}.{k}`", record.id),
+                })
         };
         let vtop = get("vtop")?;
         let traj = get("traj")?;
@@ -304,7 +339,11 @@ impl SignalStore {
             vtop: vtop.to_f32(),
             d_teacher: record.d_teacher,
             traj: traj_v.chunks(n).take(t_steps).map(|c| c.to_vec()).collect(),
-            topk: topk_v.chunks(k.max(1)).take(t_steps).map(|c| c.iter().map(|&i| i as usize).collect()).collect(),
+            topk: topk_v
+                .chunks(k.max(1))
+                .take(t_steps)
+                .map(|c| c.iter().map(|&i| i as usize).collect())
+                .collect(),
             grid: (record.grid_h, record.grid_w),
         })
     }

@@ -1,0 +1,5 @@
+//! Datasets: the Visual-CoT JSON layout (and, later, benchmarks and the synthetic task).
+
+pub mod viscot;
+
+pub use viscot::{Sample, read_viscot, write_viscot};

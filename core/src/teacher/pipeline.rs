@@ -1,0 +1,130 @@
+//! Extraction over a dataset: for each sample of this shard that the store does not hold yet,
+//! build `prompt + answer` (the sample's answer, or the teacher's own greedy generation),
+//! split the answer into steps, run the teacher once and append the signals to the store.
+
+use std::path::Path;
+
+use super::extract::{ExtractConfig, append_steps, extract_signals, split_steps};
+use super::store::{SignalRecord, SignalWriter};
+use crate::data::viscot::{Sample, image_path};
+use crate::error::{LavitError, Result};
+use crate::infer::{GenerateConfig, generate};
+use crate::io::chat::{ChatTokenizer, Message};
+use crate::io::checkpoint::HostInputs;
+use crate::io::processor::{ProcessorConfig, load_rgb};
+use crate::model::vlm::Qwen25Vl;
+
+/// What to extract with.
+pub struct ExtractJob<'a> {
+    pub teacher: &'a Qwen25Vl,
+    pub tokenizer: &'a ChatTokenizer,
+    pub processor: &'a ProcessorConfig,
+    pub images_root: &'a Path,
+    pub cfg: ExtractConfig,
+    /// Cap on the number of steps `T` (extra steps are merged into the last one).
+    pub max_steps: Option<usize>,
+    /// Use the teacher's greedy answer instead of the dataset's.
+    pub generate: Option<GenerateConfig>,
+}
+
+/// Counts of one extraction run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtractSummary {
+    pub extracted: usize,
+    pub skipped_done: usize,
+    pub other_shards: usize,
+}
+
+/// Caps `steps` at `max` by merging the tail into the last kept step.
+pub fn cap_steps(mut steps: Vec<String>, max: usize) -> Vec<String> {
+    if max == 0 || steps.len() <= max {
+        return steps;
+    }
+    let tail: String = steps.drain(max - 1..).collect();
+    steps.push(tail);
+    steps
+}
+
+/// The samples of `shard` out of `num_shards` (by position in the dataset).
+pub fn shard_of(samples: &[Sample], shard: usize, num_shards: usize) -> Vec<&Sample> {
+    samples
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % num_shards.max(1) == shard)
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// Extracts every not-yet-stored sample of `samples` (already sharded) into `writer`;
+/// `progress(done, total)` is called after each sample.
+pub fn extract_all(
+    job: &ExtractJob<'_>,
+    samples: &[&Sample],
+    writer: &mut SignalWriter,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ExtractSummary> {
+    let mut summary = ExtractSummary::default();
+    if let Some(d) = writer.d_teacher()
+        && d != job.teacher.config.text.hidden_size
+    {
+        return Err(LavitError::Invalid(format!(
+            "the signal store holds d_T = {d} but the teacher's hidden size is {}",
+            job.teacher.config.text.hidden_size
+        )));
+    }
+    let total = samples.len();
+    for (i, s) in samples.iter().enumerate() {
+        if writer.contains(&s.id) {
+            summary.skipped_done += 1;
+            progress(i + 1, total);
+            continue;
+        }
+        let img = load_rgb(&image_path(job.images_root, s))?;
+        let msgs = [Message::user_image_question(1, &s.question)];
+        let prompt = HostInputs::build(job.tokenizer, job.processor, &[img], &msgs, true)?;
+        let answer = match &job.generate {
+            Some(g) => {
+                let mut g = g.clone();
+                g.stop_ids = vec![job.tokenizer.im_end];
+                let out = generate(
+                    job.teacher,
+                    None,
+                    &prompt.to_device(&job.teacher.device()),
+                    &[],
+                    &g,
+                )?;
+                let ids: Vec<u32> = out
+                    .tokens
+                    .into_iter()
+                    .filter(|&t| t != job.tokenizer.im_end)
+                    .collect();
+                job.tokenizer.decode(&ids, true)?
+            }
+            None => s.answer.clone(),
+        };
+        let steps = cap_steps(split_steps(&answer), job.max_steps.unwrap_or(0));
+        let (ids, spans) = append_steps(job.tokenizer, &prompt.input_ids, &steps)?;
+        let inputs = HostInputs {
+            input_ids: ids,
+            images: prompt.images,
+        };
+        let signals = extract_signals(job.teacher, &inputs, &spans, &job.cfg)?;
+        let record = SignalRecord {
+            id: s.id.clone(),
+            image: s.image.clone(),
+            question: s.question.clone(),
+            answer,
+            steps,
+            grid_h: 0,
+            grid_w: 0,
+            d_teacher: 0,
+            file: String::new(),
+            extra: s.extra.clone(),
+        };
+        writer.push(record, signals)?;
+        summary.extracted += 1;
+        progress(i + 1, total);
+    }
+    writer.flush()?;
+    Ok(summary)
+}
