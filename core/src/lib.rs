@@ -15,6 +15,7 @@ pub mod io;
 pub mod lavit;
 pub mod model;
 pub mod teacher;
+pub mod train;
 pub mod util;
 
 pub use error::{LavitError, Result};

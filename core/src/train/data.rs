@@ -1,0 +1,51 @@
+//! Student training samples from a signal store: the prompt with the latent block and the
+//! answer, and the teacher targets mapped to the student's grid.
+
+use std::path::Path;
+
+use crate::error::{LavitError, Result};
+use crate::io::chat::ChatTokenizer;
+use crate::io::processor::{ProcessorConfig, load_rgb};
+use crate::lavit::student::{SampleTargets, StudentSample};
+use crate::lavit::targets::trajectory_targets;
+use crate::teacher::store::SignalStore;
+
+/// How teacher signals become student targets.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetConfig {
+    /// Keep the top-K patches of each target map (`None` = dense).
+    pub top_k: Option<usize>,
+}
+
+/// Builds one sample per store record (in store order).
+pub fn samples_from_store(
+    store: &mut SignalStore,
+    images_root: &Path,
+    tok: &ChatTokenizer,
+    processor: &ProcessorConfig,
+    latent_ids: &[u32],
+    d_teacher: usize,
+    targets: TargetConfig,
+) -> Result<Vec<StudentSample>> {
+    let records = store.records.clone();
+    let mut out = Vec::with_capacity(records.len());
+    for r in &records {
+        if r.d_teacher != d_teacher {
+            return Err(LavitError::Invalid(format!(
+                "signal store record {} has d_T = {} but the student's VTopHead expects {d_teacher}",
+                r.id, r.d_teacher
+            )));
+        }
+        let img = load_rgb(&images_root.join(&r.image))?;
+        let mut s = StudentSample::build(tok, processor, &img, &r.question, &r.answer, latent_ids)?;
+        let sig = store.load(r)?;
+        let grid = s.merged_grid(processor.merge_size);
+        let traj = trajectory_targets(&sig.traj, sig.grid, grid, latent_ids.len(), targets.top_k);
+        s.targets = Some(SampleTargets {
+            vtop_mean: sig.vtop_mean(),
+            traj,
+        });
+        out.push(s);
+    }
+    Ok(out)
+}

@@ -1,0 +1,283 @@
+//! Training the LaViT student (burn autodiff): AdamW with decoupled weight decay, warmup +
+//! cosine decay, gradient accumulation, global-norm clipping, frozen vision tower,
+//! curriculum sensory gating, atomic resumable checkpoints, a JSONL metrics log, and a stop
+//! with a clear message on a non-finite loss.
+
+pub mod checkpoint;
+pub mod data;
+pub mod export;
+pub mod optim;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LavitError, Result};
+use crate::lavit::gating::GateSchedule;
+use crate::lavit::losses::LossWeights;
+use crate::lavit::student::{LavitStudent, StudentSample, sample_losses};
+use checkpoint::{TrainState, load_checkpoint, save_checkpoint};
+use optim::{clip_global_norm, lr_at};
+
+/// Everything that defines a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub steps: usize,
+    pub lr: f64,
+    pub warmup_steps: usize,
+    /// Cosine decay from `lr` to `lr · min_lr_ratio` after warmup.
+    pub min_lr_ratio: f64,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub epsilon: f64,
+    pub grad_accum: usize,
+    /// Global gradient-norm clip (`None` = off).
+    pub clip_norm: Option<f64>,
+    pub loss: LossWeights,
+    pub gate: GateSchedule,
+    /// Also gate the prompt text after the image.
+    pub gate_prompt: bool,
+    pub freeze_vision: bool,
+    /// Checkpoint every N optimiser steps (0 = only at the end).
+    pub checkpoint_every: usize,
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 1000,
+            lr: 5e-6,
+            warmup_steps: 30,
+            min_lr_ratio: 0.1,
+            weight_decay: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            grad_accum: 16,
+            clip_norm: Some(1.0),
+            loss: LossWeights::default(),
+            gate: GateSchedule::TwoStage { closed_steps: 400 },
+            gate_prompt: true,
+            freeze_vision: true,
+            checkpoint_every: 100,
+            seed: 0,
+        }
+    }
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepLog {
+    pub step: usize,
+    pub lr: f64,
+    pub gate: f64,
+    pub loss: f64,
+    pub ce: Option<f64>,
+    pub vtop: Option<f64>,
+    pub traj: Option<f64>,
+    pub grad_norm: f64,
+    pub tokens_per_s: f64,
+}
+
+/// The data order: a fresh seeded shuffle per epoch; `(epoch, cursor)` is the resume point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataCursor {
+    pub epoch: usize,
+    pub index: usize,
+}
+
+fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    order.shuffle(&mut rng);
+    order
+}
+
+/// Where a run writes: `checkpoint/`, `metrics.jsonl`.
+pub struct RunDir {
+    pub dir: PathBuf,
+}
+
+impl RunDir {
+    pub fn metrics(&self) -> PathBuf {
+        self.dir.join("metrics.jsonl")
+    }
+    pub fn checkpoint(&self) -> PathBuf {
+        self.dir.join("checkpoint")
+    }
+}
+
+/// Trains `student` on `samples` (parameters are switched to autodiff here; the returned
+/// student is too — call `.valid()` for inference). With `resume`, continues from
+/// `out/checkpoint` if present. `on_step` sees each step's log (progress bars); returning
+/// `false` stops the run at once, without a checkpoint (as a kill would).
+pub fn train(
+    mut student: LavitStudent,
+    samples: &[StudentSample],
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    on_step: &mut dyn FnMut(&StepLog) -> bool,
+) -> Result<LavitStudent> {
+    if samples.is_empty() {
+        return Err(LavitError::Invalid("no training samples".into()));
+    }
+    if cfg.grad_accum == 0 || cfg.steps == 0 {
+        return Err(LavitError::Invalid(
+            "steps and grad_accum must be positive".into(),
+        ));
+    }
+    let run = RunDir {
+        dir: out.to_path_buf(),
+    };
+    std::fs::create_dir_all(out).map_err(|e| LavitError::Io {
+        path: out.into(),
+        source: e,
+    })?;
+    let mut optim = optim::adamw(cfg);
+    let mut state = TrainState {
+        step: 0,
+        cursor: DataCursor { epoch: 0, index: 0 },
+        seed: cfg.seed,
+        config: cfg.clone(),
+    };
+    if resume && run.checkpoint().join("state.json").is_file() {
+        let (s, st, o) = load_checkpoint(&run.checkpoint(), student, optim)?;
+        student = s;
+        state = st;
+        optim = o;
+        if state.config != *cfg {
+            tracing::warn!("resuming with a different training config than the checkpoint's");
+        }
+        truncate_metrics(&run.metrics(), state.step)?;
+    } else {
+        let _ = std::fs::remove_file(run.metrics());
+    }
+    // Parameters become autodiff-tracked; the vision tower stays frozen by default.
+    student = student.train();
+    if cfg.freeze_vision {
+        student.vlm.visual = student.vlm.visual.clone().no_grad();
+    }
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run.metrics())
+        .map_err(|e| LavitError::Io {
+            path: run.metrics(),
+            source: e,
+        })?;
+    let mut order = epoch_order(samples.len(), cfg.seed, state.cursor.epoch);
+    while state.step < cfg.steps {
+        let t0 = Instant::now();
+        let step = state.step;
+        let g = cfg.gate.open_fraction(step);
+        let mut acc = GradientsAccumulator::<LavitStudent>::new();
+        let (mut sum, mut ce, mut vt, mut tr) = (0.0, 0.0, 0.0, 0.0);
+        let (mut has_ce, mut has_vt, mut has_tr) = (false, false, false);
+        let mut tokens = 0;
+        for _ in 0..cfg.grad_accum {
+            if state.cursor.index >= order.len() {
+                state.cursor = DataCursor {
+                    epoch: state.cursor.epoch + 1,
+                    index: 0,
+                };
+                order = epoch_order(samples.len(), cfg.seed, state.cursor.epoch);
+            }
+            let sample = &samples[order[state.cursor.index]];
+            state.cursor.index += 1;
+            let parts = sample_losses(&student, sample, &cfg.loss, g, cfg.gate_prompt)?;
+            let total = parts.total / cfg.grad_accum as f64;
+            let value: f64 = total.clone().into_scalar::<f32>() as f64;
+            if !value.is_finite() {
+                return Err(LavitError::Other(format!(
+                    "non-finite loss at step {step} (sample {}); stopped — the last good checkpoint is in {}",
+                    order[state.cursor.index - 1],
+                    run.checkpoint().display()
+                )));
+            }
+            sum += value;
+            let scalar = |t: Option<Tensor<1>>, acc: &mut f64, has: &mut bool| {
+                if let Some(t) = t {
+                    *acc += t.into_scalar::<f32>() as f64 / cfg.grad_accum as f64;
+                    *has = true;
+                }
+            };
+            scalar(parts.ce, &mut ce, &mut has_ce);
+            scalar(parts.vtop, &mut vt, &mut has_vt);
+            scalar(parts.traj, &mut tr, &mut has_tr);
+            tokens += parts.tokens;
+            let grads = GradientsParams::from_grads(total.backward(), &student);
+            acc.accumulate(&student, grads);
+        }
+        let mut grads = acc.grads();
+        let grad_norm = clip_global_norm(&student, &mut grads, cfg.clip_norm);
+        let lr = lr_at(cfg, step);
+        student = optim.step(lr, student, grads);
+        state.step += 1;
+        let log = StepLog {
+            step: state.step,
+            lr,
+            gate: g,
+            loss: sum,
+            ce: has_ce.then_some(ce),
+            vtop: has_vt.then_some(vt),
+            traj: has_tr.then_some(tr),
+            grad_norm,
+            tokens_per_s: tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+        };
+        let line = serde_json::to_string(&log).expect("log serialises") + "\n";
+        metrics
+            .write_all(line.as_bytes())
+            .map_err(|e| LavitError::Io {
+                path: run.metrics(),
+                source: e,
+            })?;
+        if !on_step(&log) {
+            return Ok(student);
+        }
+        let last = state.step == cfg.steps;
+        if last || (cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0) {
+            save_checkpoint(&run.checkpoint(), &student, &optim, &state)?;
+        }
+    }
+    Ok(student)
+}
+
+/// Drops metric lines after `step` (a resumed run rewrites them).
+fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| serde_json::from_str::<StepLog>(l).is_ok_and(|s| s.step <= step))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    crate::io::checkpoint::write_atomic(path, kept.as_bytes())
+}
+
+/// Reads `metrics.jsonl`.
+pub fn read_metrics(path: &Path) -> Result<Vec<StepLog>> {
+    let text = std::fs::read_to_string(path).map_err(|e| LavitError::Io {
+        path: path.into(),
+        source: e,
+    })?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).map_err(|e| LavitError::Json {
+                path: path.to_path_buf(),
+                source: e,
+            })
+        })
+        .collect()
+}
