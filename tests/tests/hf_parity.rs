@@ -200,10 +200,10 @@ fn parity_detects_a_perturbed_weight() {
     let ckpt = Checkpoint::open(&fixture(name)).unwrap();
     let mut model = ckpt.load(&device).unwrap();
     let (host, _) = host_inputs(name, &ckpt);
-    let w = model.model.layers[1].self_attn.v_proj.weight.val();
+    let w = model.model.layers[1].self_attn.v_proj.inner.weight.val();
     let [i, o] = w.dims();
     let bump = burn::tensor::Tensor::<2>::zeros([i, o], &device).slice_fill([0..1, 0..1], 1e-2);
-    model.model.layers[1].self_attn.v_proj.weight = Param::from_tensor(w + bump);
+    model.model.layers[1].self_attn.v_proj.inner.weight = Param::from_tensor(w + bump);
     let out = model
         .forward(&host.to_device(&device), ForwardOptions::default())
         .unwrap();

@@ -258,3 +258,112 @@ fn exported_student_reloads_and_generates() {
     }
     assert!(!g.tokens.is_empty());
 }
+
+#[test]
+fn lora_training_learns_and_merges_on_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, images) = make_store(tmp.path());
+    let (student, tok, samples) = student_and_samples(&store, &images);
+    let base_w = lavit_core::util::to_vec_f32(
+        student.vlm.model.layers[0]
+            .self_attn
+            .q_proj
+            .inner
+            .weight
+            .val(),
+    );
+    let mut c = cfg(30);
+    c.lr = 5e-3;
+    c.lora = Some(lavit_core::model::lora::LoraConfig {
+        rank: 4,
+        alpha: 8.0,
+        ..Default::default()
+    });
+    let run = tmp.path().join("lora");
+    let trained = train(student, &samples, &c, &run, false, &mut |_| true).unwrap();
+    assert!(trained.vlm.model.lora_params() > 0);
+    // The base weights did not move; the adapters did the work.
+    let after = lavit_core::util::to_vec_f32(
+        trained.vlm.model.layers[0]
+            .self_attn
+            .q_proj
+            .inner
+            .weight
+            .val(),
+    );
+    assert_eq!(base_w, after, "a frozen base weight changed");
+    let logs = read_metrics(&run.join("metrics.jsonl")).unwrap();
+    let v: Vec<f64> = logs.iter().map(|l| l.loss).collect();
+    assert!(
+        mean(&v[25..]) < mean(&v[..5]) * 0.8,
+        "LoRA run did not learn: {v:?}"
+    );
+
+    let out = tmp.path().join("export");
+    export_student(&trained, &tok, &out, burn::tensor::DType::F32).unwrap();
+    let device = lavit_backends::select("cpu", 0).unwrap();
+    let (_, reloaded) = load_student(&out, &device).unwrap();
+    assert_eq!(
+        reloaded.vlm.model.lora_params(),
+        0,
+        "export must merge the adapters"
+    );
+    let s = &samples[0];
+    let valid = trained.valid();
+    let f = |m: &LavitStudent| {
+        let out = m
+            .vlm
+            .forward(&s.to_inputs(&device), Default::default())
+            .unwrap();
+        lavit_core::util::to_vec_f32(out.logits.unwrap())
+    };
+    let d = lavit_tests::max_abs_diff(&f(&valid), &f(&reloaded));
+    assert!(
+        d < 1e-4,
+        "merged export differs from the adapter model by {d}"
+    );
+}
+
+#[test]
+fn frozen_vision_tower_does_not_move() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, images) = make_store(tmp.path());
+    let (student, _, samples) = student_and_samples(&store, &images);
+    let before = lavit_core::util::to_vec_f32(student.vlm.visual.blocks[0].attn.qkv.weight.val());
+    let trained = train(
+        student,
+        &samples,
+        &cfg(4),
+        &tmp.path().join("r"),
+        false,
+        &mut |_| true,
+    )
+    .unwrap();
+    let after = lavit_core::util::to_vec_f32(trained.vlm.visual.blocks[0].attn.qkv.weight.val());
+    assert_eq!(before, after);
+}
+
+#[test]
+fn divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, images) = make_store(tmp.path());
+    let (student, _, samples) = student_and_samples(&store, &images);
+    let mut c = cfg(40);
+    c.lr = 1e9;
+    c.warmup_steps = 0;
+    c.clip_norm = None;
+    c.checkpoint_every = 1;
+    let run = tmp.path().join("diverge");
+    let err = match train(student, &samples, &c, &run, false, &mut |_| true) {
+        Ok(_) => panic!("training with lr 1e9 did not diverge"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("non-finite"), "{err}");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("checkpoint/state.json")).unwrap()).unwrap();
+    let step = state["step"].as_u64().unwrap();
+    assert!(step >= 1 && step < 40);
+    // The checkpoint that was kept loads and gives finite losses.
+    let logs = read_metrics(&run.join("metrics.jsonl")).unwrap();
+    assert!(logs.iter().take(step as usize).all(|l| l.loss.is_finite()));
+}

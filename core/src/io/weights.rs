@@ -30,12 +30,15 @@ const LOAD_REMAP: &[(&str, &str)] = &[
     (r"^model\.language_model\.", "model."),
     (r"^visual\.merger\.mlp\.0\.", "visual.merger.fc1."),
     (r"^visual\.merger\.mlp\.2\.", "visual.merger.fc2."),
+    // Projections that may carry a LoRA adapter keep their base Linear in `inner`.
+    (r"_proj\.(weight|bias)$", "_proj.inner.$1"),
 ];
 
 /// Inverse renames for export in the hub layout.
 const SAVE_REMAP: &[(&str, &str)] = &[
     (r"^visual\.merger\.fc1\.", "visual.merger.mlp.0."),
     (r"^visual\.merger\.fc2\.", "visual.merger.mlp.2."),
+    (r"_proj\.inner\.", "_proj."),
 ];
 
 #[derive(Deserialize)]
@@ -129,7 +132,7 @@ pub fn load_weights(model: Qwen25Vl, source: WeightSource) -> Result<Qwen25Vl> {
         .filter(|p| !applied.contains(p))
         .collect();
     if !missing.is_empty() {
-        let shown: Vec<&str> = missing.iter().take(8).map(|s| s.as_str()).collect();
+        let shown: Vec<String> = missing.iter().take(8).map(|s| checkpoint_key(s)).collect();
         let more = if missing.len() > 8 {
             format!(" (and {} more)", missing.len() - 8)
         } else {
@@ -159,7 +162,7 @@ fn apply_error(err: &ApplyError, file: &str) -> LavitError {
                 found.reverse();
             }
             LavitError::ShapeMismatch {
-                key: path.clone(),
+                key: checkpoint_key(path),
                 expected,
                 found,
             }
@@ -169,6 +172,13 @@ fn apply_error(err: &ApplyError, file: &str) -> LavitError {
             message: other.to_string(),
         },
     }
+}
+
+/// Our module path → the hub checkpoint key (for messages).
+fn checkpoint_key(path: &str) -> String {
+    path.replace("_proj.inner.", "_proj.")
+        .replace("visual.merger.fc1.", "visual.merger.mlp.0.")
+        .replace("visual.merger.fc2.", "visual.merger.mlp.2.")
 }
 
 fn is_linear_weight(path: &str) -> bool {

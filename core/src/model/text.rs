@@ -1,20 +1,21 @@
 //! Text decoder of Qwen2.5-VL (HF `Qwen2_5_VLTextModel`): a Qwen2 decoder — RMSNorm, GQA
 //! attention with q/k/v bias and M-RoPE, SwiGLU — with a KV cache for generation.
 
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::nn::{Embedding, EmbeddingConfig, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 
 use super::attention::{RowCapture, attention, repeat_kv};
 use super::config::TextConfig;
+use super::lora::Proj;
 use super::mlp::Mlp;
 use super::rope::apply_rotary;
 
 #[derive(Module, Debug)]
 pub struct TextAttention {
-    pub q_proj: Linear,
-    pub k_proj: Linear,
-    pub v_proj: Linear,
-    pub o_proj: Linear,
+    pub q_proj: Proj,
+    pub k_proj: Proj,
+    pub v_proj: Proj,
+    pub o_proj: Proj,
     pub num_heads: usize,
     pub num_kv_heads: usize,
 }
@@ -97,15 +98,20 @@ impl TextModel {
         let layers = (0..c.num_hidden_layers)
             .map(|_| DecoderLayer {
                 self_attn: TextAttention {
-                    q_proj: LinearConfig::new(c.hidden_size, c.num_attention_heads * hd)
-                        .init(device),
-                    k_proj: LinearConfig::new(c.hidden_size, c.num_key_value_heads * hd)
-                        .init(device),
-                    v_proj: LinearConfig::new(c.hidden_size, c.num_key_value_heads * hd)
-                        .init(device),
-                    o_proj: LinearConfig::new(c.num_attention_heads * hd, c.hidden_size)
-                        .with_bias(false)
-                        .init(device),
+                    q_proj: Proj::new(
+                        LinearConfig::new(c.hidden_size, c.num_attention_heads * hd).init(device),
+                    ),
+                    k_proj: Proj::new(
+                        LinearConfig::new(c.hidden_size, c.num_key_value_heads * hd).init(device),
+                    ),
+                    v_proj: Proj::new(
+                        LinearConfig::new(c.hidden_size, c.num_key_value_heads * hd).init(device),
+                    ),
+                    o_proj: Proj::new(
+                        LinearConfig::new(c.num_attention_heads * hd, c.hidden_size)
+                            .with_bias(false)
+                            .init(device),
+                    ),
                     num_heads: c.num_attention_heads,
                     num_kv_heads: c.num_key_value_heads,
                 },
@@ -217,5 +223,106 @@ impl TextAttention {
         let (out, probs) = attention(q, k, v, Some(inp.mask.clone()), inp.bias.clone(), capture);
         let out = out.swap_dims(1, 2).reshape([b as i32, s as i32, -1]);
         (self.o_proj.forward(out), probs)
+    }
+}
+
+impl TextModel {
+    /// Attaches LoRA adapters to the chosen projections of every decoder layer.
+    pub fn apply_lora(mut self, cfg: &super::lora::LoraConfig, device: &Device) -> Self {
+        let want = |n: &str| cfg.targets.iter().any(|t| t == n);
+        let add = |p: Proj, n: &str| {
+            if want(n) {
+                p.with_lora(cfg.rank, cfg.alpha, device)
+            } else {
+                p
+            }
+        };
+        self.layers = self
+            .layers
+            .into_iter()
+            .map(|mut l| {
+                l.self_attn.q_proj = add(l.self_attn.q_proj, "q_proj");
+                l.self_attn.k_proj = add(l.self_attn.k_proj, "k_proj");
+                l.self_attn.v_proj = add(l.self_attn.v_proj, "v_proj");
+                l.self_attn.o_proj = add(l.self_attn.o_proj, "o_proj");
+                l.mlp.gate_proj = add(l.mlp.gate_proj, "gate_proj");
+                l.mlp.up_proj = add(l.mlp.up_proj, "up_proj");
+                l.mlp.down_proj = add(l.mlp.down_proj, "down_proj");
+                l
+            })
+            .collect();
+        self
+    }
+
+    /// Folds every adapter into its base weight.
+    pub fn merge_lora(mut self) -> Self {
+        self.layers = self
+            .layers
+            .into_iter()
+            .map(|mut l| {
+                let a = l.self_attn;
+                l.self_attn = TextAttention {
+                    q_proj: a.q_proj.merge(),
+                    k_proj: a.k_proj.merge(),
+                    v_proj: a.v_proj.merge(),
+                    o_proj: a.o_proj.merge(),
+                    ..a
+                };
+                l.mlp.gate_proj = l.mlp.gate_proj.merge();
+                l.mlp.up_proj = l.mlp.up_proj.merge();
+                l.mlp.down_proj = l.mlp.down_proj.merge();
+                l
+            })
+            .collect();
+        self
+    }
+
+    /// Freezes everything of the decoder except the LoRA adapters and the token embeddings
+    /// (the latent tokens' rows must learn).
+    pub fn freeze_base_for_lora(mut self) -> Self {
+        let f = |p: Proj| Proj {
+            inner: p.inner.no_grad(),
+            lora: p.lora,
+        };
+        self.layers = self
+            .layers
+            .into_iter()
+            .map(|l| DecoderLayer {
+                self_attn: TextAttention {
+                    q_proj: f(l.self_attn.q_proj),
+                    k_proj: f(l.self_attn.k_proj),
+                    v_proj: f(l.self_attn.v_proj),
+                    o_proj: f(l.self_attn.o_proj),
+                    num_heads: l.self_attn.num_heads,
+                    num_kv_heads: l.self_attn.num_kv_heads,
+                },
+                mlp: super::mlp::Mlp {
+                    gate_proj: f(l.mlp.gate_proj),
+                    up_proj: f(l.mlp.up_proj),
+                    down_proj: f(l.mlp.down_proj),
+                },
+                input_layernorm: l.input_layernorm.no_grad(),
+                post_attention_layernorm: l.post_attention_layernorm.no_grad(),
+            })
+            .collect();
+        self.norm = self.norm.no_grad();
+        self
+    }
+
+    /// Number of LoRA parameters attached.
+    pub fn lora_params(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| {
+                let a = &l.self_attn;
+                a.q_proj.lora_params()
+                    + a.k_proj.lora_params()
+                    + a.v_proj.lora_params()
+                    + a.o_proj.lora_params()
+                    + l.mlp.gate_proj.lora_params()
+                    + l.mlp.up_proj.lora_params()
+                    + l.mlp.down_proj.lora_params()
+            })
+            .sum()
     }
 }

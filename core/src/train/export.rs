@@ -38,7 +38,8 @@ pub fn export_student(
         &out.join("config.json"),
         &serde_json::to_vec_pretty(&cfg).expect("config serialises"),
     )?;
-    let vlm = student.vlm.valid();
+    let mut vlm = student.vlm.valid();
+    vlm.model = vlm.model.merge_lora();
     save_hf_safetensors(&vlm, &out.join("model.safetensors"), dtype)?;
     let heads = (student.vtop_head.valid(), student.traj_head.valid());
     let mut store =

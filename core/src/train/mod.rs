@@ -46,6 +46,8 @@ pub struct TrainConfig {
     /// Also gate the prompt text after the image.
     pub gate_prompt: bool,
     pub freeze_vision: bool,
+    /// Train LoRA adapters on the text decoder (plus embeddings and heads) instead of all of it.
+    pub lora: Option<crate::model::lora::LoraConfig>,
     /// Checkpoint every N optimiser steps (0 = only at the end).
     pub checkpoint_every: usize,
     pub seed: u64,
@@ -68,6 +70,7 @@ impl Default for TrainConfig {
             gate: GateSchedule::TwoStage { closed_steps: 400 },
             gate_prompt: true,
             freeze_vision: true,
+            lora: None,
             checkpoint_every: 100,
             seed: 0,
         }
@@ -143,6 +146,13 @@ pub fn train(
         path: out.into(),
         source: e,
     })?;
+    if let Some(l) = &cfg.lora {
+        l.validate().map_err(LavitError::Invalid)?;
+        if student.vlm.model.lora_params() == 0 {
+            let device = student.vlm.device();
+            student.vlm.model = student.vlm.model.apply_lora(l, &device);
+        }
+    }
     let mut optim = optim::adamw(cfg);
     let mut state = TrainState {
         step: 0,
@@ -166,6 +176,9 @@ pub fn train(
     student = student.train();
     if cfg.freeze_vision {
         student.vlm.visual = student.vlm.visual.clone().no_grad();
+    }
+    if cfg.lora.is_some() {
+        student.vlm.model = student.vlm.model.freeze_base_for_lora();
     }
     let mut metrics = std::fs::OpenOptions::new()
         .create(true)
@@ -220,6 +233,12 @@ pub fn train(
         }
         let mut grads = acc.grads();
         let grad_norm = clip_global_norm(&student, &mut grads, cfg.clip_norm);
+        if !grad_norm.is_finite() {
+            return Err(LavitError::Other(format!(
+                "non-finite gradient norm at step {step}; stopped before updating — the last good checkpoint is in {}",
+                run.checkpoint().display()
+            )));
+        }
         let lr = lr_at(cfg, step);
         student = optim.step(lr, student, grads);
         state.step += 1;
