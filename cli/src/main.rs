@@ -7,8 +7,12 @@ use clap::{Parser, Subcommand};
 
 mod common;
 mod devices;
+mod eval;
 mod extract;
 mod forward;
+mod init;
+mod synth;
+mod train;
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +32,16 @@ enum Command {
     Forward(forward::Args),
     /// Teacher signals (V_top + attention trajectories) for a Visual-CoT dataset.
     Extract(extract::Args),
+    /// Train a student (LaViT from a signal store, or CE only from a dataset).
+    Train(train::Args),
+    /// Generate the synthetic grounded-reasoning dataset.
+    Synth(synth::Args),
+    /// Train the synthetic task's tokenizer.
+    TaskTokenizer(synth::TokArgs),
+    /// A random-weight checkpoint from a config.json.
+    Init(init::Args),
+    /// Answer a benchmark and report accuracy.
+    Eval(eval::Args),
     /// List the compiled backends and the adapters each one sees.
     Devices,
 }
@@ -39,6 +53,11 @@ fn main() -> ExitCode {
         Command::Forward(args) => forward::run(args),
         Command::Devices => devices::run(),
         Command::Extract(args) => extract::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Synth(args) => synth::run(args),
+        Command::TaskTokenizer(args) => synth::run_tokenizer(args),
+        Command::Init(args) => init::run(args),
+        Command::Eval(args) => eval::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

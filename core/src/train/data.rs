@@ -49,3 +49,21 @@ pub fn samples_from_store(
     }
     Ok(out)
 }
+
+/// CE-only samples from a Visual-CoT dataset (no teacher signals): teacher training,
+/// pre-training, or a baseline student.
+pub fn samples_from_viscot(
+    samples: &[crate::data::viscot::Sample],
+    images_root: &Path,
+    tok: &ChatTokenizer,
+    processor: &ProcessorConfig,
+    latent_ids: &[u32],
+) -> Result<Vec<StudentSample>> {
+    samples
+        .iter()
+        .map(|s| {
+            let img = load_rgb(&images_root.join(&s.image))?;
+            StudentSample::build(tok, processor, &img, &s.question, &s.answer, latent_ids)
+        })
+        .collect()
+}

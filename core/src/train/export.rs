@@ -32,8 +32,10 @@ pub fn export_student(
         path: out.into(),
         source: e,
     })?;
+    // A model without latent tokens (a teacher, a pre-trained base) is a plain Qwen2.5-VL.
+    let plain = student.lavit.num_latent == 0;
     let lavit = serde_json::json!({ "lavit": student.lavit });
-    let cfg = to_hf_json(&student.vlm.config, Some(&lavit));
+    let cfg = to_hf_json(&student.vlm.config, (!plain).then_some(&lavit));
     write_atomic(
         &out.join("config.json"),
         &serde_json::to_vec_pretty(&cfg).expect("config serialises"),
@@ -41,12 +43,20 @@ pub fn export_student(
     let mut vlm = student.vlm.valid();
     vlm.model = vlm.model.merge_lora();
     save_hf_safetensors(&vlm, &out.join("model.safetensors"), dtype)?;
+    if plain {
+        let _ = std::fs::remove_file(out.join("lavit_heads.safetensors"));
+        return write_tokenizer(tok, out);
+    }
     let heads = (student.vtop_head.valid(), student.traj_head.valid());
     let mut store =
         SafetensorsStore::from_file(out.join("lavit_heads.safetensors")).overwrite(true);
     heads
         .save_into(&mut store)
         .map_err(|e| LavitError::Other(format!("saving the heads: {e}")))?;
+    write_tokenizer(tok, out)
+}
+
+fn write_tokenizer(tok: &ChatTokenizer, out: &Path) -> Result<()> {
     let json = tok
         .inner
         .to_string(true)
@@ -88,4 +98,109 @@ pub fn load_student(dir: &Path, device: &Device) -> Result<(Checkpoint, LavitStu
         lavit: student.lavit,
     };
     Ok((ckpt, student))
+}
+
+/// Opens a training starting point: a LaViT student directory (its latent tokens are kept,
+/// `k` must match) or a plain Qwen2.5-VL directory, which gets `k` latent tokens (rows set to
+/// the mean embedding) and fresh heads for a teacher of width `d_teacher`.
+pub fn open_student(
+    dir: &Path,
+    k: usize,
+    d_teacher: usize,
+    tokenizer: Option<&Path>,
+    device: &Device,
+) -> Result<(Checkpoint, ChatTokenizer, LavitStudent)> {
+    let ckpt = Checkpoint::open(dir)?;
+    if ckpt.raw_config.get("lavit").is_some() {
+        let (ckpt, student) = load_student(dir, device)?;
+        if student.lavit.num_latent != k || student.lavit.d_teacher != d_teacher {
+            return Err(LavitError::Invalid(format!(
+                "{} is a student with K = {} and d_T = {}, but K = {k} and d_T = {d_teacher} were asked for",
+                dir.display(),
+                student.lavit.num_latent,
+                student.lavit.d_teacher
+            )));
+        }
+        let tok = ckpt.tokenizer(tokenizer)?;
+        return Ok((ckpt, tok, student));
+    }
+    let mut tok = ckpt.tokenizer(tokenizer)?;
+    let ids = crate::lavit::student::add_latent_tokens(&mut tok, k)?;
+    let mut vlm = ckpt.load(device)?;
+    if !ids.is_empty() {
+        vlm = crate::lavit::student::init_latent_embeddings(vlm, &ids);
+    }
+    let student = LavitStudent::new(
+        vlm,
+        LavitConfig {
+            num_latent: k,
+            latent_token_ids: ids,
+            d_teacher: d_teacher.max(1),
+        },
+    );
+    Ok((ckpt, tok, student))
+}
+
+/// Writes a freshly initialised (random, seeded) Qwen2.5-VL checkpoint for `cfg` to `out`.
+pub fn init_checkpoint(cfg: &crate::model::Qwen25VlConfig, tok: &ChatTokenizer, out: &Path, seed: u64, device: &Device) -> Result<()> {
+    cfg.validate().map_err(|m| LavitError::Config {
+        path: out.join("config.json"),
+        message: m,
+    })?;
+    let vocab = tok.inner.get_vocab_size(true);
+    if vocab > cfg.text.vocab_size {
+        return Err(LavitError::Invalid(format!(
+            "the tokenizer has {vocab} tokens but the model's vocab_size is {}",
+            cfg.text.vocab_size
+        )));
+    }
+    device.seed(seed);
+    let vlm = hf_init(crate::model::Qwen25Vl::new(cfg, device), 0.02);
+    let student = LavitStudent::new(
+        vlm,
+        LavitConfig {
+            num_latent: 0,
+            latent_token_ids: vec![],
+            d_teacher: 1,
+        },
+    );
+    export_student(&student, tok, out, DType::F32)
+}
+
+/// HF-style initialisation (`_init_weights` of Qwen2.5-VL): weights `N(0, std)`, biases 0,
+/// norm scales 1.
+struct HfInit {
+    path: Vec<String>,
+    std: f64,
+}
+
+impl burn::module::ModuleMapper for HfInit {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+        let path = self.path.join(".");
+        let std = self.std;
+        param.map(|t| {
+            let shape = t.shape();
+            let device = t.device();
+            if D == 1 {
+                if path.contains("norm") || path.contains("ln_q") {
+                    Tensor::ones(shape, &device)
+                } else {
+                    Tensor::zeros(shape, &device)
+                }
+            } else {
+                Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), &device)
+            }
+        })
+    }
+}
+
+/// Re-initialises every parameter of `m` the way HF does for a fresh model.
+pub fn hf_init<M: burn::module::Module>(m: M, std: f64) -> M {
+    m.map(&mut HfInit { path: vec![], std })
 }

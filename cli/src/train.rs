@@ -1,0 +1,234 @@
+//! `lavit train`: the LaViT student (CE + V_top + trajectory + gating) from a signal store, or
+//! CE-only training from a Visual-CoT dataset (teachers, baselines, pre-training).
+//! Settings come from defaults < `--config FILE.toml` < flags.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::DType;
+use lavit_core::data::read_viscot;
+use lavit_core::lavit::{GateSchedule, LossWeights};
+use lavit_core::model::lora::LoraConfig;
+use lavit_core::teacher::SignalStore;
+use lavit_core::train::data::{TargetConfig, samples_from_store, samples_from_viscot};
+use lavit_core::train::export::{export_student, open_student};
+use lavit_core::train::{TrainConfig, train};
+use serde::Deserialize;
+
+use crate::common::{BackendArgs, progress_bar};
+
+/// Flags that may also come from the TOML file (same names, `-` → `_`).
+#[derive(clap::Args, Deserialize, Default, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Opts {
+    /// Optimiser steps.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Warmup steps.
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Final learning rate as a fraction of the peak (cosine decay).
+    #[arg(long)]
+    pub min_lr_ratio: Option<f64>,
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Micro-batches per optimiser step.
+    #[arg(long)]
+    pub grad_accum: Option<usize>,
+    /// Global gradient-norm clip (0 = off).
+    #[arg(long)]
+    pub clip: Option<f64>,
+    /// Latent tokens K.
+    #[arg(long)]
+    pub num_latent: Option<usize>,
+    /// Weight of L_vtop (0 = off).
+    #[arg(long)]
+    pub lambda_vtop: Option<f64>,
+    /// Weight of L_traj (0 = off).
+    #[arg(long)]
+    pub lambda_traj: Option<f64>,
+    /// Switch off the cross-entropy term.
+    #[arg(long)]
+    pub no_ce: Option<bool>,
+    /// Gate schedule: off, two-stage:S, linear:S:R, cosine:S:R.
+    #[arg(long)]
+    pub gate: Option<String>,
+    /// Also gate the prompt text after the image.
+    #[arg(long)]
+    pub gate_prompt: Option<bool>,
+    /// Keep the top-K patches of each trajectory target (0 = dense).
+    #[arg(long)]
+    pub traj_top_k: Option<usize>,
+    /// Train the vision tower too.
+    #[arg(long)]
+    pub train_vision: Option<bool>,
+    /// LoRA rank on the text decoder (0 = full fine-tuning).
+    #[arg(long)]
+    pub lora_rank: Option<usize>,
+    #[arg(long)]
+    pub lora_alpha: Option<f64>,
+    /// Comma-separated projections (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj).
+    #[arg(long)]
+    pub lora_targets: Option<String>,
+    /// Checkpoint every N steps.
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Upper bound on the resized image area.
+    #[arg(long)]
+    pub max_pixels: Option<usize>,
+    /// dtype of the exported weights: f32, f16, bf16.
+    #[arg(long)]
+    pub export_dtype: Option<String>,
+}
+
+impl Opts {
+    /// `self` wins over `base`.
+    fn over(self, base: Opts) -> Opts {
+        macro_rules! pick { ($($f:ident),*) => { Opts { $($f: self.$f.or(base.$f)),* } } }
+        pick!(steps, lr, warmup, min_lr_ratio, weight_decay, grad_accum, clip, num_latent, lambda_vtop, lambda_traj,
+              no_ce, gate, gate_prompt, traj_top_k, train_vision, lora_rank, lora_alpha, lora_targets,
+              checkpoint_every, seed, max_pixels, export_dtype)
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Starting checkpoint: a plain Qwen2.5-VL directory or a LaViT student.
+    #[arg(long)]
+    pub student: PathBuf,
+    /// Signal store from `lavit extract` (LaViT training).
+    #[arg(long, conflicts_with = "data")]
+    pub signals: Option<PathBuf>,
+    /// Visual-CoT dataset for CE-only training (no teacher signals).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Root directory of the image paths.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Run directory: checkpoint/, metrics.jsonl, and the exported model in final/.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// TOML file with any of the options below.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Continue from OUT/checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// tokenizer.json (default: STUDENT/tokenizer.json).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    #[command(flatten)]
+    pub opts: Opts,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let file = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str::<Opts>(&text).with_context(|| format!("{}: invalid training config", p.display()))?
+        }
+        None => Opts::default(),
+    };
+    let o = a.opts.clone().over(file);
+    let device = a.backend.device()?;
+    let with_signals = a.signals.is_some();
+    if !with_signals && a.data.is_none() {
+        bail!("give --signals STORE (LaViT) or --data FILE.json (CE only)");
+    }
+    let k = o.num_latent.unwrap_or(if with_signals { 4 } else { 0 });
+    let defaults = TrainConfig::default();
+    let lambda = |v: Option<f64>| if with_signals { v.unwrap_or(0.3) } else { 0.0 };
+    let gate = match &o.gate {
+        Some(g) => GateSchedule::parse(g).map_err(anyhow::Error::msg)?,
+        None if with_signals => defaults.gate,
+        None => GateSchedule::Off,
+    };
+    let lora = match o.lora_rank.unwrap_or(0) {
+        0 => None,
+        rank => Some(LoraConfig {
+            rank,
+            alpha: o.lora_alpha.unwrap_or(2.0 * rank as f64),
+            targets: match &o.lora_targets {
+                Some(t) => t.split(',').map(|s| s.trim().to_string()).collect(),
+                None => LoraConfig::default().targets,
+            },
+        }),
+    };
+    let cfg = TrainConfig {
+        steps: o.steps.unwrap_or(defaults.steps),
+        lr: o.lr.unwrap_or(defaults.lr),
+        warmup_steps: o.warmup.unwrap_or(defaults.warmup_steps),
+        min_lr_ratio: o.min_lr_ratio.unwrap_or(defaults.min_lr_ratio),
+        weight_decay: o.weight_decay.unwrap_or(defaults.weight_decay),
+        grad_accum: o.grad_accum.unwrap_or(defaults.grad_accum),
+        clip_norm: o.clip.map(|c| (c > 0.0).then_some(c)).unwrap_or(defaults.clip_norm),
+        loss: LossWeights {
+            ce: !o.no_ce.unwrap_or(false),
+            lambda_vtop: lambda(o.lambda_vtop),
+            lambda_traj: lambda(o.lambda_traj),
+        },
+        gate,
+        gate_prompt: o.gate_prompt.unwrap_or(true),
+        freeze_vision: !o.train_vision.unwrap_or(false),
+        lora,
+        checkpoint_every: o.checkpoint_every.unwrap_or(defaults.checkpoint_every),
+        seed: o.seed.unwrap_or(0),
+        ..defaults
+    };
+    let export_dtype = match o.export_dtype.as_deref().unwrap_or("f32") {
+        "f32" => DType::F32,
+        "f16" => DType::F16,
+        "bf16" => DType::BF16,
+        other => bail!("--export-dtype `{other}`: expected f32, f16 or bf16"),
+    };
+    device.seed(cfg.seed);
+    let (store, d_teacher) = match &a.signals {
+        Some(dir) => {
+            let store = SignalStore::open(dir).context("opening the signal store")?;
+            let d = store.records.first().map(|r| r.d_teacher).context("the signal store is empty")?;
+            (Some(store), d)
+        }
+        None => (None, 1),
+    };
+    let (ckpt, tok, student) = open_student(&a.student, k, d_teacher, a.tokenizer.as_deref(), &device).context("opening the student")?;
+    let mut processor = ckpt.processor.clone();
+    if let Some(m) = o.max_pixels {
+        processor.max_pixels = m;
+    }
+    let ids = student.lavit.latent_token_ids.clone();
+    let samples = match (store, &a.data) {
+        (Some(mut store), _) => {
+            let top = o.traj_top_k.unwrap_or(8);
+            samples_from_store(&mut store, &a.images, &tok, &processor, &ids, d_teacher, TargetConfig { top_k: (top > 0).then_some(top) })?
+        }
+        (None, Some(data)) => samples_from_viscot(&read_viscot(data).context("reading the dataset")?, &a.images, &tok, &processor, &ids)?,
+        (None, None) => unreachable!("checked above"),
+    };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    std::fs::write(a.out.join("train_config.json"), serde_json::to_vec_pretty(&cfg)?)?;
+    let bar = progress_bar(cfg.steps as u64, "train");
+    let trained = train(student, &samples, &cfg, &a.out, a.resume, &mut |l| {
+        bar.set_position(l.step as u64);
+        bar.set_message(format!(
+            "loss {:.3}{}{}{} gate {:.2}",
+            l.loss,
+            l.ce.map(|v| format!(" ce {v:.3}")).unwrap_or_default(),
+            l.vtop.map(|v| format!(" vtop {v:.3}")).unwrap_or_default(),
+            l.traj.map(|v| format!(" traj {v:.3}")).unwrap_or_default(),
+            l.gate
+        ));
+        true
+    })?;
+    bar.finish();
+    let final_dir = a.out.join("final");
+    export_student(&trained, &tok, &final_dir, export_dtype)?;
+    println!("trained {} steps on {} samples; model in {}", cfg.steps, samples.len(), final_dir.display());
+    Ok(())
+}

@@ -1,0 +1,423 @@
+//! The embedded synthetic grounded-reasoning task.
+//!
+//! Scenes are small RGB images with a few shapes (kind × colour × size, non-overlapping, on a
+//! noisy background). Each question names objects so that it can only be answered by looking
+//! at the right place — colours, kinds and layouts are drawn uniformly, so language priors
+//! give chance accuracy:
+//!
+//! | type | question | answer (steps) |
+//! |---|---|---|
+//! | colour | What colour is the circle? | The circle is at the top left. It is red. |
+//! | shape | What shape is the blue object? | The blue object is at the right. It is a square. |
+//! | relation | Is the red circle left or right of the green square? | The red circle is at the left. The green square is at the right. It is left. |
+//! | count | How many yellow shapes are there? | I see the yellow shapes. There are two. |
+//! | size | Is the circle bigger than the square? | The circle is at the top. The square is at the left. Yes. |
+//!
+//! Every sample carries its ground-truth regions (boxes of the objects the answer depends on)
+//! and its answer key (the last word of the answer). Everything is deterministic by seed.
+
+use image::{Rgb, RgbImage};
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+pub const KINDS: [&str; 3] = ["circle", "square", "triangle"];
+pub const COLOURS: [(&str, [u8; 3]); 6] = [
+    ("red", [220, 40, 40]),
+    ("green", [40, 170, 60]),
+    ("blue", [40, 80, 220]),
+    ("yellow", [230, 200, 30]),
+    ("purple", [150, 60, 190]),
+    ("orange", [240, 130, 30]),
+];
+pub const NUMBERS: [&str; 5] = ["zero", "one", "two", "three", "four"];
+pub const QUESTION_TYPES: [&str; 5] = ["colour", "shape", "relation", "count", "size"];
+
+/// One object of a scene; box in pixels `[x0, y0, x1, y1)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Object {
+    pub kind: String,
+    pub colour: String,
+    pub large: bool,
+    pub bbox: [u32; 4],
+}
+
+impl Object {
+    fn centre(&self) -> (f32, f32) {
+        ((self.bbox[0] + self.bbox[2]) as f32 / 2.0, (self.bbox[1] + self.bbox[3]) as f32 / 2.0)
+    }
+    fn name(&self) -> String {
+        format!("{} {}", self.colour, self.kind)
+    }
+}
+
+/// A generated question about a scene.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyntheticSample {
+    pub id: String,
+    pub qtype: String,
+    pub question: String,
+    /// The reasoning steps; their concatenation is the answer text.
+    pub steps: Vec<String>,
+    /// The word that decides correctness (last word of the answer).
+    pub key: String,
+    /// Boxes `[x0, y0, x1, y1)` of the objects the answer depends on.
+    pub regions: Vec<[u32; 4]>,
+    pub objects: Vec<Object>,
+}
+
+impl SyntheticSample {
+    pub fn answer(&self) -> String {
+        self.steps.concat()
+    }
+}
+
+/// Settings of the generator.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SceneConfig {
+    pub size: u32,
+    pub min_objects: usize,
+    pub max_objects: usize,
+}
+
+impl Default for SceneConfig {
+    fn default() -> Self {
+        Self {
+            size: 168,
+            min_objects: 3,
+            max_objects: 5,
+        }
+    }
+}
+
+/// Coarse location name of a point (3 × 3 zones).
+pub fn location(x: f32, y: f32, size: u32) -> &'static str {
+    let third = size as f32 / 3.0;
+    let col = ((x / third) as usize).min(2);
+    let row = ((y / third) as usize).min(2);
+    [
+        ["top left", "top", "top right"],
+        ["left", "center", "right"],
+        ["bottom left", "bottom", "bottom right"],
+    ][row][col]
+}
+
+fn inside(kind: &str, x: f32, y: f32, b: &[u32; 4]) -> bool {
+    let (x0, y0, x1, y1) = (b[0] as f32, b[1] as f32, b[2] as f32, b[3] as f32);
+    let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+    let r = (x1 - x0) / 2.0;
+    match kind {
+        "circle" => (x - cx).powi(2) + (y - cy).powi(2) <= r * r,
+        "square" => x >= x0 && x < x1 && y >= y0 && y < y1,
+        _ => {
+            // Upward triangle: apex at top centre, base at the bottom.
+            if y < y0 || y >= y1 {
+                return false;
+            }
+            let t = (y - y0) / (y1 - y0);
+            (x - cx).abs() <= t * r
+        }
+    }
+}
+
+/// Draws a scene: a mid-grey noisy background and the objects.
+pub fn render(objects: &[Object], size: u32, rng: &mut StdRng) -> RgbImage {
+    let mut img = RgbImage::new(size, size);
+    for p in img.pixels_mut() {
+        let v = 200u8.saturating_add(rng.random_range(0..20));
+        *p = Rgb([v, v, v.saturating_sub(5)]);
+    }
+    for o in objects {
+        let rgb = COLOURS.iter().find(|c| c.0 == o.colour).map(|c| c.1).unwrap_or([0, 0, 0]);
+        for y in o.bbox[1]..o.bbox[3] {
+            for x in o.bbox[0]..o.bbox[2] {
+                if inside(&o.kind, x as f32 + 0.5, y as f32 + 0.5, &o.bbox) {
+                    let jitter = rng.random_range(0..12) as i16 - 6;
+                    let c = rgb.map(|v| (v as i16 + jitter).clamp(0, 255) as u8);
+                    img.put_pixel(x, y, Rgb(c));
+                }
+            }
+        }
+    }
+    img
+}
+
+fn place(objects: &[Object], side: u32, size: u32, rng: &mut StdRng) -> Option<[u32; 4]> {
+    for _ in 0..200 {
+        let x0 = rng.random_range(2..size - side - 2);
+        let y0 = rng.random_range(2..size - side - 2);
+        let b = [x0, y0, x0 + side, y0 + side];
+        let clear = objects.iter().all(|o| {
+            let m = 6;
+            b[2] + m <= o.bbox[0] || o.bbox[2] + m <= b[0] || b[3] + m <= o.bbox[1] || o.bbox[3] + m <= b[1]
+        });
+        if clear {
+            return Some(b);
+        }
+    }
+    None
+}
+
+/// A random scene.
+pub fn random_scene(cfg: &SceneConfig, rng: &mut StdRng) -> Vec<Object> {
+    let n = rng.random_range(cfg.min_objects..=cfg.max_objects);
+    let mut objects: Vec<Object> = Vec::new();
+    while objects.len() < n {
+        let large = rng.random_bool(0.5);
+        let side = if large { cfg.size / 4 } else { cfg.size / 7 };
+        let Some(bbox) = place(&objects, side, cfg.size, rng) else {
+            break;
+        };
+        objects.push(Object {
+            kind: KINDS.choose(rng).expect("kinds").to_string(),
+            colour: COLOURS.choose(rng).expect("colours").0.to_string(),
+            large,
+            bbox,
+        });
+    }
+    objects
+}
+
+fn unique<'a>(objects: &'a [Object], f: impl Fn(&Object) -> bool) -> Option<&'a Object> {
+    let mut it = objects.iter().filter(|o| f(o));
+    let first = it.next()?;
+    it.next().is_none().then_some(first)
+}
+
+/// Tries to ask a question of type `qtype` about `objects`; `None` if the scene does not allow it.
+pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Option<(String, Vec<String>, String, Vec<[u32; 4]>)> {
+    let loc = |o: &Object| {
+        let (x, y) = o.centre();
+        location(x, y, size)
+    };
+    match qtype {
+        "colour" => {
+            let kind = *KINDS.choose(rng)?;
+            let o = unique(objects, |o| o.kind == kind)?;
+            Some((
+                format!("What colour is the {kind}?"),
+                vec![format!("The {kind} is at the {}.", loc(o)), format!(" It is {}.", o.colour)],
+                o.colour.clone(),
+                vec![o.bbox],
+            ))
+        }
+        "shape" => {
+            let colour = COLOURS.choose(rng)?.0;
+            let o = unique(objects, |o| o.colour == colour)?;
+            Some((
+                format!("What shape is the {colour} object?"),
+                vec![format!("The {colour} object is at the {}.", loc(o)), format!(" It is a {}.", o.kind)],
+                o.kind.clone(),
+                vec![o.bbox],
+            ))
+        }
+        "relation" => {
+            let mut idx: Vec<usize> = (0..objects.len()).collect();
+            rand::seq::SliceRandom::shuffle(idx.as_mut_slice(), rng);
+            for &i in &idx {
+                for &j in &idx {
+                    let (a, b) = (&objects[i], &objects[j]);
+                    if i == j || (a.centre().0 - b.centre().0).abs() < size as f32 / 8.0 {
+                        continue;
+                    }
+                    let ua = unique(objects, |o| o.kind == a.kind && o.colour == a.colour).is_some();
+                    let ub = unique(objects, |o| o.kind == b.kind && o.colour == b.colour).is_some();
+                    if !(ua && ub) {
+                        continue;
+                    }
+                    let side = if a.centre().0 < b.centre().0 { "left" } else { "right" };
+                    return Some((
+                        format!("Is the {} left or right of the {}?", a.name(), b.name()),
+                        vec![
+                            format!("The {} is at the {}.", a.name(), loc(a)),
+                            format!(" The {} is at the {}.", b.name(), loc(b)),
+                            format!(" It is {side}."),
+                        ],
+                        side.to_string(),
+                        vec![a.bbox, b.bbox],
+                    ));
+                }
+            }
+            None
+        }
+        "count" => {
+            let colour = COLOURS.choose(rng)?.0;
+            let hits: Vec<&Object> = objects.iter().filter(|o| o.colour == colour).collect();
+            if hits.is_empty() && !rng.random_bool(0.2) {
+                return None;
+            }
+            let n = NUMBERS.get(hits.len())?;
+            Some((
+                format!("How many {colour} shapes are there?"),
+                vec![format!("I look for {colour} shapes."), format!(" There are {n}.")],
+                n.to_string(),
+                hits.iter().map(|o| o.bbox).collect(),
+            ))
+        }
+        "size" => {
+            let k1 = *KINDS.choose(rng)?;
+            let k2 = *KINDS.iter().filter(|&&k| k != k1).collect::<Vec<_>>().choose(rng)?;
+            let a = unique(objects, |o| o.kind == k1)?;
+            let b = unique(objects, |o| o.kind == *k2)?;
+            if a.large == b.large {
+                return None;
+            }
+            let yes = if a.large { "yes" } else { "no" };
+            Some((
+                format!("Is the {k1} bigger than the {k2}?"),
+                vec![
+                    format!("The {k1} is at the {}.", loc(a)),
+                    format!(" The {k2} is at the {}.", loc(b)),
+                    format!(" {}.", if a.large { "Yes" } else { "No" }),
+                ],
+                yes.to_string(),
+                vec![a.bbox, b.bbox],
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// A description of the whole scene (the pre-training task of the student base): one sentence
+/// per object, left to right.
+pub fn describe(objects: &[Object], size: u32) -> SyntheticSample {
+    let mut sorted: Vec<&Object> = objects.iter().collect();
+    sorted.sort_by(|a, b| a.centre().0.total_cmp(&b.centre().0));
+    let steps: Vec<String> = sorted
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let (x, y) = o.centre();
+            let size_word = if o.large { "large" } else { "small" };
+            format!(
+                "{}A {size_word} {} {} at the {}.",
+                if i == 0 { "" } else { " " },
+                o.colour,
+                o.kind,
+                location(x, y, size)
+            )
+        })
+        .collect();
+    SyntheticSample {
+        id: String::new(),
+        qtype: "describe".into(),
+        question: "Describe the shapes.".into(),
+        key: String::new(),
+        regions: objects.iter().map(|o| o.bbox).collect(),
+        steps,
+        objects: objects.to_vec(),
+    }
+}
+
+/// `n` scene descriptions, deterministic in `seed`.
+pub fn generate_descriptions(n: usize, seed: u64, cfg: &SceneConfig, id_prefix: &str) -> Vec<(SyntheticSample, RgbImage)> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let objects = random_scene(cfg, &mut rng);
+            let img = render(&objects, cfg.size, &mut rng);
+            let mut s = describe(&objects, cfg.size);
+            s.id = format!("{id_prefix}{i:05}");
+            (s, img)
+        })
+        .collect()
+}
+
+/// `n` samples (scene + question), deterministic in `seed`; question types cycle so each
+/// appears equally often.
+pub fn generate(n: usize, seed: u64, cfg: &SceneConfig, id_prefix: &str) -> Vec<(SyntheticSample, RgbImage)> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(n);
+    let mut attempts = 0usize;
+    while out.len() < n {
+        attempts += 1;
+        let qtype = QUESTION_TYPES[out.len() % QUESTION_TYPES.len()];
+        let objects = random_scene(cfg, &mut rng);
+        let Some((question, steps, key, regions)) = ask(qtype, &objects, cfg.size, &mut rng) else {
+            assert!(attempts < 100 * (n + 10), "the scene generator cannot satisfy `{qtype}`");
+            continue;
+        };
+        let img = render(&objects, cfg.size, &mut rng);
+        out.push((
+            SyntheticSample {
+                id: format!("{id_prefix}{:05}", out.len()),
+                qtype: qtype.to_string(),
+                question,
+                steps,
+                key,
+                regions,
+                objects,
+            },
+            img,
+        ));
+    }
+    out
+}
+
+/// The answer key predicted by a generated text: its last word, lower-cased, without
+/// punctuation.
+pub fn predicted_key(text: &str) -> String {
+    text.split_whitespace()
+        .last()
+        .unwrap_or("")
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_lowercase()
+}
+
+/// Every question / answer text the generator can produce, for training the task tokenizer.
+pub fn corpus(seed: u64, n: usize) -> Vec<String> {
+    let cfg = SceneConfig::default();
+    let mut texts: Vec<String> = generate(n, seed, &cfg, "c")
+        .into_iter()
+        .chain(generate_descriptions(n / 4, seed + 1, &cfg, "d"))
+        .flat_map(|(s, _)| [s.question.clone(), s.answer()])
+        .collect();
+    texts.push(crate::io::chat::DEFAULT_SYSTEM.to_string());
+    texts.push("user\nassistant\n".into());
+    texts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_zones() {
+        assert_eq!(location(1.0, 1.0, 168), "top left");
+        assert_eq!(location(84.0, 84.0, 168), "center");
+        assert_eq!(location(167.0, 100.0, 168), "right");
+    }
+
+    #[test]
+    fn predicted_key_takes_the_last_word() {
+        assert_eq!(predicted_key("The circle is at the top. It is Red."), "red");
+        assert_eq!(predicted_key(""), "");
+    }
+}
+
+/// Writes samples in the Visual-CoT layout: `dir/images/<id>.png` and `dir/<split>.json`
+/// (with `qtype`, `key`, `steps`, `regions`, `objects` as extra fields).
+pub fn write_split(dir: &std::path::Path, split: &str, samples: &[(SyntheticSample, RgbImage)]) -> crate::error::Result<()> {
+    use crate::error::LavitError;
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).map_err(|e| LavitError::Io { path: images.clone(), source: e })?;
+    let mut records = Vec::with_capacity(samples.len());
+    for (s, img) in samples {
+        let rel = format!("{}.png", s.id);
+        img.save(images.join(&rel)).map_err(|e| LavitError::Image {
+            path: images.join(&rel).display().to_string(),
+            message: e.to_string(),
+        })?;
+        records.push(crate::data::viscot::Sample {
+            id: s.id.clone(),
+            image: rel,
+            question: s.question.clone(),
+            answer: s.answer(),
+            extra: serde_json::json!({
+                "qtype": s.qtype, "key": s.key, "steps": s.steps, "regions": s.regions, "objects": s.objects,
+            }),
+        });
+    }
+    crate::data::viscot::write_viscot(&dir.join(format!("{split}.json")), &records)
+}
