@@ -49,11 +49,15 @@ pub fn run(a: Args) -> Result<()> {
         bail!("unknown benchmark `{}` (synthetic)", a.bench);
     }
     let device = a.backend.device()?;
-    let mut samples = read_viscot(&a.data_root.join(format!("{}.json", a.task))).context("reading the benchmark")?;
+    let mut samples = read_viscot(&a.data_root.join(format!("{}.json", a.task)))
+        .context("reading the benchmark")?;
     if let Some(n) = a.limit {
         samples.truncate(n);
     }
-    let items: Vec<EvalItem> = samples.iter().map(EvalItem::from_sample).collect::<Result<_, _>>()?;
+    let items: Vec<EvalItem> = samples
+        .iter()
+        .map(EvalItem::from_sample)
+        .collect::<Result<_, _>>()?;
     let ckpt = Checkpoint::open(&a.model)?;
     let tok = ckpt.tokenizer(None)?;
     let (vlm, head, latents) = if ckpt.raw_config.get("lavit").is_some() {
@@ -69,14 +73,31 @@ pub fn run(a: Args) -> Result<()> {
         ..Default::default()
     };
     let bar = progress_bar(items.len() as u64, "eval");
-    let preds = predict(&vlm, head.as_ref(), &tok, &ckpt.processor, &latents, &items, &a.data_root.join("images"), &gen_cfg, &mut |i| bar.set_position(i as u64))?;
+    let preds = predict(
+        &vlm,
+        head.as_ref(),
+        &tok,
+        &ckpt.processor,
+        &latents,
+        &items,
+        &a.data_root.join("images"),
+        &gen_cfg,
+        &mut |i| bar.set_position(i as u64),
+    )?;
     bar.finish_and_clear();
-    let lines: String = preds.iter().map(|p| serde_json::to_string(p).expect("serialises") + "\n").collect();
+    let lines: String = preds
+        .iter()
+        .map(|p| serde_json::to_string(p).expect("serialises") + "\n")
+        .collect();
     std::fs::write(&a.out, lines).with_context(|| format!("writing {}", a.out.display()))?;
     let acc = accuracy(&preds);
     println!("| task | n | accuracy |\n|---|---|---|");
     for (t, v) in &acc.per_type {
-        println!("| {t} | {} | {:.1}% |", preds.iter().filter(|p| &p.qtype == t).count(), v * 100.0);
+        println!(
+            "| {t} | {} | {:.1}% |",
+            preds.iter().filter(|p| &p.qtype == t).count(),
+            v * 100.0
+        );
     }
     println!("| all | {} | {:.1}% |", acc.n, acc.overall * 100.0);
     Ok(())

@@ -31,6 +31,11 @@ pub fn run(a: Args) -> Result<()> {
     let tok = ChatTokenizer::from_file(&a.tokenizer)?;
     init_checkpoint(&cfg, &tok, &a.out, a.seed, &device).context("writing the checkpoint")?;
     let n = cfg.param_counts();
-    println!("initialised {} ({} parameters) -> {}", a.config.display(), n.total, a.out.display());
+    println!(
+        "initialised {} ({} parameters) -> {}",
+        a.config.display(),
+        n.total,
+        a.out.display()
+    );
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod common;
+mod demo;
 mod devices;
 mod eval;
 mod extract;
@@ -27,6 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole LaViT pipeline on the embedded synthetic task (no download).
+    Demo(demo::Args),
     /// One forward pass of a Qwen2.5-VL checkpoint on one image + prompt; writes the inputs,
     /// logits and last hidden state as safetensors (the parity check against HF).
     Forward(forward::Args),
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Forward(args) => forward::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Devices => devices::run(),
         Command::Extract(args) => extract::run(args),
         Command::Train(args) => train::run(args),

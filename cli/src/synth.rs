@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use lavit_core::data::synthetic::{SceneConfig, corpus, generate, generate_descriptions, write_split};
+use lavit_core::data::synthetic::{
+    SceneConfig, corpus, generate, generate_descriptions, write_split,
+};
 use lavit_core::data::task_tokenizer::train_task_tokenizer;
 
 #[derive(clap::Args)]
@@ -28,13 +30,25 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     anyhow::ensure!(a.size >= 56, "--size must be at least 56 pixels");
-    let cfg = SceneConfig { size: a.size, ..Default::default() };
-    let make = if a.describe { generate_descriptions } else { generate };
+    let cfg = SceneConfig {
+        size: a.size,
+        ..Default::default()
+    };
+    let make = if a.describe {
+        generate_descriptions
+    } else {
+        generate
+    };
     let train = make(a.n_train, a.seed, &cfg, "train-");
     let test = make(a.n_test, a.seed.wrapping_add(1_000_003), &cfg, "test-");
     write_split(&a.out, "train", &train)?;
     write_split(&a.out, "test", &test)?;
-    println!("wrote {} train and {} test samples to {}", train.len(), test.len(), a.out.display());
+    println!(
+        "wrote {} train and {} test samples to {}",
+        train.len(),
+        test.len(),
+        a.out.display()
+    );
     Ok(())
 }
 
@@ -54,7 +68,13 @@ pub fn run_tokenizer(a: TokArgs) -> Result<()> {
     if let Some(dir) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    tok.save(&a.out, true).map_err(|e| anyhow::anyhow!("{e}")).context("writing the tokenizer")?;
-    println!("tokenizer with {} tokens -> {}", tok.get_vocab_size(true), a.out.display());
+    tok.save(&a.out, true)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("writing the tokenizer")?;
+    println!(
+        "tokenizer with {} tokens -> {}",
+        tok.get_vocab_size(true),
+        a.out.display()
+    );
     Ok(())
 }

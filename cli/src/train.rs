@@ -90,9 +90,30 @@ impl Opts {
     /// `self` wins over `base`.
     fn over(self, base: Opts) -> Opts {
         macro_rules! pick { ($($f:ident),*) => { Opts { $($f: self.$f.or(base.$f)),* } } }
-        pick!(steps, lr, warmup, min_lr_ratio, weight_decay, grad_accum, clip, num_latent, lambda_vtop, lambda_traj,
-              no_ce, gate, gate_prompt, traj_top_k, train_vision, lora_rank, lora_alpha, lora_targets,
-              checkpoint_every, seed, max_pixels, export_dtype)
+        pick!(
+            steps,
+            lr,
+            warmup,
+            min_lr_ratio,
+            weight_decay,
+            grad_accum,
+            clip,
+            num_latent,
+            lambda_vtop,
+            lambda_traj,
+            no_ce,
+            gate,
+            gate_prompt,
+            traj_top_k,
+            train_vision,
+            lora_rank,
+            lora_alpha,
+            lora_targets,
+            checkpoint_every,
+            seed,
+            max_pixels,
+            export_dtype
+        )
     }
 }
 
@@ -131,8 +152,10 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let file = match &a.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            toml::from_str::<Opts>(&text).with_context(|| format!("{}: invalid training config", p.display()))?
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str::<Opts>(&text)
+                .with_context(|| format!("{}: invalid training config", p.display()))?
         }
         None => Opts::default(),
     };
@@ -168,7 +191,10 @@ pub fn run(a: Args) -> Result<()> {
         min_lr_ratio: o.min_lr_ratio.unwrap_or(defaults.min_lr_ratio),
         weight_decay: o.weight_decay.unwrap_or(defaults.weight_decay),
         grad_accum: o.grad_accum.unwrap_or(defaults.grad_accum),
-        clip_norm: o.clip.map(|c| (c > 0.0).then_some(c)).unwrap_or(defaults.clip_norm),
+        clip_norm: o
+            .clip
+            .map(|c| (c > 0.0).then_some(c))
+            .unwrap_or(defaults.clip_norm),
         loss: LossWeights {
             ce: !o.no_ce.unwrap_or(false),
             lambda_vtop: lambda(o.lambda_vtop),
@@ -192,12 +218,18 @@ pub fn run(a: Args) -> Result<()> {
     let (store, d_teacher) = match &a.signals {
         Some(dir) => {
             let store = SignalStore::open(dir).context("opening the signal store")?;
-            let d = store.records.first().map(|r| r.d_teacher).context("the signal store is empty")?;
+            let d = store
+                .records
+                .first()
+                .map(|r| r.d_teacher)
+                .context("the signal store is empty")?;
             (Some(store), d)
         }
         None => (None, 1),
     };
-    let (ckpt, tok, student) = open_student(&a.student, k, d_teacher, a.tokenizer.as_deref(), &device).context("opening the student")?;
+    let (ckpt, tok, student) =
+        open_student(&a.student, k, d_teacher, a.tokenizer.as_deref(), &device)
+            .context("opening the student")?;
     let mut processor = ckpt.processor.clone();
     if let Some(m) = o.max_pixels {
         processor.max_pixels = m;
@@ -206,13 +238,32 @@ pub fn run(a: Args) -> Result<()> {
     let samples = match (store, &a.data) {
         (Some(mut store), _) => {
             let top = o.traj_top_k.unwrap_or(8);
-            samples_from_store(&mut store, &a.images, &tok, &processor, &ids, d_teacher, TargetConfig { top_k: (top > 0).then_some(top) })?
+            samples_from_store(
+                &mut store,
+                &a.images,
+                &tok,
+                &processor,
+                &ids,
+                d_teacher,
+                TargetConfig {
+                    top_k: (top > 0).then_some(top),
+                },
+            )?
         }
-        (None, Some(data)) => samples_from_viscot(&read_viscot(data).context("reading the dataset")?, &a.images, &tok, &processor, &ids)?,
+        (None, Some(data)) => samples_from_viscot(
+            &read_viscot(data).context("reading the dataset")?,
+            &a.images,
+            &tok,
+            &processor,
+            &ids,
+        )?,
         (None, None) => unreachable!("checked above"),
     };
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    std::fs::write(a.out.join("train_config.json"), serde_json::to_vec_pretty(&cfg)?)?;
+    std::fs::write(
+        a.out.join("train_config.json"),
+        serde_json::to_vec_pretty(&cfg)?,
+    )?;
     let bar = progress_bar(cfg.steps as u64, "train");
     let trained = train(student, &samples, &cfg, &a.out, a.resume, &mut |l| {
         bar.set_position(l.step as u64);
@@ -229,6 +280,11 @@ pub fn run(a: Args) -> Result<()> {
     bar.finish();
     let final_dir = a.out.join("final");
     export_student(&trained, &tok, &final_dir, export_dtype)?;
-    println!("trained {} steps on {} samples; model in {}", cfg.steps, samples.len(), final_dir.display());
+    println!(
+        "trained {} steps on {} samples; model in {}",
+        cfg.steps,
+        samples.len(),
+        final_dir.display()
+    );
     Ok(())
 }

@@ -45,7 +45,10 @@ pub struct Object {
 
 impl Object {
     fn centre(&self) -> (f32, f32) {
-        ((self.bbox[0] + self.bbox[2]) as f32 / 2.0, (self.bbox[1] + self.bbox[3]) as f32 / 2.0)
+        (
+            (self.bbox[0] + self.bbox[2]) as f32 / 2.0,
+            (self.bbox[1] + self.bbox[3]) as f32 / 2.0,
+        )
     }
     fn name(&self) -> String {
         format!("{} {}", self.colour, self.kind)
@@ -129,7 +132,11 @@ pub fn render(objects: &[Object], size: u32, rng: &mut StdRng) -> RgbImage {
         *p = Rgb([v, v, v.saturating_sub(5)]);
     }
     for o in objects {
-        let rgb = COLOURS.iter().find(|c| c.0 == o.colour).map(|c| c.1).unwrap_or([0, 0, 0]);
+        let rgb = COLOURS
+            .iter()
+            .find(|c| c.0 == o.colour)
+            .map(|c| c.1)
+            .unwrap_or([0, 0, 0]);
         for y in o.bbox[1]..o.bbox[3] {
             for x in o.bbox[0]..o.bbox[2] {
                 if inside(&o.kind, x as f32 + 0.5, y as f32 + 0.5, &o.bbox) {
@@ -150,7 +157,10 @@ fn place(objects: &[Object], side: u32, size: u32, rng: &mut StdRng) -> Option<[
         let b = [x0, y0, x0 + side, y0 + side];
         let clear = objects.iter().all(|o| {
             let m = 6;
-            b[2] + m <= o.bbox[0] || o.bbox[2] + m <= b[0] || b[3] + m <= o.bbox[1] || o.bbox[3] + m <= b[1]
+            b[2] + m <= o.bbox[0]
+                || o.bbox[2] + m <= b[0]
+                || b[3] + m <= o.bbox[1]
+                || o.bbox[3] + m <= b[1]
         });
         if clear {
             return Some(b);
@@ -186,7 +196,12 @@ fn unique<'a>(objects: &'a [Object], f: impl Fn(&Object) -> bool) -> Option<&'a 
 }
 
 /// Tries to ask a question of type `qtype` about `objects`; `None` if the scene does not allow it.
-pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Option<(String, Vec<String>, String, Vec<[u32; 4]>)> {
+pub fn ask(
+    qtype: &str,
+    objects: &[Object],
+    size: u32,
+    rng: &mut StdRng,
+) -> Option<(String, Vec<String>, String, Vec<[u32; 4]>)> {
     let loc = |o: &Object| {
         let (x, y) = o.centre();
         location(x, y, size)
@@ -197,7 +212,10 @@ pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Opti
             let o = unique(objects, |o| o.kind == kind)?;
             Some((
                 format!("What colour is the {kind}?"),
-                vec![format!("The {kind} is at the {}.", loc(o)), format!(" It is {}.", o.colour)],
+                vec![
+                    format!("The {kind} is at the {}.", loc(o)),
+                    format!(" It is {}.", o.colour),
+                ],
                 o.colour.clone(),
                 vec![o.bbox],
             ))
@@ -207,7 +225,10 @@ pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Opti
             let o = unique(objects, |o| o.colour == colour)?;
             Some((
                 format!("What shape is the {colour} object?"),
-                vec![format!("The {colour} object is at the {}.", loc(o)), format!(" It is a {}.", o.kind)],
+                vec![
+                    format!("The {colour} object is at the {}.", loc(o)),
+                    format!(" It is a {}.", o.kind),
+                ],
                 o.kind.clone(),
                 vec![o.bbox],
             ))
@@ -221,12 +242,18 @@ pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Opti
                     if i == j || (a.centre().0 - b.centre().0).abs() < size as f32 / 8.0 {
                         continue;
                     }
-                    let ua = unique(objects, |o| o.kind == a.kind && o.colour == a.colour).is_some();
-                    let ub = unique(objects, |o| o.kind == b.kind && o.colour == b.colour).is_some();
+                    let ua =
+                        unique(objects, |o| o.kind == a.kind && o.colour == a.colour).is_some();
+                    let ub =
+                        unique(objects, |o| o.kind == b.kind && o.colour == b.colour).is_some();
                     if !(ua && ub) {
                         continue;
                     }
-                    let side = if a.centre().0 < b.centre().0 { "left" } else { "right" };
+                    let side = if a.centre().0 < b.centre().0 {
+                        "left"
+                    } else {
+                        "right"
+                    };
                     return Some((
                         format!("Is the {} left or right of the {}?", a.name(), b.name()),
                         vec![
@@ -250,14 +277,21 @@ pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Opti
             let n = NUMBERS.get(hits.len())?;
             Some((
                 format!("How many {colour} shapes are there?"),
-                vec![format!("I look for {colour} shapes."), format!(" There are {n}.")],
+                vec![
+                    format!("I look for {colour} shapes."),
+                    format!(" There are {n}."),
+                ],
                 n.to_string(),
                 hits.iter().map(|o| o.bbox).collect(),
             ))
         }
         "size" => {
             let k1 = *KINDS.choose(rng)?;
-            let k2 = *KINDS.iter().filter(|&&k| k != k1).collect::<Vec<_>>().choose(rng)?;
+            let k2 = *KINDS
+                .iter()
+                .filter(|&&k| k != k1)
+                .collect::<Vec<_>>()
+                .choose(rng)?;
             let a = unique(objects, |o| o.kind == k1)?;
             let b = unique(objects, |o| o.kind == *k2)?;
             if a.large == b.large {
@@ -311,7 +345,12 @@ pub fn describe(objects: &[Object], size: u32) -> SyntheticSample {
 }
 
 /// `n` scene descriptions, deterministic in `seed`.
-pub fn generate_descriptions(n: usize, seed: u64, cfg: &SceneConfig, id_prefix: &str) -> Vec<(SyntheticSample, RgbImage)> {
+pub fn generate_descriptions(
+    n: usize,
+    seed: u64,
+    cfg: &SceneConfig,
+    id_prefix: &str,
+) -> Vec<(SyntheticSample, RgbImage)> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..n)
         .map(|i| {
@@ -326,7 +365,12 @@ pub fn generate_descriptions(n: usize, seed: u64, cfg: &SceneConfig, id_prefix: 
 
 /// `n` samples (scene + question), deterministic in `seed`; question types cycle so each
 /// appears equally often.
-pub fn generate(n: usize, seed: u64, cfg: &SceneConfig, id_prefix: &str) -> Vec<(SyntheticSample, RgbImage)> {
+pub fn generate(
+    n: usize,
+    seed: u64,
+    cfg: &SceneConfig,
+    id_prefix: &str,
+) -> Vec<(SyntheticSample, RgbImage)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut out = Vec::with_capacity(n);
     let mut attempts = 0usize;
@@ -335,7 +379,10 @@ pub fn generate(n: usize, seed: u64, cfg: &SceneConfig, id_prefix: &str) -> Vec<
         let qtype = QUESTION_TYPES[out.len() % QUESTION_TYPES.len()];
         let objects = random_scene(cfg, &mut rng);
         let Some((question, steps, key, regions)) = ask(qtype, &objects, cfg.size, &mut rng) else {
-            assert!(attempts < 100 * (n + 10), "the scene generator cannot satisfy `{qtype}`");
+            assert!(
+                attempts < 100 * (n + 10),
+                "the scene generator cannot satisfy `{qtype}`"
+            );
             continue;
         };
         let img = render(&objects, cfg.size, &mut rng);
@@ -390,6 +437,135 @@ mod tests {
     }
 
     #[test]
+    fn deterministic_by_seed() {
+        let cfg = SceneConfig::default();
+        let a = generate(20, 7, &cfg, "x");
+        let b = generate(20, 7, &cfg, "x");
+        let c = generate(20, 8, &cfg, "x");
+        for ((sa, ia), (sb, ib)) in a.iter().zip(&b) {
+            assert_eq!(sa, sb);
+            assert_eq!(ia.as_raw(), ib.as_raw());
+        }
+        assert!(a.iter().zip(&c).any(|(x, y)| x.0 != y.0));
+        let d1 = generate_descriptions(5, 3, &cfg, "d");
+        let d2 = generate_descriptions(5, 3, &cfg, "d");
+        assert_eq!(
+            d1.iter().map(|x| &x.0).collect::<Vec<_>>(),
+            d2.iter().map(|x| &x.0).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn regions_inside_image_and_objects_disjoint() {
+        let cfg = SceneConfig::default();
+        for (s, img) in generate(200, 3, &cfg, "r") {
+            assert_eq!((img.width(), img.height()), (cfg.size, cfg.size));
+            for r in s.regions.iter().chain(s.objects.iter().map(|o| &o.bbox)) {
+                assert!(
+                    r[0] < r[2] && r[1] < r[3] && r[2] <= cfg.size && r[3] <= cfg.size,
+                    "{r:?}"
+                );
+            }
+            for (i, a) in s.objects.iter().enumerate() {
+                for b in &s.objects[i + 1..] {
+                    let overlap = a.bbox[0] < b.bbox[2]
+                        && b.bbox[0] < a.bbox[2]
+                        && a.bbox[1] < b.bbox[3]
+                        && b.bbox[1] < a.bbox[3];
+                    assert!(!overlap, "{}: objects overlap", s.id);
+                }
+            }
+            // Each object's colour is drawn at its centre.
+            for o in &s.objects {
+                let (cx, cy) = o.centre();
+                let rgb = COLOURS.iter().find(|c| c.0 == o.colour).unwrap().1;
+                let p = img.get_pixel(cx as u32, (cy as u32).min(o.bbox[3] - 2)).0;
+                assert!(
+                    p.iter()
+                        .zip(rgb)
+                        .all(|(a, b)| (*a as i16 - b as i16).abs() <= 6),
+                    "{}: {p:?} vs {rgb:?}",
+                    s.id
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn answers_are_consistent_with_the_scene() {
+        let cfg = SceneConfig::default();
+        let samples = generate(500, 11, &cfg, "a");
+        let mut seen = std::collections::BTreeSet::new();
+        for (s, _) in &samples {
+            seen.insert(s.qtype.clone());
+            assert_eq!(
+                predicted_key(&s.answer()),
+                s.key,
+                "{}: key is the last word",
+                s.id
+            );
+            let objs = &s.objects;
+            let words: Vec<&str> = s.question.trim_end_matches('?').split(' ').collect();
+            match s.qtype.as_str() {
+                "colour" => {
+                    let kind = words.last().unwrap();
+                    let hits: Vec<_> = objs.iter().filter(|o| &o.kind == kind).collect();
+                    assert_eq!(hits.len(), 1);
+                    assert_eq!(hits[0].colour, s.key);
+                }
+                "shape" => {
+                    let colour = words[words.len() - 2];
+                    let hits: Vec<_> = objs.iter().filter(|o| o.colour == colour).collect();
+                    assert_eq!(hits.len(), 1);
+                    assert_eq!(hits[0].kind, s.key);
+                }
+                "count" => {
+                    let colour = words[2];
+                    let n = objs.iter().filter(|o| o.colour == colour).count();
+                    assert_eq!(NUMBERS[n], s.key);
+                    assert_eq!(s.regions.len(), n);
+                }
+                "relation" => {
+                    let find = |c: &str, k: &str| {
+                        objs.iter().find(|o| o.colour == c && o.kind == k).unwrap()
+                    };
+                    let a = find(words[2], words[3]);
+                    let b = find(words[words.len() - 2], words[words.len() - 1]);
+                    let want = if a.centre().0 < b.centre().0 {
+                        "left"
+                    } else {
+                        "right"
+                    };
+                    assert_eq!(want, s.key);
+                }
+                "size" => {
+                    let a = objs.iter().find(|o| o.kind == words[2]).unwrap();
+                    assert_eq!(if a.large { "yes" } else { "no" }, s.key);
+                }
+                other => panic!("unexpected question type {other}"),
+            }
+        }
+        assert_eq!(seen.len(), QUESTION_TYPES.len());
+        // Answers are balanced: no key wins most questions of its type.
+        for qt in ["colour", "shape", "relation", "size"] {
+            let keys: Vec<&String> = samples
+                .iter()
+                .filter(|s| s.0.qtype == qt)
+                .map(|s| &s.0.key)
+                .collect();
+            let top = keys
+                .iter()
+                .map(|k| keys.iter().filter(|x| x == &k).count())
+                .max()
+                .unwrap();
+            assert!(
+                (top as f64) < 0.6 * keys.len() as f64,
+                "{qt}: answers are unbalanced"
+            );
+        }
+    }
+
+    #[test]
     fn predicted_key_takes_the_last_word() {
         assert_eq!(predicted_key("The circle is at the top. It is Red."), "red");
         assert_eq!(predicted_key(""), "");
@@ -398,10 +574,17 @@ mod tests {
 
 /// Writes samples in the Visual-CoT layout: `dir/images/<id>.png` and `dir/<split>.json`
 /// (with `qtype`, `key`, `steps`, `regions`, `objects` as extra fields).
-pub fn write_split(dir: &std::path::Path, split: &str, samples: &[(SyntheticSample, RgbImage)]) -> crate::error::Result<()> {
+pub fn write_split(
+    dir: &std::path::Path,
+    split: &str,
+    samples: &[(SyntheticSample, RgbImage)],
+) -> crate::error::Result<()> {
     use crate::error::LavitError;
     let images = dir.join("images");
-    std::fs::create_dir_all(&images).map_err(|e| LavitError::Io { path: images.clone(), source: e })?;
+    std::fs::create_dir_all(&images).map_err(|e| LavitError::Io {
+        path: images.clone(),
+        source: e,
+    })?;
     let mut records = Vec::with_capacity(samples.len());
     for (s, img) in samples {
         let rel = format!("{}.png", s.id);

@@ -5,7 +5,10 @@
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::models::{ModelWrapper, TrainerWrapper};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, Tokenizer, TokenizerBuilder};
+use tokenizers::{
+    AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper,
+    Tokenizer, TokenizerBuilder,
+};
 
 use crate::error::{LavitError, Result};
 
@@ -23,7 +26,10 @@ pub const SPECIAL_TOKENS: [&str; 8] = [
 
 /// Trains a byte-level BPE of `vocab_size` tokens on `texts`.
 pub fn train_task_tokenizer(texts: &[String], vocab_size: usize) -> Result<Tokenizer> {
-    let specials: Vec<AddedToken> = SPECIAL_TOKENS.iter().map(|t| AddedToken::from(*t, true)).collect();
+    let specials: Vec<AddedToken> = SPECIAL_TOKENS
+        .iter()
+        .map(|t| AddedToken::from(*t, true))
+        .collect();
     let mut trainer: TrainerWrapper = BpeTrainerBuilder::new()
         .vocab_size(vocab_size)
         .min_frequency(2)
@@ -33,17 +39,26 @@ pub fn train_task_tokenizer(texts: &[String], vocab_size: usize) -> Result<Token
         .build()
         .into();
     let byte_level = ByteLevel::new(false, false, true);
-    let mut tok = TokenizerBuilder::<ModelWrapper, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>::new()
-        .with_model(BPE::default().into())
-        .with_pre_tokenizer(Some(byte_level.into()))
-        .with_decoder(Some(byte_level.into()))
-        .build()
-        .map_err(|e| LavitError::Other(format!("building the tokenizer: {e}")))?;
+    let mut tok = TokenizerBuilder::<
+        ModelWrapper,
+        NormalizerWrapper,
+        PreTokenizerWrapper,
+        PostProcessorWrapper,
+        DecoderWrapper,
+    >::new()
+    .with_model(BPE::default().into())
+    .with_pre_tokenizer(Some(byte_level.into()))
+    .with_decoder(Some(byte_level.into()))
+    .build()
+    .map_err(|e| LavitError::Other(format!("building the tokenizer: {e}")))?;
     tok.train(&mut trainer, texts.iter())
         .map_err(|e| LavitError::Other(format!("training the tokenizer: {e}")))?;
     let mut tok = Tokenizer::from(tok);
     // Make sure the specials are registered as added (special) tokens with fixed ids.
-    let added: Vec<AddedToken> = SPECIAL_TOKENS.iter().map(|t| AddedToken::from(*t, true)).collect();
+    let added: Vec<AddedToken> = SPECIAL_TOKENS
+        .iter()
+        .map(|t| AddedToken::from(*t, true))
+        .collect();
     tok.add_special_tokens(&added);
     Ok(tok)
 }

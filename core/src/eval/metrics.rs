@@ -26,7 +26,10 @@ pub fn accuracy(preds: &[Prediction]) -> Accuracy {
     Accuracy {
         overall: right as f64 / preds.len().max(1) as f64,
         n: preds.len(),
-        per_type: per.into_iter().map(|(k, (r, n))| (k, r as f64 / n as f64)).collect(),
+        per_type: per
+            .into_iter()
+            .map(|(k, (r, n))| (k, r as f64 / n as f64))
+            .collect(),
     }
 }
 
@@ -50,7 +53,11 @@ pub fn top_k_overlap(p: &[f32], q: &[f32], k: usize) -> f64 {
 }
 
 /// Which merged-grid cells have their centre inside any region (regions in original pixels).
-pub fn region_cells(regions: &[[u32; 4]], grid: (usize, usize), image_size: (usize, usize)) -> Vec<bool> {
+pub fn region_cells(
+    regions: &[[u32; 4]],
+    grid: (usize, usize),
+    image_size: (usize, usize),
+) -> Vec<bool> {
     let (gh, gw) = grid;
     let (ih, iw) = image_size;
     let mut cells = vec![false; gh * gw];
@@ -58,9 +65,9 @@ pub fn region_cells(regions: &[[u32; 4]], grid: (usize, usize), image_size: (usi
         for x in 0..gw {
             let cx = (x as f64 + 0.5) * iw as f64 / gw as f64;
             let cy = (y as f64 + 0.5) * ih as f64 / gh as f64;
-            cells[y * gw + x] = regions
-                .iter()
-                .any(|r| cx >= r[0] as f64 && cx < r[2] as f64 && cy >= r[1] as f64 && cy < r[3] as f64);
+            cells[y * gw + x] = regions.iter().any(|r| {
+                cx >= r[0] as f64 && cx < r[2] as f64 && cy >= r[1] as f64 && cy < r[3] as f64
+            });
         }
     }
     cells
@@ -118,7 +125,13 @@ pub fn map_metrics(
                     *a += b / m.len() as f32;
                 }
             }
-            mass.push(avg.iter().zip(&cells).filter(|(_, c)| **c).map(|(v, _)| *v as f64).sum());
+            mass.push(
+                avg.iter()
+                    .zip(&cells)
+                    .filter(|(_, c)| **c)
+                    .map(|(v, _)| *v as f64)
+                    .sum(),
+            );
             point.push(top_k(&avg, 1).first().is_some_and(|&i| cells[i]) as u8 as f64);
         }
     }
@@ -132,7 +145,11 @@ pub fn map_metrics(
 }
 
 /// Grounding of maps that come with the items (e.g. the teacher's own trajectory).
-pub fn grounding_of(items: &[EvalItem], maps: &BTreeMap<String, Vec<Vec<f32>>>, grid: impl Fn(&EvalItem) -> ((usize, usize), (usize, usize))) -> MapMetrics {
+pub fn grounding_of(
+    items: &[EvalItem],
+    maps: &BTreeMap<String, Vec<Vec<f32>>>,
+    grid: impl Fn(&EvalItem) -> ((usize, usize), (usize, usize)),
+) -> MapMetrics {
     let (mut mass, mut point) = (vec![], vec![]);
     for it in items {
         let (Some(m), false) = (maps.get(&it.id), it.regions.is_empty()) else {
@@ -149,7 +166,13 @@ pub fn grounding_of(items: &[EvalItem], maps: &BTreeMap<String, Vec<Vec<f32>>>, 
                 *a += b / m.len() as f32;
             }
         }
-        mass.push(avg.iter().zip(&cells).filter(|(_, c)| **c).map(|(v, _)| *v as f64).sum());
+        mass.push(
+            avg.iter()
+                .zip(&cells)
+                .filter(|(_, c)| **c)
+                .map(|(v, _)| *v as f64)
+                .sum(),
+        );
         point.push(top_k(&avg, 1).first().is_some_and(|&i| cells[i]) as u8 as f64);
     }
     MapMetrics {
@@ -170,8 +193,14 @@ mod tests {
         let p = [0.0, 1.0, 0.0, 0.0];
         assert!(kl(&p, &p) < 1e-4);
         assert!(kl(&p, &[1.0, 0.0, 0.0, 0.0]) > 5.0);
-        assert_eq!(top_k_overlap(&[1.0, 2.0, 3.0, 4.0], &[4.0, 3.0, 2.0, 1.0], 2), 0.0);
-        assert_eq!(top_k_overlap(&[1.0, 2.0, 3.0, 4.0], &[0.0, 0.0, 3.0, 4.0], 2), 1.0);
+        assert_eq!(
+            top_k_overlap(&[1.0, 2.0, 3.0, 4.0], &[4.0, 3.0, 2.0, 1.0], 2),
+            0.0
+        );
+        assert_eq!(
+            top_k_overlap(&[1.0, 2.0, 3.0, 4.0], &[0.0, 0.0, 3.0, 4.0], 2),
+            1.0
+        );
     }
 
     #[test]

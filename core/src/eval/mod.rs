@@ -36,7 +36,8 @@ impl EvalItem {
         let key = e["key"]
             .as_str()
             .ok_or_else(|| LavitError::Invalid(format!("sample {}: no answer `key`", s.id)))?;
-        let regions: Vec<[u32; 4]> = serde_json::from_value(e["regions"].clone()).unwrap_or_default();
+        let regions: Vec<[u32; 4]> =
+            serde_json::from_value(e["regions"].clone()).unwrap_or_default();
         Ok(Self {
             id: s.id.clone(),
             image: s.image.clone(),
@@ -86,7 +87,13 @@ pub fn predict(
     for (i, it) in items.iter().enumerate() {
         let img = load_rgb(&images_root.join(&it.image))?;
         let image_size = (img.height() as usize, img.width() as usize);
-        let host = HostInputs::build(tok, processor, &[img], &[Message::user_image_question(1, &it.question)], true)?;
+        let host = HostInputs::build(
+            tok,
+            processor,
+            &[img],
+            &[Message::user_image_question(1, &it.question)],
+            true,
+        )?;
         let g = host.images[0].grid;
         let grid = (g[1] / processor.merge_size, g[2] / processor.merge_size);
         let mut cfg = gen_cfg.clone();
@@ -108,7 +115,11 @@ pub fn predict(
             text,
             emitted_latents: !latent_ids.is_empty() && r.latent_steps.len() == latent_ids.len(),
             attn_maps: r.latent_steps.iter().map(|s| s.attn_map.clone()).collect(),
-            head_maps: r.latent_steps.iter().filter_map(|s| s.head_map.clone()).collect(),
+            head_maps: r
+                .latent_steps
+                .iter()
+                .filter_map(|s| s.head_map.clone())
+                .collect(),
             grid,
             image_size,
         });

@@ -142,7 +142,13 @@ pub fn open_student(
 }
 
 /// Writes a freshly initialised (random, seeded) Qwen2.5-VL checkpoint for `cfg` to `out`.
-pub fn init_checkpoint(cfg: &crate::model::Qwen25VlConfig, tok: &ChatTokenizer, out: &Path, seed: u64, device: &Device) -> Result<()> {
+pub fn init_checkpoint(
+    cfg: &crate::model::Qwen25VlConfig,
+    tok: &ChatTokenizer,
+    out: &Path,
+    seed: u64,
+    device: &Device,
+) -> Result<()> {
     cfg.validate().map_err(|m| LavitError::Config {
         path: out.join("config.json"),
         message: m,
@@ -181,7 +187,10 @@ impl burn::module::ModuleMapper for HfInit {
     fn exit_module(&mut self, _name: &str, _container: &str) {
         self.path.pop();
     }
-    fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<Tensor<D>>,
+    ) -> burn::module::Param<Tensor<D>> {
         let path = self.path.join(".");
         let std = self.std;
         param.map(|t| {
