@@ -129,15 +129,30 @@ fn device_of(kind: BackendKind, index: usize) -> Result<Device, BackendError> {
             Ok(Device::flex())
         }
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => wgpu_device(kind, index),
+        BackendKind::Wgpu => wgpu_device(kind, index, None),
+        #[cfg(feature = "vulkan")]
+        BackendKind::Vulkan => wgpu_device(kind, index, Some("Vulkan")),
+        #[cfg(feature = "metal")]
+        BackendKind::Metal => wgpu_device(kind, index, Some("Metal")),
+        #[cfg(feature = "webgpu")]
+        BackendKind::WebGpu => wgpu_device(kind, index, Some("BrowserWebGpu")),
+        #[cfg(feature = "dx12")]
+        BackendKind::Dx12 => wgpu_device(kind, index, Some("Dx12")),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => Ok(Device::cuda(index)),
         _ => Err(BackendError::NotCompiled { kind }),
     }
 }
 
+/// The `index`-th wgpu adapter (optionally only those of graphics API `api`), as a device of
+/// backend `kind`.
 #[cfg(feature = "wgpu")]
-fn wgpu_device(kind: BackendKind, index: usize) -> Result<Device, BackendError> {
+fn wgpu_device(kind: BackendKind, index: usize, api: Option<&str>) -> Result<Device, BackendError> {
     use burn::tensor::DeviceKind;
-    let adapters = list_wgpu_adapters();
+    let adapters: Vec<AdapterInfo> = list_wgpu_adapters()
+        .into_iter()
+        .filter(|a| api.is_none_or(|api| a.backend == api))
+        .collect();
     if adapters.is_empty() {
         return Err(BackendError::NoAdapter {
             kind,
@@ -165,7 +180,25 @@ fn wgpu_device(kind: BackendKind, index: usize) -> Result<Device, BackendError> 
         "Cpu" => DeviceKind::Cpu,
         _ => DeviceKind::DefaultDevice,
     };
-    Ok(Device::wgpu(dk))
+    Ok(match kind {
+        #[cfg(feature = "vulkan")]
+        BackendKind::Vulkan => Device::vulkan(dk),
+        #[cfg(feature = "metal")]
+        BackendKind::Metal => Device::metal(dk),
+        #[cfg(feature = "webgpu")]
+        BackendKind::WebGpu => Device::webgpu(dk),
+        #[cfg(feature = "dx12")]
+        BackendKind::Dx12 => Device::wgpu_options()
+            .device_kind(dk)
+            .graphics_api(burn::tensor::wgpu::WgpuBackend::Dx12)
+            .init()
+            .map_err(|e| BackendError::NoAdapter {
+                kind,
+                index,
+                found: format!("DX12 initialisation failed: {e}"),
+            })?,
+        _ => Device::wgpu(dk),
+    })
 }
 
 /// What a wgpu adapter reports about itself.
@@ -191,10 +224,10 @@ fn describe_adapters(adapters: &[AdapterInfo]) -> String {
 pub fn list_wgpu_adapters() -> Vec<AdapterInfo> {
     use burn::tensor::wgpu::wgpu;
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends: wgpu::Backends::all(),
+        backends: wgpu::Backends::PRIMARY,
         ..wgpu::InstanceDescriptor::new_without_display_handle()
     });
-    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
     adapters
         .into_iter()
         .map(|a| {
@@ -220,8 +253,15 @@ pub fn describe_all() -> Vec<(BackendKind, Vec<String>)> {
     for kind in BackendKind::ALL.iter().copied().filter(|k| k.compiled()) {
         let devices = match kind {
             BackendKind::Cpu => vec!["#0 CPU (burn flex)".to_string()],
-            BackendKind::Wgpu => list_wgpu_adapters()
+            BackendKind::Wgpu | BackendKind::Vulkan | BackendKind::Metal | BackendKind::Dx12 | BackendKind::WebGpu => list_wgpu_adapters()
                 .iter()
+                .filter(|a| match kind {
+                    BackendKind::Vulkan => a.backend == "Vulkan",
+                    BackendKind::Metal => a.backend == "Metal",
+                    BackendKind::Dx12 => a.backend == "Dx12",
+                    BackendKind::WebGpu => a.backend == "BrowserWebGpu",
+                    _ => true,
+                })
                 .enumerate()
                 .map(|(i, a)| {
                     format!(
@@ -230,7 +270,7 @@ pub fn describe_all() -> Vec<(BackendKind, Vec<String>)> {
                     )
                 })
                 .collect(),
-            _ => vec![],
+            BackendKind::Cuda => vec!["#0.. CUDA devices (opened on first use)".to_string()],
         };
         out.push((kind, devices));
     }
@@ -243,6 +283,10 @@ pub fn device_label(device: &Device) -> String {
     if dbg.contains("Flex") {
         "cpu (flex)".into()
     } else if dbg.contains("Wgpu") {
+        #[cfg(feature = "wgpu")]
+        if let Some(id) = device.identity() {
+            return format!("wgpu ({})", id.name);
+        }
         format!("wgpu ({dbg})")
     } else {
         dbg

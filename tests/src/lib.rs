@@ -56,3 +56,10 @@ pub fn test_devices() -> Vec<(String, Device)> {
         })
         .collect()
 }
+
+/// f32 parity tolerance (max abs) per backend. The CPU backend meets HF's 1e-4; GPU kernels
+/// (WGSL / SPIR-V / CUDA matmuls) reduce in another order, and the tied fixture's logits reach
+/// |x| ≈ 40, so they get 3e-4 (measured on lavapipe: 1.1e-4).
+pub fn tolerance(backend: &str) -> f32 {
+    if backend == "cpu" { 1e-4 } else { 3e-4 }
+}

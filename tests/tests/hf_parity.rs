@@ -10,7 +10,7 @@ use lavit_core::io::{Checkpoint, Message};
 use lavit_core::model::rope::rope_index;
 use lavit_core::model::{ForwardOptions, LogitRows, RowCapture};
 use lavit_core::util::{index_tensor, to_vec_f32};
-use lavit_tests::{assert_close, fixture, reference, reference_meta, test_devices};
+use lavit_tests::{assert_close, fixture, reference, reference_meta, test_devices, tolerance};
 
 const MODELS: [&str; 2] = ["tiny-gqa", "tiny-tied"];
 
@@ -152,11 +152,12 @@ fn forward_matches_hf_logits_hidden_states_vision_and_attention_rows() {
                 )
                 .unwrap();
             let tag = |what: &str| format!("{backend}/{name}: {what}");
+            let tol = tolerance(&backend);
             assert_close(
                 &tag("vision output"),
                 &to_vec_f32(out.image_embeds.clone().unwrap()),
                 &r["vision_embeds"].to_f32(),
-                1e-4,
+                tol,
             );
             let n_hidden = meta["num_hidden_states"].as_u64().unwrap() as usize;
             assert_eq!(out.decoder.hidden_states.len(), n_hidden);
@@ -166,14 +167,14 @@ fn forward_matches_hf_logits_hidden_states_vision_and_attention_rows() {
                     &tag(&format!("hidden_states.{i}")),
                     &to_vec_f32(h.clone()),
                     &theirs,
-                    1e-4,
+                    tol,
                 );
             }
             assert_close(
                 &tag("logits"),
                 &to_vec_f32(out.logits.unwrap()),
                 &r["logits"].to_f32(),
-                1e-4,
+                tol,
             );
             assert_eq!(out.decoder.captured.len(), layers.len());
             for (layer, probs) in &out.decoder.captured {
@@ -182,7 +183,7 @@ fn forward_matches_hf_logits_hidden_states_vision_and_attention_rows() {
                     &tag(&format!("attention rows, layer {layer}")),
                     &to_vec_f32(probs.clone()),
                     &theirs,
-                    1e-4,
+                    tol,
                 );
             }
         }

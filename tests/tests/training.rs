@@ -367,3 +367,16 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint() {
     let logs = read_metrics(&run.join("metrics.jsonl")).unwrap();
     assert!(logs.iter().take(step as usize).all(|l| l.loss.is_finite()));
 }
+
+#[test]
+fn unfrozen_vision_tower_learns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, images) = make_store(tmp.path());
+    let (student, _, samples) = student_and_samples(&store, &images);
+    let before = lavit_core::util::to_vec_f32(student.vlm.visual.patch_embed.proj.weight.val());
+    let mut c = cfg(3);
+    c.freeze_vision = false;
+    let trained = train(student, &samples, &c, &tmp.path().join("r"), false, &mut |_| true).unwrap();
+    let after = lavit_core::util::to_vec_f32(trained.vlm.visual.patch_embed.proj.weight.val());
+    assert!(lavit_tests::max_abs_diff(&before, &after) > 1e-5, "vision weights did not move");
+}

@@ -7,11 +7,14 @@
 //!
 //! | type | question | answer (steps) |
 //! |---|---|---|
-//! | colour | What colour is the circle? | The circle is at the top left. It is red. |
-//! | shape | What shape is the blue object? | The blue object is at the right. It is a square. |
-//! | relation | Is the red circle left or right of the green square? | The red circle is at the left. The green square is at the right. It is left. |
-//! | count | How many yellow shapes are there? | I see the yellow shapes. There are two. |
-//! | size | Is the circle bigger than the square? | The circle is at the top. The square is at the left. Yes. |
+//! | colour | What colour is the circle? | I find the circle. It is red. |
+//! | shape | What shape is the blue object? | I find the blue object. It is a square. |
+//! | relation | Is the red circle left or right of the green square? | I find the red circle. I find the green square. It is left. |
+//! | count | How many yellow shapes are there? | I look for yellow shapes. There are two. |
+//! | size | Is the circle bigger than the square? | I find the circle. I find the square. Yes. |
+//!
+//! The first steps name what to look at (the teacher's attention while writing them is the
+//! trajectory); the last step answers.
 //!
 //! Every sample carries its ground-truth regions (boxes of the objects the answer depends on)
 //! and its answer key (the last word of the answer). Everything is deterministic by seed.
@@ -202,10 +205,6 @@ pub fn ask(
     size: u32,
     rng: &mut StdRng,
 ) -> Option<(String, Vec<String>, String, Vec<[u32; 4]>)> {
-    let loc = |o: &Object| {
-        let (x, y) = o.centre();
-        location(x, y, size)
-    };
     match qtype {
         "colour" => {
             let kind = *KINDS.choose(rng)?;
@@ -213,7 +212,7 @@ pub fn ask(
             Some((
                 format!("What colour is the {kind}?"),
                 vec![
-                    format!("The {kind} is at the {}.", loc(o)),
+                    format!("I find the {kind}."),
                     format!(" It is {}.", o.colour),
                 ],
                 o.colour.clone(),
@@ -226,7 +225,7 @@ pub fn ask(
             Some((
                 format!("What shape is the {colour} object?"),
                 vec![
-                    format!("The {colour} object is at the {}.", loc(o)),
+                    format!("I find the {colour} object."),
                     format!(" It is a {}.", o.kind),
                 ],
                 o.kind.clone(),
@@ -257,8 +256,8 @@ pub fn ask(
                     return Some((
                         format!("Is the {} left or right of the {}?", a.name(), b.name()),
                         vec![
-                            format!("The {} is at the {}.", a.name(), loc(a)),
-                            format!(" The {} is at the {}.", b.name(), loc(b)),
+                            format!("I find the {}.", a.name()),
+                            format!(" I find the {}.", b.name()),
                             format!(" It is {side}."),
                         ],
                         side.to_string(),
@@ -301,8 +300,8 @@ pub fn ask(
             Some((
                 format!("Is the {k1} bigger than the {k2}?"),
                 vec![
-                    format!("The {k1} is at the {}.", loc(a)),
-                    format!(" The {k2} is at the {}.", loc(b)),
+                    format!("I find the {k1}."),
+                    format!(" I find the {k2}."),
                     format!(" {}.", if a.large { "Yes" } else { "No" }),
                 ],
                 yes.to_string(),
@@ -314,23 +313,17 @@ pub fn ask(
 }
 
 /// A description of the whole scene (the pre-training task of the student base): one sentence
-/// per object, left to right.
-pub fn describe(objects: &[Object], size: u32) -> SyntheticSample {
+/// per object (size, colour, kind), left to right.
+pub fn describe(objects: &[Object]) -> SyntheticSample {
     let mut sorted: Vec<&Object> = objects.iter().collect();
     sorted.sort_by(|a, b| a.centre().0.total_cmp(&b.centre().0));
     let steps: Vec<String> = sorted
         .iter()
         .enumerate()
         .map(|(i, o)| {
-            let (x, y) = o.centre();
             let size_word = if o.large { "large" } else { "small" };
-            format!(
-                "{}A {size_word} {} {} at the {}.",
-                if i == 0 { "" } else { " " },
-                o.colour,
-                o.kind,
-                location(x, y, size)
-            )
+            let sep = if i == 0 { "" } else { " " };
+            format!("{sep}A {size_word} {} {}.", o.colour, o.kind)
         })
         .collect();
     SyntheticSample {
@@ -356,7 +349,7 @@ pub fn generate_descriptions(
         .map(|i| {
             let objects = random_scene(cfg, &mut rng);
             let img = render(&objects, cfg.size, &mut rng);
-            let mut s = describe(&objects, cfg.size);
+            let mut s = describe(&objects);
             s.id = format!("{id_prefix}{i:05}");
             (s, img)
         })

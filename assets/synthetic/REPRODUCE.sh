@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Rebuilds the shipped synthetic-task models (assets/synthetic/teacher, student-base) from
+# scratch with this project's own commands. CPU only; ~25 min for the teacher and ~15 min for the
+# student base on 2 cores. Results are deterministic for a given backend and thread count.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lavit-rs/target}"
+cargo build --bin lavit
+L="$CARGO_TARGET_DIR/debug/lavit"
+W=runs/assets
+mkdir -p "$W"
+
+# Tokenizer and data.
+$L task-tokenizer --out assets/synthetic/tokenizer.json
+$L synth --out $W/qa --n-train 8000 --n-test 300 --seed 101
+$L synth --describe --out $W/describe --n-train 8000 --n-test 100 --seed 202
+python3 - "$W" <<'PY'
+import json, random, sys
+w = sys.argv[1]
+qa = json.load(open(f"{w}/qa/train.json")); de = json.load(open(f"{w}/describe/train.json"))
+for r in qa: r["image"] = ["qa/images/" + r["image"][0]]; r["question_id"] = "qa-" + r["question_id"]
+for r in de: r["image"] = ["describe/images/" + r["image"][0]]; r["question_id"] = "de-" + r["question_id"]
+mix = qa + de; random.Random(0).shuffle(mix)
+json.dump(mix, open(f"{w}/mix.json", "w"))
+PY
+
+# Teacher: questions + descriptions, vision trained too.
+$L init --config assets/synthetic/teacher-config.json --tokenizer assets/synthetic/tokenizer.json --out $W/teacher-init --seed 1
+$L train --student $W/teacher-init --data $W/mix.json --images $W --out $W/teacher-run \
+  --steps 4000 --lr 1.5e-3 --warmup 100 --min-lr-ratio 0.05 --weight-decay 0.01 --grad-accum 8 \
+  --checkpoint-every 500 --seed 1 --train-vision true --export-dtype f16
+# Student base: descriptions only.
+$L init --config assets/synthetic/student-config.json --tokenizer assets/synthetic/tokenizer.json --out $W/student-init --seed 2
+$L train --student $W/student-init --data $W/describe/train.json --images $W/describe/images --out $W/student-run \
+  --steps 2500 --lr 2e-3 --warmup 100 --min-lr-ratio 0.05 --weight-decay 0.01 --grad-accum 8 \
+  --checkpoint-every 500 --seed 2 --train-vision true --export-dtype f16
+
+rm -rf assets/synthetic/teacher assets/synthetic/student-base
+cp -r $W/teacher-run/final assets/synthetic/teacher
+cp -r $W/student-run/final assets/synthetic/student-base
+# Held-out accuracy of the teacher (the number in README.md).
+$L eval --model assets/synthetic/teacher --bench synthetic --data-root $W/qa --out $W/teacher-eval.jsonl
