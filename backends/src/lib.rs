@@ -253,7 +253,11 @@ pub fn describe_all() -> Vec<(BackendKind, Vec<String>)> {
     for kind in BackendKind::ALL.iter().copied().filter(|k| k.compiled()) {
         let devices = match kind {
             BackendKind::Cpu => vec!["#0 CPU (burn flex)".to_string()],
-            BackendKind::Wgpu | BackendKind::Vulkan | BackendKind::Metal | BackendKind::Dx12 | BackendKind::WebGpu => list_wgpu_adapters()
+            BackendKind::Wgpu
+            | BackendKind::Vulkan
+            | BackendKind::Metal
+            | BackendKind::Dx12
+            | BackendKind::WebGpu => list_wgpu_adapters()
                 .iter()
                 .filter(|a| match kind {
                     BackendKind::Vulkan => a.backend == "Vulkan",

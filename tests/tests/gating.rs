@@ -68,7 +68,7 @@ fn run(
     )
 }
 
-fn rows<'a>(m: &'a [Vec<f32>], r: std::ops::Range<usize>) -> Vec<f32> {
+fn rows(m: &[Vec<f32>], r: std::ops::Range<usize>) -> Vec<f32> {
     m[r].iter().flatten().copied().collect()
 }
 

@@ -104,7 +104,7 @@ fn extraction_memory_is_rows_times_keys() {
     extract_signals(
         &teacher,
         &host,
-        &[split[0]..split[2]],
+        std::slice::from_ref(&(split[0]..split[2])),
         &ExtractConfig { layers, top_k: 4 },
     )
     .unwrap();

@@ -362,7 +362,7 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint() {
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("checkpoint/state.json")).unwrap()).unwrap();
     let step = state["step"].as_u64().unwrap();
-    assert!(step >= 1 && step < 40);
+    assert!((1..40).contains(&step));
     // The checkpoint that was kept loads and gives finite losses.
     let logs = read_metrics(&run.join("metrics.jsonl")).unwrap();
     assert!(logs.iter().take(step as usize).all(|l| l.loss.is_finite()));
@@ -376,7 +376,18 @@ fn unfrozen_vision_tower_learns() {
     let before = lavit_core::util::to_vec_f32(student.vlm.visual.patch_embed.proj.weight.val());
     let mut c = cfg(3);
     c.freeze_vision = false;
-    let trained = train(student, &samples, &c, &tmp.path().join("r"), false, &mut |_| true).unwrap();
+    let trained = train(
+        student,
+        &samples,
+        &c,
+        &tmp.path().join("r"),
+        false,
+        &mut |_| true,
+    )
+    .unwrap();
     let after = lavit_core::util::to_vec_f32(trained.vlm.visual.patch_embed.proj.weight.val());
-    assert!(lavit_tests::max_abs_diff(&before, &after) > 1e-5, "vision weights did not move");
+    assert!(
+        lavit_tests::max_abs_diff(&before, &after) > 1e-5,
+        "vision weights did not move"
+    );
 }

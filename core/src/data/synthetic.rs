@@ -192,19 +192,17 @@ pub fn random_scene(cfg: &SceneConfig, rng: &mut StdRng) -> Vec<Object> {
     objects
 }
 
-fn unique<'a>(objects: &'a [Object], f: impl Fn(&Object) -> bool) -> Option<&'a Object> {
+fn unique(objects: &[Object], f: impl Fn(&Object) -> bool) -> Option<&Object> {
     let mut it = objects.iter().filter(|o| f(o));
     let first = it.next()?;
     it.next().is_none().then_some(first)
 }
 
+/// A question, its reasoning steps, its answer key and the regions it depends on.
+pub type Question = (String, Vec<String>, String, Vec<[u32; 4]>);
+
 /// Tries to ask a question of type `qtype` about `objects`; `None` if the scene does not allow it.
-pub fn ask(
-    qtype: &str,
-    objects: &[Object],
-    size: u32,
-    rng: &mut StdRng,
-) -> Option<(String, Vec<String>, String, Vec<[u32; 4]>)> {
+pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Option<Question> {
     match qtype {
         "colour" => {
             let kind = *KINDS.choose(rng)?;
@@ -418,6 +416,39 @@ pub fn corpus(seed: u64, n: usize) -> Vec<String> {
     texts
 }
 
+/// Writes samples in the Visual-CoT layout: `dir/images/<id>.png` and `dir/<split>.json`
+/// (with `qtype`, `key`, `steps`, `regions`, `objects` as extra fields).
+pub fn write_split(
+    dir: &std::path::Path,
+    split: &str,
+    samples: &[(SyntheticSample, RgbImage)],
+) -> crate::error::Result<()> {
+    use crate::error::LavitError;
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).map_err(|e| LavitError::Io {
+        path: images.clone(),
+        source: e,
+    })?;
+    let mut records = Vec::with_capacity(samples.len());
+    for (s, img) in samples {
+        let rel = format!("{}.png", s.id);
+        img.save(images.join(&rel)).map_err(|e| LavitError::Image {
+            path: images.join(&rel).display().to_string(),
+            message: e.to_string(),
+        })?;
+        records.push(crate::data::viscot::Sample {
+            id: s.id.clone(),
+            image: rel,
+            question: s.question.clone(),
+            answer: s.answer(),
+            extra: serde_json::json!({
+                "qtype": s.qtype, "key": s.key, "steps": s.steps, "regions": s.regions, "objects": s.objects,
+            }),
+        });
+    }
+    crate::data::viscot::write_viscot(&dir.join(format!("{split}.json")), &records)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -563,37 +594,4 @@ mod tests {
         assert_eq!(predicted_key("The circle is at the top. It is Red."), "red");
         assert_eq!(predicted_key(""), "");
     }
-}
-
-/// Writes samples in the Visual-CoT layout: `dir/images/<id>.png` and `dir/<split>.json`
-/// (with `qtype`, `key`, `steps`, `regions`, `objects` as extra fields).
-pub fn write_split(
-    dir: &std::path::Path,
-    split: &str,
-    samples: &[(SyntheticSample, RgbImage)],
-) -> crate::error::Result<()> {
-    use crate::error::LavitError;
-    let images = dir.join("images");
-    std::fs::create_dir_all(&images).map_err(|e| LavitError::Io {
-        path: images.clone(),
-        source: e,
-    })?;
-    let mut records = Vec::with_capacity(samples.len());
-    for (s, img) in samples {
-        let rel = format!("{}.png", s.id);
-        img.save(images.join(&rel)).map_err(|e| LavitError::Image {
-            path: images.join(&rel).display().to_string(),
-            message: e.to_string(),
-        })?;
-        records.push(crate::data::viscot::Sample {
-            id: s.id.clone(),
-            image: rel,
-            question: s.question.clone(),
-            answer: s.answer(),
-            extra: serde_json::json!({
-                "qtype": s.qtype, "key": s.key, "steps": s.steps, "regions": s.regions, "objects": s.objects,
-            }),
-        });
-    }
-    crate::data::viscot::write_viscot(&dir.join(format!("{split}.json")), &records)
 }

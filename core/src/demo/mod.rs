@@ -1,10 +1,12 @@
 //! `lavit demo`: the whole LaViT pipeline on the embedded synthetic task, on any backend.
 //!
-//! 1. generate train / test splits; 2. extract the shipped teacher's signals (V_top,
-//! trajectories) for both splits; 3. train two students of equal size and budget from the
-//! shipped student base — **baseline** (CE on the teacher's answers) and **LaViT** (CE + V_top
-//! + trajectory + gating) — plus any ablations; 4. evaluate teacher and students on the test
-//! split; 5. write `report.json`, `report.md` and heatmap PNGs.
+//! 1. generate train / test splits;
+//! 2. extract the shipped teacher's signals (V_top, trajectories) for both splits;
+//! 3. train two students of equal size and budget from the shipped student base —
+//!    **baseline** (CE on the teacher's answers) and **LaViT** (CE, V_top, trajectory,
+//!    gating) — plus any ablations;
+//! 4. evaluate teacher and students on the test split;
+//! 5. write `report.json`, `report.md` and heatmap PNGs.
 
 pub mod heatmap;
 

@@ -246,7 +246,7 @@ pub fn sample_losses(
     let sup: Vec<usize> = (sample.latent_start()..sample.end).collect();
     let rows: Vec<usize> = sup.iter().map(|p| p - 1).collect();
     let logits = if weights.ce {
-        LogitRows::Rows(index_tensor(&rows, &device))
+        LogitRows::Rows(Box::new(index_tensor(&rows, &device)))
     } else {
         LogitRows::None
     };

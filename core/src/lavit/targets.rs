@@ -10,7 +10,7 @@
 pub fn min_max(v: &[f32]) -> Vec<f32> {
     let lo = v.iter().copied().fold(f32::INFINITY, f32::min);
     let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if !(hi > lo) {
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
         return vec![1.0; v.len()];
     }
     v.iter().map(|x| (x - lo) / (hi - lo)).collect()

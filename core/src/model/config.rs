@@ -85,19 +85,23 @@ impl Qwen25VlConfig {
     pub fn validate(&self) -> Result<(), String> {
         let t = &self.text;
         let v = &self.vision;
-        if t.num_attention_heads == 0 || t.hidden_size % t.num_attention_heads != 0 {
+        if t.num_attention_heads == 0 || !t.hidden_size.is_multiple_of(t.num_attention_heads) {
             return Err(format!(
                 "hidden_size {} is not divisible by num_attention_heads {}",
                 t.hidden_size, t.num_attention_heads
             ));
         }
-        if t.num_key_value_heads == 0 || t.num_attention_heads % t.num_key_value_heads != 0 {
+        if t.num_key_value_heads == 0
+            || !t.num_attention_heads.is_multiple_of(t.num_key_value_heads)
+        {
             return Err(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 t.num_attention_heads, t.num_key_value_heads
             ));
         }
-        if t.head_dim() % 2 != 0 || t.mrope_section.iter().sum::<usize>() * 2 != t.head_dim() {
+        if !t.head_dim().is_multiple_of(2)
+            || t.mrope_section.iter().sum::<usize>() * 2 != t.head_dim()
+        {
             return Err(format!(
                 "mrope_section {:?} must sum to head_dim/2 = {}",
                 t.mrope_section,
@@ -110,7 +114,10 @@ impl Qwen25VlConfig {
                 t.mrope_section
             ));
         }
-        if v.num_heads == 0 || v.hidden_size % v.num_heads != 0 || v.head_dim() % 4 != 0 {
+        if v.num_heads == 0
+            || !v.hidden_size.is_multiple_of(v.num_heads)
+            || !v.head_dim().is_multiple_of(4)
+        {
             return Err(format!(
                 "vision hidden_size {} / num_heads {} must give a head_dim divisible by 4",
                 v.hidden_size, v.num_heads

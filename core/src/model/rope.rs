@@ -176,9 +176,9 @@ pub fn vision_cos_sin(
     let mut sin = vec![0f32; order.len() * head_dim];
     for (row, &p) in order.iter().enumerate() {
         let (ph, pw) = positions[p];
-        for j in 0..q {
+        for (j, &f) in inv.iter().enumerate() {
             for (k, pos) in [(0, ph), (1, pw)] {
-                let angle = pos as f32 * inv[j];
+                let angle = pos as f32 * f;
                 let (sn, cs) = angle.sin_cos();
                 for rep in 0..2 {
                     let col = rep * 2 * q + k * q + j;

@@ -38,7 +38,7 @@ pub enum LogitRows {
     #[default]
     All,
     Last,
-    Rows(Tensor<1, Int>),
+    Rows(Box<Tensor<1, Int>>),
     None,
 }
 
@@ -226,7 +226,7 @@ impl Qwen25Vl {
         match rows {
             LogitRows::All => Some(self.lm_logits(h)),
             LogitRows::Last => Some(self.lm_logits(h.narrow(0, s - 1, 1))),
-            LogitRows::Rows(idx) => Some(self.lm_logits(h.select(0, idx))),
+            LogitRows::Rows(idx) => Some(self.lm_logits(h.select(0, *idx))),
             LogitRows::None => None,
         }
     }

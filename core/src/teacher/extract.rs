@@ -100,11 +100,11 @@ pub fn split_steps(answer: &str) -> Vec<String> {
     // Merge whitespace-only pieces into their neighbour.
     let mut steps: Vec<String> = Vec::new();
     for p in pieces {
-        if p.trim().is_empty() {
-            if let Some(last) = steps.last_mut() {
-                last.push_str(&p);
-                continue;
-            }
+        if p.trim().is_empty()
+            && let Some(last) = steps.last_mut()
+        {
+            last.push_str(&p);
+            continue;
         }
         if steps.last().is_some_and(|l: &String| l.trim().is_empty()) {
             let prev = steps.pop().unwrap_or_default();

@@ -264,7 +264,7 @@ pub fn train(
             return Ok(student);
         }
         let last = state.step == cfg.steps;
-        if last || (cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0) {
+        if last || (cfg.checkpoint_every > 0 && state.step.is_multiple_of(cfg.checkpoint_every)) {
             save_checkpoint(&run.checkpoint(), &student, &optim, &state)?;
         }
     }
