@@ -27,6 +27,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// The whole LaViT pipeline on the embedded synthetic task (no download).
     Demo(demo::Args),
