@@ -27,7 +27,7 @@ PY
 # Teacher: questions + descriptions, vision trained too.
 $L init --config assets/synthetic/teacher-config.json --tokenizer assets/synthetic/tokenizer.json --out $W/teacher-init --seed 1
 $L train --student $W/teacher-init --data $W/mix.json --images $W --out $W/teacher-run \
-  --steps 4000 --lr 1.5e-3 --warmup 100 --min-lr-ratio 0.05 --weight-decay 0.01 --grad-accum 8 \
+  --steps 6000 --lr 1e-3 --warmup 100 --min-lr-ratio 0.1 --weight-decay 0.01 --grad-accum 8 \
   --checkpoint-every 500 --seed 1 --train-vision true --export-dtype f16
 # Student base: descriptions only.
 $L init --config assets/synthetic/student-config.json --tokenizer assets/synthetic/tokenizer.json --out $W/student-init --seed 2

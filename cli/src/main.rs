@@ -12,6 +12,7 @@ mod eval;
 mod extract;
 mod forward;
 mod init;
+mod params;
 mod synth;
 mod train;
 
@@ -46,6 +47,8 @@ enum Command {
     Init(init::Args),
     /// Answer a benchmark and report accuracy.
     Eval(eval::Args),
+    /// Parameter counts of a config and the memory a training run needs.
+    Params(params::Args),
     /// List the compiled backends and the adapters each one sees.
     Devices,
 }
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::TaskTokenizer(args) => synth::run_tokenizer(args),
         Command::Init(args) => init::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Params(args) => params::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -132,3 +132,27 @@ impl LoraConfig {
         Ok(())
     }
 }
+
+impl LoraConfig {
+    /// Adapter parameters this config adds to a decoder of shape `t`: `r · (in + out)` per
+    /// targeted projection per layer.
+    pub fn param_count(&self, t: &super::config::TextConfig) -> usize {
+        let (d, hd, i) = (t.hidden_size, t.head_dim(), t.intermediate_size);
+        let per: usize = self
+            .targets
+            .iter()
+            .map(|name| {
+                let (a, b) = match name.as_str() {
+                    "q_proj" => (d, t.num_attention_heads * hd),
+                    "k_proj" | "v_proj" => (d, t.num_key_value_heads * hd),
+                    "o_proj" => (t.num_attention_heads * hd, d),
+                    "gate_proj" | "up_proj" => (d, i),
+                    "down_proj" => (i, d),
+                    _ => (0, 0),
+                };
+                self.rank * (a + b)
+            })
+            .sum();
+        per * t.num_hidden_layers
+    }
+}
