@@ -76,6 +76,8 @@ pub enum BackendError {
         compiled_list()
     )]
     NotCompiled { kind: BackendKind },
+    #[error("backend `{name}`: {message}")]
+    Precision { name: String, message: String },
     #[error("backend `{kind}`: no adapter #{index} found; {found}")]
     NoAdapter {
         kind: BackendKind,
@@ -103,6 +105,54 @@ impl FromStr for BackendKind {
             .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| BackendError::Unknown { name: s.into() })
     }
+}
+
+/// Floating-point precision of a device's tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "f32" => Ok(Self::F32),
+            "f16" => Ok(Self::F16),
+            "bf16" => Ok(Self::Bf16),
+            o => Err(format!("unknown precision `{o}` (f32, f16, bf16)")),
+        }
+    }
+}
+
+/// Like [`select`], with the device's default float dtype set to `precision` (before any
+/// tensor exists on it). Unsupported dtypes are an error naming the backend.
+pub fn select_with_precision(
+    name: &str,
+    index: usize,
+    precision: Precision,
+) -> Result<Device, BackendError> {
+    let mut device = select(name, index)?;
+    let dtype = match precision {
+        Precision::F32 => return Ok(device),
+        Precision::F16 => burn::tensor::FloatDType::F16,
+        Precision::Bf16 => burn::tensor::FloatDType::BF16,
+    };
+    if !device.supports_dtype(dtype) {
+        return Err(BackendError::Precision {
+            name: name.into(),
+            message: format!("{dtype:?} is not supported by this device"),
+        });
+    }
+    device
+        .configure(dtype)
+        .map_err(|e| BackendError::Precision {
+            name: name.into(),
+            message: format!("{e:?}"),
+        })?;
+    Ok(device)
 }
 
 /// The device for backend `name` and adapter `index` (no autodiff; call `.autodiff()` to train).

@@ -12,11 +12,17 @@ pub struct BackendArgs {
     /// Adapter index within the backend.
     #[arg(long, default_value_t = 0)]
     pub device: usize,
+    /// Float precision: f32, f16 or bf16 (where the backend supports it).
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
 }
 
 impl BackendArgs {
     pub fn device(&self) -> Result<Device> {
-        lavit_backends::select(&self.backend, self.device).context("choosing the backend")
+        let precision: lavit_backends::Precision =
+            self.precision.parse().map_err(anyhow::Error::msg)?;
+        lavit_backends::select_with_precision(&self.backend, self.device, precision)
+            .context("choosing the backend")
     }
 }
 

@@ -28,14 +28,24 @@ pub fn run(a: Args) -> Result<()> {
     let c = cfg.param_counts();
     let d = cfg.text.hidden_size;
     let heads = d * d + d + d * a.d_teacher + a.d_teacher + d * d + d;
-    let lora = LoraConfig { rank: a.lora_rank, ..Default::default() }.param_count(&cfg.text);
+    let lora = LoraConfig {
+        rank: a.lora_rank,
+        ..Default::default()
+    }
+    .param_count(&cfg.text);
     println!("| part | parameters |\n|---|---|");
     println!("| vision tower | {} |", c.vision);
     println!("| text decoder layers | {} |", c.text_layers);
-    println!("| embeddings (tied LM head: {}) | {} |", cfg.tie_word_embeddings, c.embeddings);
+    println!(
+        "| embeddings (tied LM head: {}) | {} |",
+        cfg.tie_word_embeddings, c.embeddings
+    );
     println!("| untied LM head | {} |", c.lm_head);
     println!("| LaViT heads (d_T = {}) | {heads} |", a.d_teacher);
-    println!("| LoRA r = {} on q,k,v,o,gate,up,down | {lora} |", a.lora_rank);
+    println!(
+        "| LoRA r = {} on q,k,v,o,gate,up,down | {lora} |",
+        a.lora_rank
+    );
     println!("| total model | {} |", c.total);
     // Full fine-tuning of the text side (vision frozen): fp32 master weights, grads, Adam m, v.
     let full_trainable = (c.text_layers + c.embeddings + c.lm_head + heads) as f64;
@@ -45,7 +55,16 @@ pub fn run(a: Args) -> Result<()> {
     let lora_trainable = (lora + c.embeddings + heads) as f64;
     let lora_bytes = 2.0 * (c.total - c.embeddings) as f64 + 16.0 * lora_trainable;
     println!("\nweights + grads + AdamW state (activations excluded):");
-    println!("- full fine-tuning (vision frozen, bf16): {:.1} GiB ({} trainable × 16 B + vision × 2 B)", gib(full), full_trainable as usize);
-    println!("- LoRA r = {}: {:.1} GiB ({} trainable × 16 B + frozen base × 2 B)", a.lora_rank, gib(lora_bytes), lora_trainable as usize);
+    println!(
+        "- full fine-tuning (vision frozen, bf16): {:.1} GiB ({} trainable × 16 B + vision × 2 B)",
+        gib(full),
+        full_trainable as usize
+    );
+    println!(
+        "- LoRA r = {}: {:.1} GiB ({} trainable × 16 B + frozen base × 2 B)",
+        a.lora_rank,
+        gib(lora_bytes),
+        lora_trainable as usize
+    );
     Ok(())
 }

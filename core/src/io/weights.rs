@@ -3,7 +3,7 @@
 //! * single `model.safetensors`, or shards listed in `model.safetensors.index.json`;
 //! * both key layouts: hub (`visual.*`, `model.layers.*`, `lm_head.*`) and the newer
 //!   transformers one (`model.visual.*`, `model.language_model.*`);
-//! * bf16 / f16 / f32 on disk, cast to the model's f32 while loading;
+//! * bf16 / f16 / f32 on disk, cast to the device's float dtype (f32 by default) while loading;
 //! * PyTorch `Linear` weights `[out, in]` are transposed to burn's `[in, out]`
 //!   (`PyTorchToBurnAdapter`), norm `weight` becomes `gamma`.
 //!
@@ -82,6 +82,8 @@ pub enum WeightSource {
 /// Loads all parameters of `model` from `source`.
 pub fn load_weights(model: Qwen25Vl, source: WeightSource) -> Result<Qwen25Vl> {
     let mut model = model;
+    // Weights take the device's float dtype (f32 unless the device was configured otherwise).
+    let float: DType = model.device().settings().float_dtype.into();
     let stores: Vec<(String, SafetensorsStore)> = match source {
         WeightSource::Files(files) => files
             .into_iter()
@@ -106,7 +108,7 @@ pub fn load_weights(model: Qwen25Vl, source: WeightSource) -> Result<Qwen25Vl> {
         let mut store = LOAD_REMAP
             .iter()
             .fold(store, |s, (from, to)| s.with_key_remapping(*from, *to))
-            .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
+            .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(float)))
             .allow_partial(true)
             .validate(false);
         let result = model
