@@ -14,4 +14,4 @@ scripts/fetch-qwen-tokenizer.sh
 cargo test --workspace
 # Backends that cannot run here still have to compile (native SPIR-V Vulkan, CUDA, DX12 path).
 # DOCS_RS=1 makes cubecl-llvm (pulled in by CUDA) skip downloading LLVM, which a check does not need.
-DOCS_RS=1 cargo check -p lavit-cli --features lavit-backends/vulkan,lavit-backends/cuda,lavit-backends/dx12,lavit-backends/webgpu
+DOCS_RS=1 cargo check -p lavit-cli --features lavit-backends/vulkan,lavit-backends/cuda,lavit-backends/dx12,lavit-backends/webgpu,lavit-backends/metal

@@ -2,6 +2,7 @@
 //! answer accuracy, gaze alignment with the teacher (KL and top-K overlap of latent-step maps)
 //! and grounding (attention mass inside the ground-truth regions, pointing accuracy).
 
+pub mod choice;
 pub mod metrics;
 
 use std::path::Path;
