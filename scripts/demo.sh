@@ -8,5 +8,5 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lavit-rs/target}"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/lavit-xdg-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 # The dev profile builds burn at opt-level 3 and shares its artifacts with the tests.
-cargo build --bin lavit
+cargo build --workspace
 exec "$CARGO_TARGET_DIR/debug/lavit" demo "$@"

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lavit-rs/target}"
-cargo build --bin lavit
+cargo build --workspace
 L="$CARGO_TARGET_DIR/debug/lavit"
 W=runs/assets
 mkdir -p "$W"

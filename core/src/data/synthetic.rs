@@ -153,33 +153,37 @@ pub fn render(objects: &[Object], size: u32, rng: &mut StdRng) -> RgbImage {
     img
 }
 
-fn place(objects: &[Object], side: u32, size: u32, rng: &mut StdRng) -> Option<[u32; 4]> {
+/// Side of one cell of the placement grid: one merged vision token (28 px).
+pub const CELL: u32 = 28;
+
+/// A free spot of `cells × cells` grid cells (objects are aligned to the 28-px grid of merged
+/// vision tokens, so each token sees whole objects), inset by 3 px.
+fn place(occupied: &mut [bool], grid: u32, cells: u32, rng: &mut StdRng) -> Option<[u32; 4]> {
     for _ in 0..200 {
-        let x0 = rng.random_range(2..size - side - 2);
-        let y0 = rng.random_range(2..size - side - 2);
-        let b = [x0, y0, x0 + side, y0 + side];
-        let clear = objects.iter().all(|o| {
-            let m = 6;
-            b[2] + m <= o.bbox[0]
-                || o.bbox[2] + m <= b[0]
-                || b[3] + m <= o.bbox[1]
-                || o.bbox[3] + m <= b[1]
-        });
-        if clear {
-            return Some(b);
+        let cx = rng.random_range(0..=grid - cells);
+        let cy = rng.random_range(0..=grid - cells);
+        let cells_of = || (cy..cy + cells).flat_map(move |y| (cx..cx + cells).map(move |x| (y * grid + x) as usize));
+        if cells_of().any(|i| occupied[i]) {
+            continue;
         }
+        for i in cells_of() {
+            occupied[i] = true;
+        }
+        let inset = 3;
+        return Some([cx * CELL + inset, cy * CELL + inset, (cx + cells) * CELL - inset, (cy + cells) * CELL - inset]);
     }
     None
 }
 
-/// A random scene.
+/// A random scene: `min..=max` objects on the cell grid, small (1 cell) or large (2 × 2).
 pub fn random_scene(cfg: &SceneConfig, rng: &mut StdRng) -> Vec<Object> {
+    let grid = cfg.size / CELL;
+    let mut occupied = vec![false; (grid * grid) as usize];
     let n = rng.random_range(cfg.min_objects..=cfg.max_objects);
     let mut objects: Vec<Object> = Vec::new();
     while objects.len() < n {
         let large = rng.random_bool(0.5);
-        let side = if large { cfg.size / 4 } else { cfg.size / 7 };
-        let Some(bbox) = place(&objects, side, cfg.size, rng) else {
+        let Some(bbox) = place(&mut occupied, grid, if large { 2 } else { 1 }, rng) else {
             break;
         };
         objects.push(Object {
@@ -246,6 +250,8 @@ pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Opti
                     if !(ua && ub) {
                         continue;
                     }
+                    // Balance left / right: order the pair the way that gives the drawn answer.
+                    let (a, b) = if rng.random_bool(0.5) == (a.centre().0 < b.centre().0) { (a, b) } else { (b, a) };
                     let side = if a.centre().0 < b.centre().0 {
                         "left"
                     } else {
@@ -289,10 +295,15 @@ pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Opti
                 .filter(|&&k| k != k1)
                 .collect::<Vec<_>>()
                 .choose(rng)?;
-            let a = unique(objects, |o| o.kind == k1)?;
-            let b = unique(objects, |o| o.kind == *k2)?;
+            let (mut k1, mut k2) = (k1, *k2);
+            let (mut a, mut b) = (unique(objects, |o| o.kind == k1)?, unique(objects, |o| o.kind == k2)?);
             if a.large == b.large {
                 return None;
+            }
+            // Balance yes / no: ask the way round that gives the drawn answer.
+            if rng.random_bool(0.5) != a.large {
+                std::mem::swap(&mut a, &mut b);
+                std::mem::swap(&mut k1, &mut k2);
             }
             let yes = if a.large { "yes" } else { "no" };
             Some((
@@ -311,10 +322,10 @@ pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Opti
 }
 
 /// A description of the whole scene (the pre-training task of the student base): one sentence
-/// per object (size, colour, kind), left to right.
+/// per object (size, colour, kind), sorted by kind then colour, so no position is needed.
 pub fn describe(objects: &[Object]) -> SyntheticSample {
     let mut sorted: Vec<&Object> = objects.iter().collect();
-    sorted.sort_by(|a, b| a.centre().0.total_cmp(&b.centre().0));
+    sorted.sort_by(|a, b| (&a.kind, &a.colour, !a.large).cmp(&(&b.kind, &b.colour, !b.large)));
     let steps: Vec<String> = sorted
         .iter()
         .enumerate()
