@@ -164,7 +164,7 @@ pub fn select(name: &str, index: usize) -> Result<Device, BackendError> {
     device_of(kind, index)
 }
 
-#[allow(unused_variables, unreachable_code)]
+#[allow(unused_variables, unreachable_code, unreachable_patterns)]
 fn device_of(kind: BackendKind, index: usize) -> Result<Device, BackendError> {
     match kind {
         #[cfg(feature = "cpu")]
