@@ -11,6 +11,7 @@ mod devices;
 mod eval;
 mod extract;
 mod forward;
+mod infer;
 mod init;
 mod params;
 mod synth;
@@ -49,6 +50,10 @@ enum Command {
     Eval(eval::Args),
     /// Parameter counts of a config and the memory a training run needs.
     Params(params::Args),
+    /// Answer one question about one image; heatmaps of the latent steps.
+    Infer(infer::Args),
+    /// Render a stored teacher trajectory over its image.
+    Viz(infer::VizArgs),
     /// List the compiled backends and the adapters each one sees.
     Devices,
 }
@@ -66,6 +71,8 @@ fn main() -> ExitCode {
         Command::TaskTokenizer(args) => synth::run_tokenizer(args),
         Command::Init(args) => init::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Infer(args) => infer::run(args),
+        Command::Viz(args) => infer::run_viz(args),
         Command::Params(args) => params::run(args),
     };
     match result {

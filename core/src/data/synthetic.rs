@@ -162,7 +162,10 @@ fn place(occupied: &mut [bool], grid: u32, cells: u32, rng: &mut StdRng) -> Opti
     for _ in 0..200 {
         let cx = rng.random_range(0..=grid - cells);
         let cy = rng.random_range(0..=grid - cells);
-        let cells_of = || (cy..cy + cells).flat_map(move |y| (cx..cx + cells).map(move |x| (y * grid + x) as usize));
+        let cells_of = || {
+            (cy..cy + cells)
+                .flat_map(move |y| (cx..cx + cells).map(move |x| (y * grid + x) as usize))
+        };
         if cells_of().any(|i| occupied[i]) {
             continue;
         }
@@ -170,7 +173,12 @@ fn place(occupied: &mut [bool], grid: u32, cells: u32, rng: &mut StdRng) -> Opti
             occupied[i] = true;
         }
         let inset = 3;
-        return Some([cx * CELL + inset, cy * CELL + inset, (cx + cells) * CELL - inset, (cy + cells) * CELL - inset]);
+        return Some([
+            cx * CELL + inset,
+            cy * CELL + inset,
+            (cx + cells) * CELL - inset,
+            (cy + cells) * CELL - inset,
+        ]);
     }
     None
 }
@@ -251,7 +259,11 @@ pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Opti
                         continue;
                     }
                     // Balance left / right: order the pair the way that gives the drawn answer.
-                    let (a, b) = if rng.random_bool(0.5) == (a.centre().0 < b.centre().0) { (a, b) } else { (b, a) };
+                    let (a, b) = if rng.random_bool(0.5) == (a.centre().0 < b.centre().0) {
+                        (a, b)
+                    } else {
+                        (b, a)
+                    };
                     let side = if a.centre().0 < b.centre().0 {
                         "left"
                     } else {
@@ -296,7 +308,10 @@ pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Opti
                 .collect::<Vec<_>>()
                 .choose(rng)?;
             let (mut k1, mut k2) = (k1, *k2);
-            let (mut a, mut b) = (unique(objects, |o| o.kind == k1)?, unique(objects, |o| o.kind == k2)?);
+            let (mut a, mut b) = (
+                unique(objects, |o| o.kind == k1)?,
+                unique(objects, |o| o.kind == k2)?,
+            );
             if a.large == b.large {
                 return None;
             }

@@ -4,7 +4,10 @@
 
 /// The option letter that `text` picks among `options` (`(letter, option text)`), if any.
 pub fn extract_choice(text: &str, options: &[(char, String)]) -> Option<char> {
-    let letters: Vec<char> = options.iter().map(|(l, _)| l.to_ascii_uppercase()).collect();
+    let letters: Vec<char> = options
+        .iter()
+        .map(|(l, _)| l.to_ascii_uppercase())
+        .collect();
     let valid = |c: char| letters.contains(&c.to_ascii_uppercase());
     let t = text.trim();
     let chars: Vec<char> = t.chars().collect();
@@ -18,7 +21,10 @@ pub fn extract_choice(text: &str, options: &[(char, String)]) -> Option<char> {
     let lower = t.to_lowercase();
     for key in ["answer is", "answer:", "answer", "option", "choice"] {
         if let Some(pos) = lower.find(key) {
-            let rest: String = t[pos + key.len()..].chars().skip_while(|c| !c.is_alphanumeric()).collect();
+            let rest: String = t[pos + key.len()..]
+                .chars()
+                .skip_while(|c| !c.is_alphanumeric())
+                .collect();
             let mut it = rest.chars();
             if let (Some(c), next) = (it.next(), it.next())
                 && valid(c)
@@ -33,7 +39,9 @@ pub fn extract_choice(text: &str, options: &[(char, String)]) -> Option<char> {
     if let Some(&c) = chars.first()
         && valid(c)
         && c.is_ascii_alphabetic()
-        && chars.get(1).is_none_or(|n| matches!(n, '.' | ')' | ':' | ','))
+        && chars
+            .get(1)
+            .is_none_or(|n| matches!(n, '.' | ')' | ':' | ','))
         && (c.is_ascii_uppercase() || chars.len() == 1)
     {
         return Some(c.to_ascii_uppercase());
@@ -62,7 +70,10 @@ fn contains_word(hay: &str, needle: &str) -> bool {
     while let Some(i) = hay[start..].find(needle) {
         let a = start + i;
         let b = a + needle.len();
-        let before = hay[..a].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+        let before = hay[..a]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric());
         let after = hay[b..].chars().next().is_none_or(|c| !c.is_alphanumeric());
         if before && after {
             return true;
@@ -77,7 +88,12 @@ mod tests {
     use super::*;
 
     fn opts() -> Vec<(char, String)> {
-        vec![('A', "yes".into()), ('B', "no".into()), ('C', "the red car".into()), ('D', "a car".into())]
+        vec![
+            ('A', "yes".into()),
+            ('B', "no".into()),
+            ('C', "the red car".into()),
+            ('D', "a car".into()),
+        ]
     }
 
     #[test]

@@ -1,0 +1,179 @@
+//! `lavit infer`: answer one question about one image; with a LaViT student, also show its
+//! latent visual thoughts (one heatmap PNG per latent step). `lavit viz`: a stored teacher
+//! trajectory over its image.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use lavit_core::demo::heatmap::{overlay, side_by_side};
+use lavit_core::infer::{GenerateConfig, generate};
+use lavit_core::io::checkpoint::HostInputs;
+use lavit_core::io::processor::load_rgb;
+use lavit_core::io::{Checkpoint, Message};
+use lavit_core::teacher::SignalStore;
+use lavit_core::train::export::load_student;
+
+use crate::common::BackendArgs;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model directory (a base Qwen2.5-VL or a LaViT student).
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub image: PathBuf,
+    #[arg(long)]
+    pub question: String,
+    /// Write one heatmap PNG per latent step here.
+    #[arg(long)]
+    pub heatmaps: Option<PathBuf>,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, default_value_t = 128)]
+    pub max_new_tokens: usize,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Append the latent block instead of letting the model emit it.
+    #[arg(long)]
+    pub force_lvr: bool,
+    /// Hide the latent tokens from the answer.
+    #[arg(long)]
+    pub mask_lvr: bool,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let device = a.backend.device()?;
+    let ckpt = Checkpoint::open(&a.model).context("opening the model")?;
+    let tok = ckpt.tokenizer(None)?;
+    let img = load_rgb(&a.image)?;
+    let (vlm, head, latents) = if ckpt.raw_config.get("lavit").is_some() {
+        let (_, s) = load_student(&a.model, &device)?;
+        (s.vlm, Some(s.traj_head), s.lavit.latent_token_ids)
+    } else {
+        (ckpt.load(&device)?, None, vec![])
+    };
+    let host = HostInputs::build(
+        &tok,
+        &ckpt.processor,
+        std::slice::from_ref(&img),
+        &[Message::user_image_question(1, &a.question)],
+        true,
+    )?;
+    let g = host.images[0].grid;
+    let grid = (
+        g[1] / ckpt.processor.merge_size,
+        g[2] / ckpt.processor.merge_size,
+    );
+    let cfg = GenerateConfig {
+        max_new_tokens: a.max_new_tokens,
+        temperature: a.temperature,
+        top_p: a.top_p,
+        seed: a.seed,
+        stop_ids: vec![tok.im_end],
+        force_lvr: a.force_lvr,
+        mask_lvr: a.mask_lvr,
+        ..Default::default()
+    };
+    let out = generate(
+        &vlm,
+        head.as_ref(),
+        &host.to_device(&device),
+        &latents,
+        &cfg,
+    )?;
+    let ids: Vec<u32> = out
+        .tokens
+        .iter()
+        .copied()
+        .filter(|t| *t != tok.im_end && !latents.contains(t))
+        .collect();
+    let answer = tok.decode(&ids, true)?;
+    let mut files = Vec::new();
+    if let Some(dir) = &a.heatmaps {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (k, step) in out.latent_steps.iter().enumerate() {
+            let mut panels = vec![overlay(&img, &step.attn_map, grid)];
+            if let Some(h) = &step.head_map {
+                panels.push(overlay(&img, h, grid));
+            }
+            let p = dir.join(format!("latent-{}.png", k + 1));
+            side_by_side(&panels)
+                .save(&p)
+                .with_context(|| format!("writing {}", p.display()))?;
+            files.push(p.display().to_string());
+        }
+    }
+    if a.json {
+        let v = serde_json::json!({
+            "answer": answer,
+            "tokens": out.tokens,
+            "grid": [grid.0, grid.1],
+            "latent_steps": out.latent_steps,
+            "heatmaps": files,
+        });
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        println!("{answer}");
+        if !out.latent_steps.is_empty() {
+            eprintln!(
+                "{} latent steps{}",
+                out.latent_steps.len(),
+                if files.is_empty() {
+                    String::new()
+                } else {
+                    format!("; heatmaps: {}", files.join(", "))
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct VizArgs {
+    /// Signal store from `lavit extract`.
+    #[arg(long)]
+    pub signals: PathBuf,
+    /// Sample id.
+    #[arg(long)]
+    pub id: String,
+    /// Root of the image paths.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Output PNG (image | one panel per step).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run_viz(a: VizArgs) -> Result<()> {
+    let mut store = SignalStore::open(&a.signals).context("opening the signal store")?;
+    let rec = store
+        .records
+        .iter()
+        .find(|r| r.id == a.id)
+        .cloned()
+        .with_context(|| format!("no sample `{}` in {}", a.id, a.signals.display()))?;
+    let sig = store.load(&rec)?;
+    let img = load_rgb(&a.images.join(&rec.image))?;
+    let mut panels = vec![img.clone()];
+    panels.extend(sig.traj.iter().map(|m| overlay(&img, m, sig.grid)));
+    side_by_side(&panels)
+        .save(&a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "{}: {} steps ({:?}) -> {}",
+        rec.id,
+        sig.traj.len(),
+        rec.steps,
+        a.out.display()
+    );
+    Ok(())
+}
