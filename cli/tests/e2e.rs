@@ -1,0 +1,155 @@
+//! The real-data workflow through the binary on tiny inputs: synth → extract → train → infer →
+//! eval, checking that every output exists and parses.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+fn lavit(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_lavit"))
+        .args(args)
+        .output()
+        .expect("running lavit");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "lavit {args:?} failed: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn extract_train_infer_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    lavit(&[
+        "synth",
+        "--out",
+        s(&data),
+        "--n-train",
+        "6",
+        "--n-test",
+        "4",
+        "--seed",
+        "3",
+    ]);
+    let store = tmp.path().join("signals");
+    let teacher = fixtures().join("tiny-gqa");
+    let out = lavit(&[
+        "extract",
+        "--teacher",
+        s(&teacher),
+        "--data",
+        s(&data.join("train.json")),
+        "--images",
+        s(&data.join("images")),
+        "--out",
+        s(&store),
+        "--layers",
+        "2",
+        "--top-k",
+        "4",
+        "--steps",
+        "2",
+    ]);
+    assert!(out.contains("extracted 6 samples"), "{out}");
+    let index = std::fs::read_to_string(store.join("index.jsonl")).unwrap();
+    assert_eq!(index.lines().count(), 6);
+    for l in index.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["steps"].as_array().unwrap().len() <= 2);
+    }
+
+    // The student: TOML config with a flag override.
+    let cfg = tmp.path().join("train.toml");
+    std::fs::write(&cfg, "steps = 5\nlr = 1e-3\ngrad_accum = 2\nnum_latent = 2\ngate = \"linear:1:2\"\ncheckpoint_every = 2\n").unwrap();
+    let run = tmp.path().join("run");
+    let student = fixtures().join("tiny-tied");
+    lavit(&[
+        "train",
+        "--student",
+        s(&student),
+        "--signals",
+        s(&store),
+        "--images",
+        s(&data.join("images")),
+        "--out",
+        s(&run),
+        "--config",
+        s(&cfg),
+        "--steps",
+        "4",
+        "--max-pixels",
+        "9408",
+    ]);
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 4, "--steps overrides the TOML");
+    for l in metrics.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["traj"].as_f64().unwrap().is_finite() && v["vtop"].as_f64().is_some());
+    }
+    let model = run.join("final");
+    let cfgjson: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfgjson["lavit"]["num_latent"], 2);
+
+    let heat = tmp.path().join("heat");
+    let img = data.join("images/test-00000.png");
+    let out = lavit(&[
+        "infer",
+        "--model",
+        s(&model),
+        "--image",
+        s(&img),
+        "--question",
+        "What colour is the circle?",
+        "--force-lvr",
+        "--heatmaps",
+        s(&heat),
+        "--json",
+        "--max-new-tokens",
+        "6",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["latent_steps"].as_array().unwrap().len(), 2);
+    assert!(heat.join("latent-1.png").is_file() && heat.join("latent-2.png").is_file());
+
+    let results = tmp.path().join("results.jsonl");
+    let out = lavit(&[
+        "eval",
+        "--model",
+        s(&model),
+        "--bench",
+        "synthetic",
+        "--data-root",
+        s(&data),
+        "--out",
+        s(&results),
+        "--max-new-tokens",
+        "8",
+    ]);
+    assert!(out.contains("| all | 4 |"), "{out}");
+    let lines = std::fs::read_to_string(&results).unwrap();
+    assert_eq!(lines.lines().count(), 4);
+    for l in lines.lines() {
+        let _: serde_json::Value = serde_json::from_str(l).unwrap();
+    }
+    let viz = tmp.path().join("viz.png");
+    lavit(&[
+        "viz",
+        "--signals",
+        s(&store),
+        "--id",
+        "train-00000",
+        "--images",
+        s(&data.join("images")),
+        "--out",
+        s(&viz),
+    ]);
+    assert!(viz.is_file());
+}
