@@ -32,7 +32,7 @@ $L train --student $W/teacher-init --data $W/mix.json --images $W --out $W/teach
 # Student base: descriptions only.
 $L init --config assets/synthetic/student-config.json --tokenizer assets/synthetic/tokenizer.json --out $W/student-init --seed 2
 $L train --student $W/student-init --data $W/describe/train.json --images $W/describe/images --out $W/student-run \
-  --steps 2500 --lr 2e-3 --warmup 100 --min-lr-ratio 0.05 --weight-decay 0.01 --grad-accum 8 \
+  --steps 2500 --lr 2e-3 --warmup 100 --min-lr-ratio 0.1 --weight-decay 0.01 --grad-accum 8 \
   --checkpoint-every 500 --seed 2 --train-vision true --export-dtype f16
 
 rm -rf assets/synthetic/teacher assets/synthetic/student-base
