@@ -24,6 +24,20 @@ pub struct Args {
     /// Also train a LaViT student without this component (repeatable): traj, vtop, gate.
     #[arg(long, value_parser = Ablation::parse)]
     pub ablate: Vec<Ablation>,
+    /// Weight of L_vtop for the LaViT student.
+    #[arg(long)]
+    pub lambda_vtop: Option<f64>,
+    /// Weight of L_traj for the LaViT student.
+    #[arg(long)]
+    pub lambda_traj: Option<f64>,
+    /// Fraction of the steps with the gate closed (two-stage).
+    #[arg(long)]
+    pub gate_closed: Option<f64>,
+    /// Latent tokens K.
+    #[arg(long)]
+    pub num_latent: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// Shipped models (teacher/, student-base/).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/synthetic"))]
     pub assets: PathBuf,
@@ -42,8 +56,18 @@ pub fn run(a: Args) -> Result<()> {
         n_test: a.n_test.unwrap_or(d.n_test),
         steps: a.steps.unwrap_or(d.steps),
         ablations: a.ablate.clone(),
+        lambda_vtop: a.lambda_vtop.unwrap_or(d.lambda_vtop),
+        lambda_traj: a.lambda_traj.unwrap_or(d.lambda_traj),
+        gate_closed_fraction: a.gate_closed.unwrap_or(d.gate_closed_fraction),
+        num_latent: a.num_latent.unwrap_or(d.num_latent),
+        lr: a.lr.unwrap_or(d.lr),
         ..d
     };
+    anyhow::ensure!(cfg.num_latent > 0, "--num-latent must be positive");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&cfg.gate_closed_fraction),
+        "--gate-closed must be in [0, 1]"
+    );
     anyhow::ensure!(
         cfg.steps > 0 && cfg.n_train > 0 && cfg.n_test > 0,
         "--steps, --n-train and --n-test must be positive"

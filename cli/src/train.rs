@@ -214,7 +214,6 @@ pub fn run(a: Args) -> Result<()> {
         "bf16" => DType::BF16,
         other => bail!("--export-dtype `{other}`: expected f32, f16 or bf16"),
     };
-    device.seed(cfg.seed);
     let (store, d_teacher) = match &a.signals {
         Some(dir) => {
             let store = SignalStore::open(dir).context("opening the signal store")?;
@@ -227,9 +226,15 @@ pub fn run(a: Args) -> Result<()> {
         }
         None => (None, 1),
     };
-    let (ckpt, tok, student) =
-        open_student(&a.student, k, d_teacher, a.tokenizer.as_deref(), &device)
-            .context("opening the student")?;
+    let (ckpt, tok, student) = open_student(
+        &a.student,
+        k,
+        d_teacher,
+        a.tokenizer.as_deref(),
+        cfg.seed,
+        &device,
+    )
+    .context("opening the student")?;
     let mut processor = ckpt.processor.clone();
     if let Some(m) = o.max_pixels {
         processor.max_pixels = m;

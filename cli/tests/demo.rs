@@ -7,11 +7,25 @@ use std::process::Command;
 #[test]
 fn small_demo_writes_report_and_heatmaps() {
     let assets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/synthetic");
-    assert!(assets.join("teacher/config.json").is_file(), "shipped teacher missing");
+    assert!(
+        assets.join("teacher/config.json").is_file(),
+        "shipped teacher missing"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("demo");
     let res = Command::new(env!("CARGO_BIN_EXE_lavit"))
-        .args(["demo", "--n-train", "16", "--n-test", "6", "--steps", "3", "--ablate", "gate", "--out"])
+        .args([
+            "demo",
+            "--n-train",
+            "16",
+            "--n-test",
+            "6",
+            "--steps",
+            "3",
+            "--ablate",
+            "gate",
+            "--out",
+        ])
         .arg(&out)
         .arg("--assets")
         .arg(&assets)
@@ -21,9 +35,13 @@ fn small_demo_writes_report_and_heatmaps() {
     assert!(res.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&res.stdout);
     for name in ["teacher", "baseline", "lavit", "lavit-no-gate"] {
-        assert!(stdout.contains(&format!("| {name} |")), "{name} missing from the table:\n{stdout}");
+        assert!(
+            stdout.contains(&format!("| {name} |")),
+            "{name} missing from the table:\n{stdout}"
+        );
     }
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["students"].as_array().unwrap().len(), 3);
     assert_eq!(report["teacher"]["accuracy"]["n"], 6);
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
@@ -32,7 +50,10 @@ fn small_demo_writes_report_and_heatmaps() {
         assert!(out.join(rel).is_file(), "{rel}");
         assert!(md.contains(rel));
         let img = image::open(out.join(rel)).unwrap();
-        assert!(img.width() > img.height() * 3, "expected side-by-side panels");
+        assert!(
+            img.width() > img.height() * 3,
+            "expected side-by-side panels"
+        );
     }
     assert!(!report["heatmaps"].as_array().unwrap().is_empty());
 }

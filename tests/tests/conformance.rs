@@ -31,6 +31,7 @@ fn cpu_student() -> (LavitStudent, StudentSample) {
             latent_token_ids: ids.clone(),
             d_teacher: 16,
         },
+        9,
     );
     // Force the lazy head parameters so every backend gets the same values.
     let student = student.map(&mut Touch);

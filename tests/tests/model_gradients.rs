@@ -30,6 +30,7 @@ fn whole_model_gradients_match_finite_differences() {
             latent_token_ids: vec![],
             d_teacher: 4,
         },
+        1,
     );
     let loss_of = |s: &LavitStudent| {
         sample_losses(s, &sample, &weights, 1.0, false)

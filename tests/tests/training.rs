@@ -74,7 +74,6 @@ fn student_and_samples(
     Vec<lavit_core::lavit::StudentSample>,
 ) {
     let device = lavit_backends::select("cpu", 0).unwrap();
-    device.seed(3);
     let ckpt = Checkpoint::open(&fixture("tiny-tied")).unwrap();
     let mut tok = ckpt.tokenizer(None).unwrap();
     let ids = add_latent_tokens(&mut tok, K).unwrap();
@@ -86,6 +85,7 @@ fn student_and_samples(
             latent_token_ids: ids.clone(),
             d_teacher: 64,
         },
+        3,
     );
     let mut proc = ckpt.processor.clone();
     proc.max_pixels = 28 * 28 * 12;
@@ -390,4 +390,26 @@ fn unfrozen_vision_tower_learns() {
         lavit_tests::max_abs_diff(&before, &after) > 1e-5,
         "vision weights did not move"
     );
+}
+
+#[test]
+fn seeded_init_is_reproducible_and_in_range() {
+    use lavit_core::model::init::SeededInit;
+    let device = lavit_backends::select("cpu", 0).unwrap();
+    let vals = |seed| {
+        lavit_core::util::to_vec_f32(SeededInit::new(seed).linear(16, 8, &device).weight.val())
+    };
+    let a = vals(5);
+    assert_eq!(a, vals(5));
+    assert_ne!(a, vals(6));
+    assert!(a.iter().all(|x| x.abs() <= 0.25));
+    assert!(
+        a.iter().any(|x| x.abs() > 0.2),
+        "draws should span U(-1/4, 1/4)"
+    );
+    let n = lavit_core::util::to_vec_f32(SeededInit::new(1).normal([4000], 0.02, &device));
+    let mean = n.iter().sum::<f32>() / n.len() as f32;
+    let sd = (n.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n.len() as f32).sqrt();
+    assert!(mean.abs() < 2e-3, "mean {mean}");
+    assert!((sd - 0.02).abs() < 2e-3, "std {sd}");
 }

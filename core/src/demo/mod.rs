@@ -93,7 +93,7 @@ impl Default for DemoConfig {
             seed: 0,
             n_train: 1200,
             n_test: 200,
-            steps: 300,
+            steps: 1500,
             grad_accum: 4,
             lr: 2e-3,
             num_latent: 3,
@@ -301,8 +301,8 @@ pub fn run(
     let mut student_preds: Vec<(String, Vec<Prediction>)> = Vec::new();
     for (name, weights, gate) in student_variants(cfg) {
         let t = Instant::now();
-        device.seed(cfg.seed);
-        let (ckpt, tok, student) = open_student(&base, cfg.num_latent, d_teacher, None, device)?;
+        let (ckpt, tok, student) =
+            open_student(&base, cfg.num_latent, d_teacher, None, cfg.seed, device)?;
         let ids = student.lavit.latent_token_ids.clone();
         let mut store = SignalStore::open(&cfg.out.join("signals-train"))?;
         let samples = samples_from_store(
@@ -380,13 +380,9 @@ pub fn run(
                 |p| &p.attn_maps,
                 k_top,
             )),
-            head: Some(map_metrics(
-                &items,
-                &preds,
-                &teacher_on_student,
-                |p| &p.head_maps,
-                k_top,
-            )),
+            // An untrained head (λ_traj = 0) says nothing.
+            head: (weights.lambda_traj > 0.0)
+                .then(|| map_metrics(&items, &preds, &teacher_on_student, |p| &p.head_maps, k_top)),
             emitted_latents: Some(emitted),
             train_seconds: Some(train_seconds),
             final_loss: last_loss,
@@ -517,7 +513,7 @@ fn write_reports(
     );
     md.push_str(&summary_table(r));
     md.push_str("\n## TrajectoryHead distributions\n\n| model | KL(teacher‖head) ↓ | top-4 overlap ↑ | mass in regions ↑ | pointing ↑ |\n|---|---|---|---|---|\n");
-    for m in &r.students {
+    for m in r.students.iter().filter(|m| m.head.is_some()) {
         let h = m.head.clone().unwrap_or_default();
         md.push_str(&format!(
             "| {} | {} | {} | {} | {} |\n",

@@ -1,8 +1,10 @@
 //! The two heads that read the latent tokens' last-layer hidden states `h` (DESIGN §1).
 
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
+
+use crate::model::init::SeededInit;
 
 /// "What to see": `Linear(d, d) → GELU → Linear(d, d_T)`, compared with the mean of the
 /// teacher's `V_top` by cosine.
@@ -13,10 +15,10 @@ pub struct VTopHead {
 }
 
 impl VTopHead {
-    pub fn new(d: usize, d_teacher: usize, device: &Device) -> Self {
+    pub fn new(d: usize, d_teacher: usize, init: &mut SeededInit, device: &Device) -> Self {
         Self {
-            fc1: LinearConfig::new(d, d).init(device),
-            fc2: LinearConfig::new(d, d_teacher).init(device),
+            fc1: init.linear(d, d, device),
+            fc2: init.linear(d, d_teacher, device),
         }
     }
     /// `[K, d] -> [K, d_T]`.
@@ -33,9 +35,9 @@ pub struct TrajectoryHead {
 }
 
 impl TrajectoryHead {
-    pub fn new(d: usize, device: &Device) -> Self {
+    pub fn new(d: usize, init: &mut SeededInit, device: &Device) -> Self {
         Self {
-            q_proj: LinearConfig::new(d, d).init(device),
+            q_proj: init.linear(d, d, device),
         }
     }
     /// `h [K, d]`, `image_states [N, d]` -> scores `[K, N]` (logits of the gaze distribution).

@@ -18,6 +18,7 @@ use crate::error::{LavitError, Result};
 use crate::io::chat::{ChatTokenizer, Message};
 use crate::io::checkpoint::HostInputs;
 use crate::io::processor::{ProcessedImage, ProcessorConfig};
+use crate::model::init::SeededInit;
 use crate::model::vlm::{ForwardOptions, LogitRows, Qwen25Vl, VlmInputs};
 use crate::util::{index_tensor, tensor_from};
 
@@ -107,12 +108,14 @@ pub struct LavitStudent {
 }
 
 impl LavitStudent {
-    pub fn new(vlm: Qwen25Vl, lavit: LavitConfig) -> Self {
+    /// Wraps `vlm` with fresh heads drawn from `seed` (see [`SeededInit`]).
+    pub fn new(vlm: Qwen25Vl, lavit: LavitConfig, seed: u64) -> Self {
         let device = vlm.device();
         let d = vlm.config.text.hidden_size;
+        let mut init = SeededInit::new(seed);
         Self {
-            vtop_head: VTopHead::new(d, lavit.d_teacher, &device),
-            traj_head: TrajectoryHead::new(d, &device),
+            vtop_head: VTopHead::new(d, lavit.d_teacher, &mut init, &device),
+            traj_head: TrajectoryHead::new(d, &mut init, &device),
             vlm,
             lavit,
         }

@@ -4,7 +4,9 @@
 //! maps `*_proj.weight` to `*_proj.inner.weight`).
 
 use burn::module::Param;
-use burn::nn::{Initializer, Linear};
+use burn::nn::Linear;
+
+use super::init::SeededInit;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -40,14 +42,17 @@ impl Proj {
         }
     }
 
-    /// Attaches a fresh adapter of rank `r`.
-    pub fn with_lora(mut self, r: usize, alpha: f64, device: &Device) -> Self {
+    /// Attaches a fresh adapter of rank `r`: `A ~ U(-1/√d_in, 1/√d_in)` (PEFT's
+    /// Kaiming-uniform), `B = 0`, so the adapted layer starts equal to the base one.
+    pub fn with_lora(
+        mut self,
+        r: usize,
+        alpha: f64,
+        init: &mut SeededInit,
+        device: &Device,
+    ) -> Self {
         let [d_in, d_out] = self.inner.weight.dims();
-        let a = Initializer::KaimingUniform {
-            gain: 1.0 / 3f64.sqrt(),
-            fan_out_only: false,
-        }
-        .init_with([d_in, r], Some(d_in), Some(r), device);
+        let a = Param::from_tensor(init.uniform([d_in, r], 1.0 / (d_in as f64).sqrt(), device));
         let b = Param::from_tensor(Tensor::zeros([r, d_out], device));
         self.lora = Some(Lora {
             a,

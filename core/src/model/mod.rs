@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod config;
+pub mod init;
 pub mod lora;
 pub mod mlp;
 pub mod rope;

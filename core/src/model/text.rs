@@ -228,11 +228,13 @@ impl TextAttention {
 
 impl TextModel {
     /// Attaches LoRA adapters to the chosen projections of every decoder layer.
-    pub fn apply_lora(mut self, cfg: &super::lora::LoraConfig, device: &Device) -> Self {
+    /// `A` matrices are drawn from `seed`.
+    pub fn apply_lora(mut self, cfg: &super::lora::LoraConfig, seed: u64, device: &Device) -> Self {
         let want = |n: &str| cfg.targets.iter().any(|t| t == n);
-        let add = |p: Proj, n: &str| {
+        let mut init = super::init::SeededInit::new(seed);
+        let mut add = |p: Proj, n: &str| {
             if want(n) {
-                p.with_lora(cfg.rank, cfg.alpha, device)
+                p.with_lora(cfg.rank, cfg.alpha, &mut init, device)
             } else {
                 p
             }

@@ -8,6 +8,7 @@
 //! OUT/tokenizer.json          with <lvr1>…<lvrK>
 //! ```
 
+use crate::model::init::SeededInit;
 use std::path::Path;
 
 use burn::prelude::*;
@@ -81,7 +82,8 @@ pub fn load_student(dir: &Path, device: &Device) -> Result<(Checkpoint, LavitStu
             message: format!("bad `lavit` section: {e}"),
         })?;
     let vlm = ckpt.load(device)?;
-    let student = LavitStudent::new(vlm, lavit);
+    // The heads are overwritten from the checkpoint right below.
+    let student = LavitStudent::new(vlm, lavit, 0);
     let mut heads = (student.vtop_head, student.traj_head);
     let path = dir.join("lavit_heads.safetensors");
     let mut store = SafetensorsStore::from_file(&path);
@@ -102,12 +104,13 @@ pub fn load_student(dir: &Path, device: &Device) -> Result<(Checkpoint, LavitStu
 
 /// Opens a training starting point: a LaViT student directory (its latent tokens are kept,
 /// `k` must match) or a plain Qwen2.5-VL directory, which gets `k` latent tokens (rows set to
-/// the mean embedding) and fresh heads for a teacher of width `d_teacher`.
+/// the mean embedding) and fresh heads for a teacher of width `d_teacher`, drawn from `seed`.
 pub fn open_student(
     dir: &Path,
     k: usize,
     d_teacher: usize,
     tokenizer: Option<&Path>,
+    seed: u64,
     device: &Device,
 ) -> Result<(Checkpoint, ChatTokenizer, LavitStudent)> {
     let ckpt = Checkpoint::open(dir)?;
@@ -137,6 +140,7 @@ pub fn open_student(
             latent_token_ids: ids,
             d_teacher: d_teacher.max(1),
         },
+        seed,
     );
     Ok((ckpt, tok, student))
 }
@@ -160,8 +164,7 @@ pub fn init_checkpoint(
             cfg.text.vocab_size
         )));
     }
-    device.seed(seed);
-    let vlm = hf_init(crate::model::Qwen25Vl::new(cfg, device), 0.02);
+    let vlm = hf_init(crate::model::Qwen25Vl::new(cfg, device), 0.02, seed);
     let student = LavitStudent::new(
         vlm,
         LavitConfig {
@@ -169,6 +172,7 @@ pub fn init_checkpoint(
             latent_token_ids: vec![],
             d_teacher: 1,
         },
+        seed,
     );
     export_student(&student, tok, out, DType::F32)
 }
@@ -178,6 +182,7 @@ pub fn init_checkpoint(
 struct HfInit {
     path: Vec<String>,
     std: f64,
+    init: SeededInit,
 }
 
 impl burn::module::ModuleMapper for HfInit {
@@ -193,23 +198,28 @@ impl burn::module::ModuleMapper for HfInit {
     ) -> burn::module::Param<Tensor<D>> {
         let path = self.path.join(".");
         let std = self.std;
+        let init = &mut self.init;
         param.map(|t| {
-            let shape = t.shape();
-            let device = t.device();
+            let (dims, dtype, device) = (t.dims(), t.dtype(), t.device());
             if D == 1 {
                 if path.contains("norm") || path.contains("ln_q") {
-                    Tensor::ones(shape, &device)
+                    Tensor::ones(dims, &device)
                 } else {
-                    Tensor::zeros(shape, &device)
+                    Tensor::zeros(dims, &device)
                 }
             } else {
-                Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), &device)
+                init.normal(dims, std, &device).cast(dtype)
             }
         })
     }
 }
 
-/// Re-initialises every parameter of `m` the way HF does for a fresh model.
-pub fn hf_init<M: burn::module::Module>(m: M, std: f64) -> M {
-    m.map(&mut HfInit { path: vec![], std })
+/// Re-initialises every parameter of `m` the way HF does for a fresh model, drawing from
+/// `seed`.
+pub fn hf_init<M: burn::module::Module>(m: M, std: f64, seed: u64) -> M {
+    m.map(&mut HfInit {
+        path: vec![],
+        std,
+        init: SeededInit::new(seed),
+    })
 }

@@ -150,7 +150,7 @@ pub fn train(
         l.validate().map_err(LavitError::Invalid)?;
         if student.vlm.model.lora_params() == 0 {
             let device = student.vlm.device();
-            student.vlm.model = student.vlm.model.apply_lora(l, &device);
+            student.vlm.model = student.vlm.model.apply_lora(l, cfg.seed, &device);
         }
     }
     let mut optim = optim::adamw(cfg);

@@ -1,0 +1,63 @@
+//! Seeded parameter initialisation on the host.
+//!
+//! burn's initialisers draw from the device's global RNG, and burn parameters are lazy: they
+//! are drawn on first use. Two models built concurrently in one process (tests, a demo that
+//! trains several students) would then interleave their draws and differ from run to run.
+//! Everything we initialise ourselves — LaViT heads, LoRA adapters, fresh checkpoints — draws
+//! from an explicit seeded RNG instead, so the same seed gives the same model on every backend.
+
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+
+/// A seeded source of initial parameter values.
+pub struct SeededInit {
+    rng: StdRng,
+}
+
+impl SeededInit {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// `U(-bound, bound)` of `shape`.
+    pub fn uniform<const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        bound: f64,
+        device: &Device,
+    ) -> Tensor<D> {
+        let n = shape.iter().product();
+        let b = bound as f32;
+        let v: Vec<f32> = (0..n).map(|_| self.rng.random_range(-b..=b)).collect();
+        Tensor::from_data(TensorData::new(v, shape), device)
+    }
+
+    /// `N(0, std²)` of `shape`.
+    pub fn normal<const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        std: f64,
+        device: &Device,
+    ) -> Tensor<D> {
+        let n = shape.iter().product();
+        let dist = Normal::new(0.0f32, std as f32).expect("a finite, non-negative std");
+        let v: Vec<f32> = (0..n).map(|_| dist.sample(&mut self.rng)).collect();
+        Tensor::from_data(TensorData::new(v, shape), device)
+    }
+
+    /// A `Linear(d_in, d_out)` with bias, drawn like burn's `LinearConfig` default and
+    /// PyTorch's `nn.Linear`: weight and bias `U(-k, k)`, `k = 1/√d_in`.
+    pub fn linear(&mut self, d_in: usize, d_out: usize, device: &Device) -> Linear {
+        let k = 1.0 / (d_in as f64).sqrt();
+        Linear {
+            weight: Param::from_tensor(self.uniform([d_in, d_out], k, device)),
+            bias: Some(Param::from_tensor(self.uniform([d_out], k, device))),
+        }
+    }
+}
