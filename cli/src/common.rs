@@ -34,9 +34,12 @@ pub fn one_line(e: &anyhow::Error) -> String {
         .join(": ")
 }
 
+/// Logs to stderr, filtered by `LAVIT_LOG` (e.g. `LAVIT_LOG=info`). By default: warnings,
+/// except wgpu's OpenGL probe, which reports an `eglInitialize` failure as an error on every
+/// headless machine although Vulkan is then used.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LAVIT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,wgpu_hal::gles=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

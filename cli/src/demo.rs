@@ -9,7 +9,7 @@ use crate::common::{BackendArgs, progress_bar};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Output directory (data, signals, students, report.md, report.json, heatmaps/).
+    /// Output directory (data, signals, students, report.md, report.json, answers.jsonl, heatmaps/).
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
     /// Optimiser steps per student.

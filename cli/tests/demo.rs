@@ -56,4 +56,17 @@ fn small_demo_writes_report_and_heatmaps() {
         );
     }
     assert!(!report["heatmaps"].as_array().unwrap().is_empty());
+    // Every model answered every test question.
+    let answers = std::fs::read_to_string(out.join("answers.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = answers
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4 * 6);
+    let teacher_right = lines
+        .iter()
+        .filter(|l| l["model"] == "teacher" && l["correct"] == true)
+        .count();
+    let acc = report["teacher"]["accuracy"]["overall"].as_f64().unwrap();
+    assert!((teacher_right as f64 / 6.0 - acc).abs() < 1e-9);
 }

@@ -3,10 +3,12 @@
 //! 1. generate train / test splits;
 //! 2. extract the shipped teacher's signals (V_top, trajectories) for both splits;
 //! 3. train two students of equal size and budget from the shipped student base —
-//!    **baseline** (CE on the teacher's answers) and **LaViT** (CE, V_top, trajectory,
-//!    gating) — plus any ablations;
+//!    **baseline** (CE only) and **LaViT** (CE, V_top, trajectory, gating) — plus any
+//!    ablations. Both learn the training answers (an "I find the X." step, then the answer),
+//!    the same text the teacher reads, teacher-forced, to produce its signals;
 //! 4. evaluate teacher and students on the test split;
-//! 5. write `report.json`, `report.md` and heatmap PNGs.
+//! 5. write `report.json`, `report.md`, `answers.jsonl` (every model's answer to every test
+//!    question) and heatmap PNGs.
 
 pub mod heatmap;
 
@@ -275,6 +277,7 @@ pub fn run(
         &greedy,
         &mut |i| progress("eval teacher", i, n),
     )?;
+    let mut answers = answer_lines("teacher", &tpreds);
     let sizes: BTreeMap<String, (usize, usize)> = tpreds
         .iter()
         .map(|p| (p.id.clone(), p.image_size))
@@ -389,6 +392,7 @@ pub fn run(
         });
         seconds.insert(format!("train {name}"), train_seconds);
         seconds.insert(format!("eval {name}"), t.elapsed().as_secs_f64());
+        answers.push_str(&answer_lines(&name, &preds));
         student_preds.push((name, preds));
     }
 
@@ -445,7 +449,27 @@ pub fn run(
         heatmaps,
     };
     write_reports(&cfg.out, &report, &items, &student_preds)?;
+    crate::io::checkpoint::write_atomic(&cfg.out.join("answers.jsonl"), answers.as_bytes())?;
     Ok(report)
+}
+
+/// One JSON line per test question: what `model` answered and whether it was right.
+fn answer_lines(model: &str, preds: &[Prediction]) -> String {
+    preds
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "model": model,
+                "id": p.id,
+                "type": p.qtype,
+                "answer": p.text,
+                "predicted": p.predicted,
+                "correct": p.correct,
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect()
 }
 
 fn mean_map(maps: &[Vec<f32>]) -> Vec<f32> {
