@@ -72,7 +72,7 @@ pub enum BackendError {
     #[error("unknown backend `{name}`; this build has: {}", compiled_list())]
     Unknown { name: String },
     #[error(
-        "backend `{kind}` was not compiled into this build (rebuild with `--features {kind}`); this build has: {}",
+        "backend `{kind}` was not compiled into this build (rebuild with `cargo build --release -p lavit-cli --features {kind}`); this build has: {}",
         compiled_list()
     )]
     NotCompiled { kind: BackendKind },
