@@ -18,3 +18,9 @@ cargo test --workspace --test conformance -- --nocapture 2>&1 | grep -E '^(cpu|w
 # Backends that cannot run here still have to compile (native SPIR-V Vulkan, CUDA, DX12 path).
 # DOCS_RS=1 makes cubecl-llvm (pulled in by CUDA) skip downloading LLVM, which a check does not need.
 DOCS_RS=1 cargo check -p lavit-cli --features lavit-backends/vulkan,lavit-backends/cuda,lavit-backends/dx12,lavit-backends/webgpu,lavit-backends/metal
+# The browser build's foundation: lavit-core for wasm32 (fancy-regex tokenizer, browser RNG).
+if rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
+  cargo check --target wasm32-unknown-unknown -p lavit-core --no-default-features --features wasm
+else
+  echo "wasm32-unknown-unknown not installed (rustup target add wasm32-unknown-unknown): skipping the wasm32 check" >&2
+fi

@@ -18,7 +18,9 @@ use lavit_core::lavit::{GateSchedule, LossWeights};
 use lavit_core::teacher::pipeline::{ExtractJob, extract_all};
 use lavit_core::teacher::{ExtractConfig, SignalStore, SignalWriter};
 use lavit_core::train::data::{TargetConfig, samples_from_store};
-use lavit_core::train::export::{export_student, load_student};
+use lavit_core::train::export::{
+    StudentFiles, export_student, load_student, load_student_from_memory,
+};
 use lavit_core::train::{StepLog, TrainConfig, read_metrics, train};
 use lavit_tests::fixture;
 
@@ -257,6 +259,36 @@ fn exported_student_reloads_and_generates() {
         assert_eq!(step.attn_map.len(), head.len());
     }
     assert!(!g.tokens.is_empty());
+
+    // The in-memory loader (the browser's path) gives the same student and tokenizer.
+    let read = |f: &str| std::fs::read(out.join(f)).unwrap();
+    let mem = load_student_from_memory(
+        StudentFiles {
+            config_json: read("config.json"),
+            model_safetensors: read("model.safetensors"),
+            heads_safetensors: read("lavit_heads.safetensors"),
+            tokenizer_json: read("tokenizer.json"),
+        },
+        &device,
+    )
+    .unwrap();
+    assert_eq!(mem.student.lavit, reloaded.lavit);
+    assert_eq!(mem.processor, ckpt.processor);
+    assert_eq!(
+        mem.tokenizer.encode("<lvr1> Which shape?").unwrap(),
+        tok2.encode("<lvr1> Which shape?").unwrap()
+    );
+    assert_eq!(f(&mem.student), f(&reloaded), "in-memory load differs");
+    let h = |m: &LavitStudent| {
+        let d = m.vlm.config.text.hidden_size;
+        let x: Vec<f32> = (0..4 * d).map(|i| (i as f32 * 0.37).sin()).collect();
+        let states = lavit_core::util::tensor_from(x, [4, d], &device);
+        let q = states.clone().narrow(0, 0, 1);
+        let mut v = lavit_core::util::to_vec_f32(m.traj_head.forward(q, states.clone()));
+        v.extend(lavit_core::util::to_vec_f32(m.vtop_head.forward(states)));
+        v
+    };
+    assert_eq!(h(&mem.student), h(&reloaded), "heads differ");
 }
 
 #[test]

@@ -179,10 +179,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         path: tmp.clone(),
         source: e,
     };
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
+    {
+        // Closed at the end of this block, before the rename.
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
     std::fs::rename(&tmp, path).map_err(|e| LavitError::Io {
         path: path.to_path_buf(),
         source: e,

@@ -65,6 +65,74 @@ fn write_tokenizer(tok: &ChatTokenizer, out: &Path) -> Result<()> {
     write_atomic(&out.join("tokenizer.json"), json.as_bytes())
 }
 
+/// An exported student held in memory — the four files of [`export_student`], e.g. fetched
+/// by a browser.
+pub struct StudentFiles {
+    pub config_json: Vec<u8>,
+    pub model_safetensors: Vec<u8>,
+    pub heads_safetensors: Vec<u8>,
+    pub tokenizer_json: Vec<u8>,
+}
+
+/// A student loaded from memory, with what it needs to build its inputs.
+pub struct LoadedStudent {
+    pub student: LavitStudent,
+    pub tokenizer: ChatTokenizer,
+    pub processor: crate::io::processor::ProcessorConfig,
+}
+
+/// [`load_student`] from in-memory files (no file system: the browser build). The processor
+/// takes the defaults and the config's patch geometry, as [`Checkpoint::open`] does without a
+/// `preprocessor_config.json`.
+pub fn load_student_from_memory(files: StudentFiles, device: &Device) -> Result<LoadedStudent> {
+    let bad = |message: String| LavitError::Config {
+        path: "config.json".into(),
+        message,
+    };
+    let config = crate::io::config::parse_config(&files.config_json).map_err(bad)?;
+    let raw: serde_json::Value = serde_json::from_slice(&files.config_json)
+        .map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let lavit: LavitConfig = serde_json::from_value(
+        raw.get("lavit")
+            .cloned()
+            .ok_or_else(|| bad("no `lavit` section: not a LaViT student".into()))?,
+    )
+    .map_err(|e| bad(format!("bad `lavit` section: {e}")))?;
+    let vlm = crate::io::weights::load_weights(
+        crate::model::Qwen25Vl::new(&config, device),
+        crate::io::weights::WeightSource::Bytes(vec![(
+            "model.safetensors".into(),
+            files.model_safetensors,
+        )]),
+    )?;
+    let student = LavitStudent::new(vlm, lavit, 0);
+    let mut heads = (student.vtop_head, student.traj_head);
+    let mut store = SafetensorsStore::from_bytes(Some(files.heads_safetensors));
+    heads
+        .load_from(&mut store)
+        .map_err(|e| LavitError::Weights {
+            path: "lavit_heads.safetensors".into(),
+            message: e.to_string(),
+        })?;
+    let tokenizer = ChatTokenizer::from_bytes(&files.tokenizer_json, "tokenizer.json")?;
+    let processor = crate::io::processor::ProcessorConfig {
+        patch_size: config.vision.patch_size,
+        merge_size: config.vision.spatial_merge_size,
+        temporal_patch_size: config.vision.temporal_patch_size,
+        ..Default::default()
+    };
+    Ok(LoadedStudent {
+        student: LavitStudent {
+            vlm: student.vlm,
+            vtop_head: heads.0,
+            traj_head: heads.1,
+            lavit: student.lavit,
+        },
+        tokenizer,
+        processor,
+    })
+}
+
 /// Loads a student exported by [`export_student`] (or any Qwen2.5-VL directory plus `lavit`
 /// fields and heads) onto `device`.
 pub fn load_student(dir: &Path, device: &Device) -> Result<(Checkpoint, LavitStudent)> {
