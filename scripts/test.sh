@@ -24,3 +24,17 @@ if rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; 
 else
   echo "wasm32-unknown-unknown not installed (rustup target add wasm32-unknown-unknown): skipping the wasm32 check" >&2
 fi
+# The browser demo in headless Chromium (web-demo/e2e/test.mjs): builds the wasm bundle, then
+# checks the page's answer, backend and heatmaps against the native `lavit infer`.
+# .ci/run sets LAVIT_REQUIRE_BROWSER=1 (and installs chromium); elsewhere it runs if it can.
+if [ -x /usr/bin/chromium ] && command -v node >/dev/null && command -v npm >/dev/null; then
+  web-demo/build.sh
+  (cd web-demo/e2e && npm ci --no-audit --no-fund --silent)
+  LAVIT_BIN="$CARGO_TARGET_DIR/debug/lavit" ARTIFACTS="$CARGO_TARGET_DIR/web-demo-e2e" \
+    node web-demo/e2e/test.mjs
+elif [ "${LAVIT_REQUIRE_BROWSER:-0}" = 1 ]; then
+  echo "the browser test needs /usr/bin/chromium, node and npm" >&2
+  exit 1
+else
+  echo "no /usr/bin/chromium or node: skipping the browser test (web-demo/e2e)" >&2
+fi

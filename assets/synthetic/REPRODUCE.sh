@@ -40,3 +40,9 @@ cp -r $W/teacher-run/final assets/synthetic/teacher
 cp -r $W/student-run/final assets/synthetic/student-base
 # Held-out accuracy of the teacher (the number in README.md).
 $L eval --model assets/synthetic/teacher --bench synthetic --data-root $W/qa --out $W/teacher-eval.jsonl
+
+# The LaViT student of the browser demo (web-demo/): the `lavit` student of the default demo run
+# (seed 0, 1500 steps; at commit 456489c or later).
+$L demo --out $W/demo
+rm -rf assets/synthetic/student-lavit
+cp -r $W/demo/students/lavit/final assets/synthetic/student-lavit

@@ -260,6 +260,7 @@ pub struct AdapterInfo {
     pub driver: String,
 }
 
+#[cfg(feature = "wgpu")]
 fn describe_adapters(adapters: &[AdapterInfo]) -> String {
     adapters
         .iter()

@@ -6,10 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use lavit_core::demo::heatmap::{overlay, side_by_side};
-use lavit_core::infer::{GenerateConfig, generate};
-use lavit_core::io::checkpoint::HostInputs;
+use lavit_core::infer::{GenerateConfig, answer_image};
+use lavit_core::io::Checkpoint;
 use lavit_core::io::processor::load_rgb;
-use lavit_core::io::{Checkpoint, Message};
 use lavit_core::teacher::SignalStore;
 use lavit_core::train::export::load_student;
 
@@ -60,42 +59,26 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         (ckpt.load(&device)?, None, vec![])
     };
-    let host = HostInputs::build(
-        &tok,
-        &ckpt.processor,
-        std::slice::from_ref(&img),
-        &[Message::user_image_question(1, &a.question)],
-        true,
-    )?;
-    let g = host.images[0].grid;
-    let grid = (
-        g[1] / ckpt.processor.merge_size,
-        g[2] / ckpt.processor.merge_size,
-    );
     let cfg = GenerateConfig {
         max_new_tokens: a.max_new_tokens,
         temperature: a.temperature,
         top_p: a.top_p,
         seed: a.seed,
-        stop_ids: vec![tok.im_end],
         force_lvr: a.force_lvr,
         mask_lvr: a.mask_lvr,
         ..Default::default()
     };
-    let out = generate(
+    let out = answer_image(
         &vlm,
         head.as_ref(),
-        &host.to_device(&device),
         &latents,
+        &tok,
+        &ckpt.processor,
+        &img,
+        &a.question,
         &cfg,
     )?;
-    let ids: Vec<u32> = out
-        .tokens
-        .iter()
-        .copied()
-        .filter(|t| *t != tok.im_end && !latents.contains(t))
-        .collect();
-    let answer = tok.decode(&ids, true)?;
+    let (answer, grid) = (out.answer.clone(), out.grid);
     let mut files = Vec::new();
     if let Some(dir) = &a.heatmaps {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -1,1 +1,160 @@
-//! web demo stub
+//! The LaViT student in the browser: ask a question about a synthetic scene (or any image)
+//! and see, for each latent token, where the student looks.
+//!
+//! [`Session`] is plain Rust over `lavit-core` — the same [`answer_image`] that `lavit infer`
+//! runs — so it is tested natively; on wasm32 the `web` module exposes it to JavaScript.
+
+use lavit_backends::Device;
+use lavit_core::data::synthetic::{SceneConfig, generate};
+use lavit_core::infer::{GenerateConfig, Thoughts, answer_image};
+use lavit_core::train::export::{LoadedStudent, StudentFiles, load_student_from_memory};
+use serde::Serialize;
+
+/// A generated scene and its question (the demo's task generator, seeded).
+#[derive(Debug, Clone, Serialize)]
+pub struct Scene {
+    pub seed: u64,
+    pub question: String,
+    /// The expected answer word.
+    pub key: String,
+    pub qtype: String,
+    /// Ground-truth regions `[x0, y0, x1, y1)` in pixels.
+    pub regions: Vec<[u32; 4]>,
+    pub width: u32,
+    pub height: u32,
+    /// The image, PNG-encoded.
+    #[serde(skip)]
+    pub png: Vec<u8>,
+}
+
+/// A loaded student on one backend.
+pub struct Session {
+    loaded: LoadedStudent,
+    backend: String,
+}
+
+impl Session {
+    /// Loads an exported student (the four files of `lavit train`'s `final/`) on `backend`
+    /// (`cpu` in the browser for now).
+    pub fn load(files: StudentFiles, backend: &str) -> Result<Self, String> {
+        let device: Device = lavit_backends::select(backend, 0).map_err(|e| e.to_string())?;
+        let loaded = load_student_from_memory(files, &device).map_err(|e| e.to_string())?;
+        Ok(Self {
+            loaded,
+            backend: lavit_backends::device_label(&device),
+        })
+    }
+
+    /// Which backend runs the model, in words.
+    pub fn backend(&self) -> &str {
+        &self.backend
+    }
+
+    /// Scene number `seed` of the synthetic task.
+    pub fn scene(seed: u64) -> Result<Scene, String> {
+        let cfg = SceneConfig::default();
+        let (s, img) = generate(1, seed, &cfg, "web-")
+            .pop()
+            .ok_or("the scene generator returned nothing")?;
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .map_err(|e| e.to_string())?;
+        Ok(Scene {
+            seed,
+            question: s.question,
+            key: s.key,
+            qtype: s.qtype,
+            regions: s.regions,
+            width: img.width(),
+            height: img.height(),
+            png,
+        })
+    }
+
+    /// Answers `question` about an encoded image (PNG / JPEG), greedily, with the latent
+    /// block forced as in the reference evaluation.
+    pub fn ask(&self, image_bytes: &[u8], question: &str) -> Result<Thoughts, String> {
+        if question.trim().is_empty() {
+            return Err("the question is empty".into());
+        }
+        let img = image::load_from_memory(image_bytes)
+            .map_err(|e| format!("not a readable image: {e}"))?
+            .to_rgb8();
+        if img.width() == 0 || img.height() == 0 {
+            return Err("the image is empty".into());
+        }
+        let s = &self.loaded.student;
+        answer_image(
+            &s.vlm,
+            Some(&s.traj_head),
+            &s.lavit.latent_token_ids,
+            &self.loaded.tokenizer,
+            &self.loaded.processor,
+            &img,
+            question,
+            &GenerateConfig {
+                max_new_tokens: 32,
+                force_lvr: true,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod web {
+    use super::*;
+    use wasm_bindgen::prelude::*;
+
+    /// The page's handle on a loaded student.
+    #[wasm_bindgen]
+    pub struct WebDemo(Session);
+
+    #[wasm_bindgen]
+    impl WebDemo {
+        /// `config.json`, `model.safetensors`, `lavit_heads.safetensors`, `tokenizer.json`.
+        #[wasm_bindgen(constructor)]
+        pub fn new(
+            config_json: Vec<u8>,
+            model_safetensors: Vec<u8>,
+            heads_safetensors: Vec<u8>,
+            tokenizer_json: Vec<u8>,
+        ) -> Result<WebDemo, JsError> {
+            console_error_panic_hook::set_once();
+            let files = StudentFiles {
+                config_json,
+                model_safetensors,
+                heads_safetensors,
+                tokenizer_json,
+            };
+            Session::load(files, "cpu")
+                .map(WebDemo)
+                .map_err(|e| JsError::new(&e))
+        }
+
+        pub fn backend(&self) -> String {
+            self.0.backend().to_string()
+        }
+
+        /// The scene's fields as JSON (see [`Scene`]).
+        pub fn scene_json(seed: u64) -> Result<String, JsError> {
+            let s = Session::scene(seed).map_err(|e| JsError::new(&e))?;
+            serde_json::to_string(&s).map_err(|e| JsError::new(&e.to_string()))
+        }
+
+        /// The scene's image as PNG bytes.
+        pub fn scene_png(seed: u64) -> Result<Vec<u8>, JsError> {
+            Ok(Session::scene(seed).map_err(|e| JsError::new(&e))?.png)
+        }
+
+        /// [`Thoughts`] as JSON.
+        pub fn ask(&self, image_bytes: &[u8], question: &str) -> Result<String, JsError> {
+            let t = self
+                .0
+                .ask(image_bytes, question)
+                .map_err(|e| JsError::new(&e))?;
+            serde_json::to_string(&t).map_err(|e| JsError::new(&e.to_string()))
+        }
+    }
+}

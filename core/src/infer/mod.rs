@@ -314,3 +314,57 @@ fn head_maps(
     let p = softmax(head.forward(h_lat, h_img.clone()), 1);
     Some(to_vec_f32(p).chunks(n).map(|c| c.to_vec()).collect())
 }
+
+/// An answer with its latent visual thoughts: what `lavit infer` prints and the browser demo
+/// draws.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Thoughts {
+    /// The decoded answer (latent and special tokens removed).
+    pub answer: String,
+    /// Generated ids, as [`Generation::tokens`].
+    pub tokens: Vec<u32>,
+    /// Merged image grid `(h, w)` of the maps.
+    pub grid: (usize, usize),
+    pub latent_steps: Vec<LatentStep>,
+}
+
+/// Asks `question` about `image` (one user turn, generation prompt appended) and decodes the
+/// answer; `latent_ids` and `head` are the student's (empty / `None` for a plain VLM).
+#[allow(clippy::too_many_arguments)]
+pub fn answer_image(
+    vlm: &Qwen25Vl,
+    head: Option<&TrajectoryHead>,
+    latent_ids: &[u32],
+    tok: &crate::io::chat::ChatTokenizer,
+    processor: &crate::io::processor::ProcessorConfig,
+    image: &image::RgbImage,
+    question: &str,
+    cfg: &GenerateConfig,
+) -> Result<Thoughts> {
+    let host = crate::io::checkpoint::HostInputs::build(
+        tok,
+        processor,
+        std::slice::from_ref(image),
+        &[crate::io::chat::Message::user_image_question(1, question)],
+        true,
+    )?;
+    let g = host.images[0].grid;
+    let grid = (g[1] / processor.merge_size, g[2] / processor.merge_size);
+    let mut cfg = cfg.clone();
+    if !cfg.stop_ids.contains(&tok.im_end) {
+        cfg.stop_ids.push(tok.im_end);
+    }
+    let out = generate(vlm, head, &host.to_device(&vlm.device()), latent_ids, &cfg)?;
+    let ids: Vec<u32> = out
+        .tokens
+        .iter()
+        .copied()
+        .filter(|t| *t != tok.im_end && !latent_ids.contains(t))
+        .collect();
+    Ok(Thoughts {
+        answer: tok.decode(&ids, true)?,
+        tokens: out.tokens,
+        grid,
+        latent_steps: out.latent_steps,
+    })
+}

@@ -1,0 +1,99 @@
+//! The browser's code path, run natively: a student loaded from in-memory files answers like
+//! the directory-loaded student that `lavit infer` uses, and bad input is an error, not a panic.
+
+use std::path::PathBuf;
+
+use lavit_core::infer::{GenerateConfig, answer_image};
+use lavit_core::train::export::{StudentFiles, export_student, load_student, open_student};
+use lavit_web_demo::Session;
+
+fn assets() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/synthetic")
+}
+
+/// The shipped student base with 3 latent tokens and fresh heads, exported like `lavit train`.
+fn exported_student(dir: &std::path::Path) {
+    let device = lavit_backends::select("cpu", 0).unwrap();
+    let (_, tok, student) =
+        open_student(&assets().join("student-base"), 3, 128, None, 7, &device).unwrap();
+    export_student(&student, &tok, dir, burn::tensor::DType::F32).unwrap();
+}
+
+fn files(dir: &std::path::Path) -> StudentFiles {
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    StudentFiles {
+        config_json: read("config.json"),
+        model_safetensors: read("model.safetensors"),
+        heads_safetensors: read("lavit_heads.safetensors"),
+        tokenizer_json: read("tokenizer.json"),
+    }
+}
+
+#[test]
+fn session_answers_like_the_native_loader() {
+    let tmp = tempfile::tempdir().unwrap();
+    exported_student(tmp.path());
+    let session = Session::load(files(tmp.path()), "cpu").unwrap();
+    assert_eq!(session.backend(), "cpu (flex)");
+
+    let scene = Session::scene(3).unwrap();
+    assert_eq!(scene.png[..4], [0x89, b'P', b'N', b'G']);
+    assert!(!scene.question.is_empty() && !scene.regions.is_empty());
+    assert_eq!(
+        Session::scene(3).unwrap().png,
+        scene.png,
+        "scenes are seeded"
+    );
+    let web = session.ask(&scene.png, &scene.question).unwrap();
+
+    let device = lavit_backends::select("cpu", 0).unwrap();
+    let (ckpt, s) = load_student(tmp.path(), &device).unwrap();
+    let img = image::load_from_memory(&scene.png).unwrap().to_rgb8();
+    let native = answer_image(
+        &s.vlm,
+        Some(&s.traj_head),
+        &s.lavit.latent_token_ids,
+        &ckpt.tokenizer(None).unwrap(),
+        &ckpt.processor,
+        &img,
+        &scene.question,
+        &GenerateConfig {
+            max_new_tokens: 32,
+            force_lvr: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(web.tokens, native.tokens);
+    assert_eq!(web.answer, native.answer);
+    assert_eq!(web.grid, native.grid);
+    assert_eq!(web.latent_steps.len(), 3);
+    for (a, b) in web.latent_steps.iter().zip(&native.latent_steps) {
+        assert_eq!(a.attn_map, b.attn_map);
+        assert_eq!(a.head_map, b.head_map);
+        assert_eq!(a.attn_map.len(), web.grid.0 * web.grid.1);
+    }
+    // Different latent steps look at different places (fresh heads, but distinct queries).
+    assert_ne!(web.latent_steps[0].head_map, web.latent_steps[1].head_map);
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    exported_student(tmp.path());
+    let session = Session::load(files(tmp.path()), "cpu").unwrap();
+    let png = Session::scene(0).unwrap().png;
+    assert!(
+        session
+            .ask(b"not an image", "What?")
+            .unwrap_err()
+            .contains("not a readable image")
+    );
+    assert!(session.ask(&png, "  ").unwrap_err().contains("empty"));
+    let mut f = files(tmp.path());
+    f.model_safetensors.truncate(100);
+    assert!(Session::load(f, "cpu").is_err());
+    let mut f = files(tmp.path());
+    f.config_json = b"{}".to_vec();
+    assert!(Session::load(f, "cpu").is_err());
+}
