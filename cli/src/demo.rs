@@ -38,9 +38,10 @@ pub struct Args {
     pub num_latent: Option<usize>,
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Shipped models (teacher/, student-base/).
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/synthetic"))]
-    pub assets: PathBuf,
+    /// Shipped models (teacher/, student-base/) [default: ./assets/synthetic, else the source
+    /// tree this binary was built from].
+    #[arg(long)]
+    pub assets: Option<PathBuf>,
     #[command(flatten)]
     pub backend: BackendArgs,
 }
@@ -50,7 +51,7 @@ pub fn run(a: Args) -> Result<()> {
     let d = DemoConfig::default();
     let cfg = DemoConfig {
         out: a.out.clone(),
-        assets: a.assets.clone(),
+        assets: a.assets.clone().unwrap_or_else(default_assets),
         seed: a.seed,
         n_train: a.n_train.unwrap_or(d.n_train),
         n_test: a.n_test.unwrap_or(d.n_test),
@@ -103,4 +104,14 @@ pub fn run(a: Args) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `./assets/synthetic` when run from a checkout (as `scripts/demo.sh` does), else the one of
+/// the source tree the binary was built from.
+fn default_assets() -> PathBuf {
+    let here = PathBuf::from("assets/synthetic");
+    if here.join("teacher/config.json").is_file() {
+        return here;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/synthetic"))
 }

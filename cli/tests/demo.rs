@@ -6,7 +6,8 @@ use std::process::Command;
 
 #[test]
 fn small_demo_writes_report_and_heatmaps() {
-    let assets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/synthetic");
+    let assets = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test"))
+        .join("../assets/synthetic");
     assert!(
         assets.join("teacher/config.json").is_file(),
         "shipped teacher missing"

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use lavit_core::teacher::SignalStore;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test"))
+        .join("../tests/fixtures")
 }
 
 /// A Visual-CoT dataset of `n` samples over the tiny-gqa fixture image.

@@ -7,7 +7,8 @@ use std::process::Command;
 use lavit_core::io::tensors::read_safetensors;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test"))
+        .join("../tests/fixtures")
 }
 
 fn lavit(args: &[&str]) -> std::process::Output {

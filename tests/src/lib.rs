@@ -9,7 +9,7 @@ use lavit_core::io::tensors::{HostTensor, read_safetensors};
 
 /// `tests/fixtures/<rel>`.
 pub fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test"))
         .join("fixtures")
         .join(rel)
 }

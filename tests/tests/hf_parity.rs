@@ -214,3 +214,89 @@ fn parity_detects_a_perturbed_weight() {
         "a perturbed weight went unnoticed (max diff {d:e})"
     );
 }
+
+/// Two images in one user turn (the BLINK case): token ids, both grids, M-RoPE position ids,
+/// pixels (per-patch sums) and logits equal HF's (`tiny-gqa/multi_image.*`; the two images have
+/// different grids, 10×16 and 22×14).
+#[test]
+fn multi_image_prompt_matches_hf() {
+    let name = "tiny-gqa";
+    let meta = reference_meta(name);
+    let multi: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixture(&format!("{name}/multi_image.json"))).unwrap(),
+    )
+    .unwrap();
+    let r = lavit_core::io::tensors::read_safetensors(&fixture(&format!(
+        "{name}/multi_image.safetensors"
+    )))
+    .unwrap();
+    let ckpt = Checkpoint::open(&fixture(name)).unwrap();
+    let tok = ckpt.tokenizer(None).unwrap();
+    let mut proc = ckpt.processor.clone();
+    proc.min_pixels = meta["min_pixels"].as_u64().unwrap() as usize;
+    proc.max_pixels = meta["max_pixels"].as_u64().unwrap() as usize;
+    let images: Vec<_> = multi["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| load_rgb(&fixture(p.as_str().unwrap())).unwrap())
+        .collect();
+    assert_eq!(images.len(), 2);
+    let question = multi["question"].as_str().unwrap();
+    let msgs = [Message::user_image_question(2, question)];
+    let host = HostInputs::build(&tok, &proc, &images, &msgs, true).unwrap();
+
+    let ids: Vec<i64> = host.input_ids.iter().map(|&i| i as i64).collect();
+    assert_eq!(ids, r["input_ids"].to_i64(), "input ids");
+    let grids: Vec<i64> = host.grids().iter().flatten().map(|&g| g as i64).collect();
+    assert_eq!(grids, r["image_grid_thw"].to_i64(), "grids");
+    let rope = rope_index(
+        &host.input_ids,
+        ckpt.config.image_token_id,
+        &host.grids(),
+        2,
+    )
+    .unwrap();
+    let ours: Vec<i64> = rope.positions.iter().flatten().copied().collect();
+    assert_eq!(ours, r["position_ids"].to_i64(), "rope position ids");
+    assert_eq!(rope.delta, r["rope_deltas"].to_i64()[0], "rope delta");
+    let (pix, [n, d]) = host.pixel_values();
+    // Summed in f64 (measured 1.2e-4 from HF's f32 sums, which round differently).
+    let sums: Vec<f32> = (0..n)
+        .map(|i| {
+            pix[i * d..(i + 1) * d]
+                .iter()
+                .map(|&x| x as f64)
+                .sum::<f64>() as f32
+        })
+        .collect();
+    assert_close("pixel row sums", &sums, &r["pixel_row_sums"].to_f32(), 1e-3);
+
+    for (backend, device) in test_devices() {
+        let model = ckpt.load(&device).unwrap();
+        let out = model
+            .forward(
+                &host.to_device(&device),
+                ForwardOptions {
+                    logits: LogitRows::All,
+                    output_hidden_states: true,
+                    capture: None,
+                    bias: None,
+                },
+            )
+            .unwrap();
+        let tol = tolerance(&backend);
+        assert_close(
+            &format!("{backend}/multi-image: hidden_states.1"),
+            &to_vec_f32(out.decoder.hidden_states[1].clone()),
+            &r["hidden_states.1"].to_f32(),
+            tol,
+        );
+        assert_close(
+            &format!("{backend}/multi-image: logits"),
+            &to_vec_f32(out.logits.unwrap()),
+            &r["logits"].to_f32(),
+            tol,
+        );
+    }
+}

@@ -8,7 +8,8 @@ use lavit_core::train::export::{StudentFiles, export_student, load_student, open
 use lavit_web_demo::Session;
 
 fn assets() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/synthetic")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test"))
+        .join("../assets/synthetic")
 }
 
 /// The shipped student base with 3 latent tokens and fresh heads, exported like `lavit train`.
