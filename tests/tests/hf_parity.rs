@@ -31,6 +31,29 @@ fn host_inputs(name: &str, ckpt: &Checkpoint) -> (HostInputs, usize) {
     (host, n_prompt)
 }
 
+/// Our M-RoPE position ids and delta for `host` equal HF's `get_rope_index` in `r`.
+fn assert_rope_matches(
+    tag: &str,
+    host: &HostInputs,
+    ckpt: &Checkpoint,
+    r: &std::collections::BTreeMap<String, lavit_core::io::tensors::HostTensor>,
+) {
+    let rope = rope_index(
+        &host.input_ids,
+        ckpt.config.image_token_id,
+        &host.grids(),
+        2,
+    )
+    .unwrap();
+    let ours: Vec<i64> = rope.positions.iter().flatten().copied().collect();
+    assert_eq!(ours, r["position_ids"].to_i64(), "{tag}: rope position ids");
+    assert_eq!(
+        rope.delta,
+        r["rope_deltas"].to_i64()[0],
+        "{tag}: rope delta"
+    );
+}
+
 #[test]
 fn processor_tokens_and_rope_index_match_hf() {
     for name in MODELS {
@@ -60,24 +83,7 @@ fn processor_tokens_and_rope_index_match_hf() {
             1e-5,
         );
 
-        let rope = rope_index(
-            &host.input_ids,
-            ckpt.config.image_token_id,
-            &host.grids(),
-            2,
-        )
-        .unwrap();
-        let ours: Vec<i64> = rope.positions.iter().flatten().copied().collect();
-        assert_eq!(
-            ours,
-            r["position_ids"].to_i64(),
-            "{name}: rope position ids"
-        );
-        assert_eq!(
-            rope.delta,
-            r["rope_deltas"].to_i64()[0],
-            "{name}: rope delta"
-        );
+        assert_rope_matches(name, &host, &ckpt, &r);
     }
 }
 
@@ -250,16 +256,7 @@ fn multi_image_prompt_matches_hf() {
     assert_eq!(ids, r["input_ids"].to_i64(), "input ids");
     let grids: Vec<i64> = host.grids().iter().flatten().map(|&g| g as i64).collect();
     assert_eq!(grids, r["image_grid_thw"].to_i64(), "grids");
-    let rope = rope_index(
-        &host.input_ids,
-        ckpt.config.image_token_id,
-        &host.grids(),
-        2,
-    )
-    .unwrap();
-    let ours: Vec<i64> = rope.positions.iter().flatten().copied().collect();
-    assert_eq!(ours, r["position_ids"].to_i64(), "rope position ids");
-    assert_eq!(rope.delta, r["rope_deltas"].to_i64()[0], "rope delta");
+    assert_rope_matches("multi-image", &host, &ckpt, &r);
     let (pix, [n, d]) = host.pixel_values();
     // Summed in f64 (measured 1.2e-4 from HF's f32 sums, which round differently).
     let sums: Vec<f32> = (0..n)

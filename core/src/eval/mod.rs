@@ -12,9 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::synthetic::predicted_key;
 use crate::data::viscot::Sample;
 use crate::error::{LavitError, Result};
-use crate::infer::{GenerateConfig, generate};
-use crate::io::chat::{ChatTokenizer, Message};
-use crate::io::checkpoint::HostInputs;
+use crate::infer::{GenerateConfig, answer_image};
+use crate::io::chat::ChatTokenizer;
 use crate::io::processor::{ProcessorConfig, load_rgb};
 use crate::lavit::heads::TrajectoryHead;
 use crate::model::vlm::Qwen25Vl;
@@ -83,30 +82,21 @@ pub fn predict(
     gen_cfg: &GenerateConfig,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<Prediction>> {
-    let device = vlm.device();
     let mut out = Vec::with_capacity(items.len());
     for (i, it) in items.iter().enumerate() {
         let img = load_rgb(&images_root.join(&it.image))?;
         let image_size = (img.height() as usize, img.width() as usize);
-        let host = HostInputs::build(
+        let r = answer_image(
+            vlm,
+            head,
+            latent_ids,
             tok,
             processor,
-            &[img],
-            &[Message::user_image_question(1, &it.question)],
-            true,
+            &img,
+            &it.question,
+            gen_cfg,
         )?;
-        let g = host.images[0].grid;
-        let grid = (g[1] / processor.merge_size, g[2] / processor.merge_size);
-        let mut cfg = gen_cfg.clone();
-        cfg.stop_ids = vec![tok.im_end];
-        let r = generate(vlm, head, &host.to_device(&device), latent_ids, &cfg)?;
-        let text_ids: Vec<u32> = r
-            .tokens
-            .iter()
-            .copied()
-            .filter(|t| *t != tok.im_end && !latent_ids.contains(t))
-            .collect();
-        let text = tok.decode(&text_ids, true)?;
+        let (text, grid) = (r.answer, r.grid);
         let predicted = predicted_key(&text);
         out.push(Prediction {
             id: it.id.clone(),

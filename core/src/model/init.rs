@@ -32,10 +32,8 @@ impl SeededInit {
         bound: f64,
         device: &Device,
     ) -> Tensor<D> {
-        let n = shape.iter().product();
         let b = bound as f32;
-        let v: Vec<f32> = (0..n).map(|_| self.rng.random_range(-b..=b)).collect();
-        Tensor::from_data(TensorData::new(v, shape), device)
+        self.draw(shape, device, |rng| rng.random_range(-b..=b))
     }
 
     /// `N(0, std²)` of `shape`.
@@ -45,9 +43,18 @@ impl SeededInit {
         std: f64,
         device: &Device,
     ) -> Tensor<D> {
-        let n = shape.iter().product();
         let dist = Normal::new(0.0f32, std as f32).expect("a finite, non-negative std");
-        let v: Vec<f32> = (0..n).map(|_| dist.sample(&mut self.rng)).collect();
+        self.draw(shape, device, |rng| dist.sample(rng))
+    }
+
+    fn draw<const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        device: &Device,
+        mut sample: impl FnMut(&mut StdRng) -> f32,
+    ) -> Tensor<D> {
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| sample(&mut self.rng)).collect();
         Tensor::from_data(TensorData::new(v, shape), device)
     }
 
