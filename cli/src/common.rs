@@ -26,10 +26,15 @@ impl BackendArgs {
     }
 }
 
-/// The error and its causes on one line.
+/// The error and its causes on one line (library messages can carry newlines).
 pub fn one_line(e: &anyhow::Error) -> String {
     e.chain()
-        .map(|c| c.to_string())
+        .map(|c| {
+            c.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .collect::<Vec<_>>()
         .join(": ")
 }

@@ -2,12 +2,15 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use lavit_core::data::read_viscot;
+use lavit_core::eval::bench::{Benchmark, McPrediction, answer_question, summarise};
 use lavit_core::eval::metrics::accuracy;
 use lavit_core::eval::{EvalItem, predict};
 use lavit_core::infer::GenerateConfig;
 use lavit_core::io::Checkpoint;
+use lavit_core::lavit::heads::TrajectoryHead;
+use lavit_core::model::vlm::Qwen25Vl;
 use lavit_core::train::export::load_student;
 
 use crate::common::{BackendArgs, progress_bar};
@@ -17,15 +20,19 @@ pub struct Args {
     /// Model directory (a base Qwen2.5-VL or a LaViT student).
     #[arg(long)]
     pub model: PathBuf,
-    /// Benchmark: synthetic.
+    /// Benchmark: mmvp, blink, vstar, mmstar (their published layouts; see the README) or
+    /// synthetic (the directory `lavit synth` wrote).
     #[arg(long)]
     pub bench: String,
-    /// Benchmark root (synthetic: the directory `lavit synth` wrote).
+    /// Benchmark root: MMVP's folder (Questions.csv, `MMVP Images/`), BLINK's (one folder
+    /// per sub-task), V*'s (test_questions.jsonl + category folders), MMStar's
+    /// (mmstar.parquet).
     #[arg(long)]
     pub data_root: PathBuf,
-    /// Split / task name (synthetic: test).
-    #[arg(long, default_value = "test")]
-    pub task: String,
+    /// One task: a BLINK sub-task folder (e.g. Counting), an MMStar / V* category; synthetic:
+    /// the split (default test).
+    #[arg(long)]
+    pub task: Option<String>,
     /// Only the first N questions.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -44,13 +51,96 @@ pub struct Args {
     pub backend: BackendArgs,
 }
 
+/// The model: a LaViT student (its latent ids and TrajectoryHead) or a base checkpoint.
+struct Model {
+    vlm: Qwen25Vl,
+    head: Option<TrajectoryHead>,
+    latents: Vec<u32>,
+    tok: lavit_core::io::chat::ChatTokenizer,
+    processor: lavit_core::io::processor::ProcessorConfig,
+}
+
+fn load_model(dir: &std::path::Path, device: &burn::tensor::Device) -> Result<Model> {
+    let ckpt = Checkpoint::open(dir)?;
+    let tok = ckpt.tokenizer(None)?;
+    let (vlm, head, latents) = if ckpt.raw_config.get("lavit").is_some() {
+        let (_, s) = load_student(dir, device)?;
+        (s.vlm, Some(s.traj_head), s.lavit.latent_token_ids)
+    } else {
+        (ckpt.load(device)?, None, vec![])
+    };
+    Ok(Model {
+        vlm,
+        head,
+        latents,
+        tok,
+        processor: ckpt.processor.clone(),
+    })
+}
+
+/// Writes `out` only when every question was answered: lines go to `<out>.partial`, renamed
+/// at the end, so a failed run leaves an existing results file as it was.
+fn write_results(out: &std::path::Path, lines: &str) -> Result<()> {
+    let tmp = out.with_extension("jsonl.partial");
+    std::fs::write(&tmp, lines).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))
+}
+
 pub fn run(a: Args) -> Result<()> {
-    if a.bench != "synthetic" {
-        bail!("unknown benchmark `{}` (synthetic)", a.bench);
+    if a.bench == "synthetic" {
+        return run_synthetic(a);
     }
+    let bench = Benchmark::parse(&a.bench).with_context(|| {
+        format!(
+            "unknown benchmark `{}` (mmvp, blink, vstar, mmstar, synthetic)",
+            a.bench
+        )
+    })?;
     let device = a.backend.device()?;
-    let mut samples = read_viscot(&a.data_root.join(format!("{}.json", a.task)))
+    let mut questions = bench
+        .load(&a.data_root, a.task.as_deref())
         .context("reading the benchmark")?;
+    if let Some(n) = a.limit {
+        questions.truncate(n);
+    }
+    let m = load_model(&a.model, &device).context("loading the model")?;
+    let gen_cfg = GenerateConfig {
+        max_new_tokens: a.max_new_tokens,
+        force_lvr: a.force_lvr,
+        mask_lvr: a.mask_lvr,
+        ..Default::default()
+    };
+    let bar = progress_bar(questions.len() as u64, bench.name());
+    let mut preds: Vec<McPrediction> = Vec::with_capacity(questions.len());
+    for q in &questions {
+        let p = answer_question(
+            &m.vlm,
+            m.head.as_ref(),
+            &m.latents,
+            &m.tok,
+            &m.processor,
+            q,
+            &gen_cfg,
+        )
+        .with_context(|| format!("question {}", q.id))?;
+        preds.push(p);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let lines: String = preds
+        .iter()
+        .map(|p| serde_json::to_string(p).expect("serialises") + "\n")
+        .collect();
+    write_results(&a.out, &lines)?;
+    print!("{}", summarise(&preds).table());
+    Ok(())
+}
+
+fn run_synthetic(a: Args) -> Result<()> {
+    let device = a.backend.device()?;
+    let split = a.task.as_deref().unwrap_or("test");
+    let mut samples =
+        read_viscot(&a.data_root.join(format!("{split}.json"))).context("reading the benchmark")?;
     if let Some(n) = a.limit {
         samples.truncate(n);
     }
@@ -58,14 +148,7 @@ pub fn run(a: Args) -> Result<()> {
         .iter()
         .map(EvalItem::from_sample)
         .collect::<Result<_, _>>()?;
-    let ckpt = Checkpoint::open(&a.model)?;
-    let tok = ckpt.tokenizer(None)?;
-    let (vlm, head, latents) = if ckpt.raw_config.get("lavit").is_some() {
-        let (_, s) = load_student(&a.model, &device)?;
-        (s.vlm, Some(s.traj_head), s.lavit.latent_token_ids)
-    } else {
-        (ckpt.load(&device)?, None, vec![])
-    };
+    let m = load_model(&a.model, &device).context("loading the model")?;
     let gen_cfg = GenerateConfig {
         max_new_tokens: a.max_new_tokens,
         force_lvr: a.force_lvr,
@@ -74,11 +157,11 @@ pub fn run(a: Args) -> Result<()> {
     };
     let bar = progress_bar(items.len() as u64, "eval");
     let preds = predict(
-        &vlm,
-        head.as_ref(),
-        &tok,
-        &ckpt.processor,
-        &latents,
+        &m.vlm,
+        m.head.as_ref(),
+        &m.tok,
+        &m.processor,
+        &m.latents,
         &items,
         &a.data_root.join("images"),
         &gen_cfg,
@@ -89,7 +172,7 @@ pub fn run(a: Args) -> Result<()> {
         .iter()
         .map(|p| serde_json::to_string(p).expect("serialises") + "\n")
         .collect();
-    std::fs::write(&a.out, lines).with_context(|| format!("writing {}", a.out.display()))?;
+    write_results(&a.out, &lines)?;
     let acc = accuracy(&preds);
     println!("| task | n | accuracy |\n|---|---|---|");
     for (t, v) in &acc.per_type {

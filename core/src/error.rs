@@ -37,6 +37,8 @@ pub enum LavitError {
     Tokenizer { path: String, message: String },
     #[error("prompt: {0}")]
     Prompt(String),
+    #[error("benchmark {0}")]
+    Bench(String),
     #[error("invalid input: {0}")]
     Invalid(String),
     #[error("{0}")]

@@ -2,6 +2,8 @@
 //! answer accuracy, gaze alignment with the teacher (KL and top-K overlap of latent-step maps)
 //! and grounding (attention mass inside the ground-truth regions, pointing accuracy).
 
+#[cfg(feature = "benchmarks")]
+pub mod bench;
 pub mod choice;
 pub mod metrics;
 

@@ -341,11 +341,45 @@ pub fn answer_image(
     question: &str,
     cfg: &GenerateConfig,
 ) -> Result<Thoughts> {
-    let host = crate::io::checkpoint::HostInputs::build(
+    answer_images(
+        vlm,
+        head,
+        latent_ids,
         tok,
         processor,
         std::slice::from_ref(image),
-        &[crate::io::chat::Message::user_image_question(1, question)],
+        question,
+        cfg,
+    )
+}
+
+/// [`answer_image`] with several images in the one user turn (placed before the question, as
+/// the BLINK prompts of lmms-eval do). The latent-step maps then run over the image tokens of
+/// all images in order; `grid` is the first image's.
+#[allow(clippy::too_many_arguments)]
+pub fn answer_images(
+    vlm: &Qwen25Vl,
+    head: Option<&TrajectoryHead>,
+    latent_ids: &[u32],
+    tok: &crate::io::chat::ChatTokenizer,
+    processor: &crate::io::processor::ProcessorConfig,
+    images: &[image::RgbImage],
+    question: &str,
+    cfg: &GenerateConfig,
+) -> Result<Thoughts> {
+    if images.is_empty() {
+        return Err(LavitError::Prompt(
+            "a question needs at least one image".into(),
+        ));
+    }
+    let host = crate::io::checkpoint::HostInputs::build(
+        tok,
+        processor,
+        images,
+        &[crate::io::chat::Message::user_image_question(
+            images.len(),
+            question,
+        )],
         true,
     )?;
     let g = host.images[0].grid;
