@@ -8,8 +8,64 @@ use lavit_core::infer::GenerateConfig;
 use lavit_core::io::Checkpoint;
 use lavit_core::teacher::pipeline::{ExtractJob, extract_all, shard_of};
 use lavit_core::teacher::{ExtractConfig, SignalWriter};
+use serde::Deserialize;
 
 use crate::common::{BackendArgs, progress_bar};
+
+/// Flags that may also come from the TOML file (same names, `-` → `_`); defaults in brackets.
+#[derive(clap::Args, Deserialize, Default, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Opts {
+    /// Cap on reasoning steps per sample (extra steps are merged into the last).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Use the teacher's own greedy answer (split into steps) instead of the dataset's.
+    #[arg(long)]
+    pub generate_steps: Option<bool>,
+    /// Maximum new tokens when generating steps [256].
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
+    /// Last L decoder layers averaged for the trajectory [8].
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Top-K patches recorded per step [8].
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Upper bound on the resized image area.
+    #[arg(long)]
+    pub max_pixels: Option<usize>,
+    /// This machine's shard index (0-based) … [0]
+    #[arg(long)]
+    pub shard: Option<usize>,
+    /// … out of this many [1].
+    #[arg(long)]
+    pub num_shards: Option<usize>,
+    /// Only the first N samples of the dataset.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Samples per written shard file [16].
+    #[arg(long)]
+    pub flush_every: Option<usize>,
+}
+
+impl Opts {
+    /// `self` wins over `base`.
+    fn over(self, base: Opts) -> Opts {
+        macro_rules! pick { ($($f:ident),*) => { Opts { $($f: self.$f.or(base.$f)),* } } }
+        pick!(
+            steps,
+            generate_steps,
+            max_new_tokens,
+            layers,
+            top_k,
+            max_pixels,
+            shard,
+            num_shards,
+            limit,
+            flush_every
+        )
+    }
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,36 +81,11 @@ pub struct Args {
     /// Signal store directory (created; resumed if it exists).
     #[arg(long)]
     pub out: PathBuf,
-    /// Cap on reasoning steps per sample (extra steps are merged into the last).
+    /// TOML file with any of the options below (flags win over it).
     #[arg(long)]
-    pub steps: Option<usize>,
-    /// Use the teacher's own greedy answer (split into steps) instead of the dataset's.
-    #[arg(long)]
-    pub generate_steps: bool,
-    /// Maximum new tokens when generating steps.
-    #[arg(long, default_value_t = 256)]
-    pub max_new_tokens: usize,
-    /// Last L decoder layers averaged for the trajectory.
-    #[arg(long, default_value_t = 8)]
-    pub layers: usize,
-    /// Top-K patches recorded per step.
-    #[arg(long, default_value_t = 8)]
-    pub top_k: usize,
-    /// Upper bound on the resized image area.
-    #[arg(long)]
-    pub max_pixels: Option<usize>,
-    /// This machine's shard index (0-based) …
-    #[arg(long, default_value_t = 0)]
-    pub shard: usize,
-    /// … out of this many.
-    #[arg(long, default_value_t = 1)]
-    pub num_shards: usize,
-    /// Only the first N samples of the dataset.
-    #[arg(long)]
-    pub limit: Option<usize>,
-    /// Samples per written shard file.
-    #[arg(long, default_value_t = 16)]
-    pub flush_every: usize,
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub opts: Opts,
     /// tokenizer.json (default: TEACHER/tokenizer.json).
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
@@ -63,18 +94,29 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    let file = match &a.config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str::<Opts>(&text)
+                .with_context(|| format!("{}: invalid extraction config", p.display()))?
+        }
+        None => Opts::default(),
+    };
+    let o = a.opts.clone().over(file);
+    let (shard, num_shards) = (o.shard.unwrap_or(0), o.num_shards.unwrap_or(1));
     let device = a.backend.device()?;
     let mut samples = read_viscot(&a.data).context("reading the dataset")?;
-    if let Some(n) = a.limit {
+    if let Some(n) = o.limit {
         samples.truncate(n);
     }
     let ckpt = Checkpoint::open(&a.teacher).context("opening the teacher")?;
     let tokenizer = ckpt.tokenizer(a.tokenizer.as_deref())?;
     let mut processor = ckpt.processor.clone();
-    if let Some(m) = a.max_pixels {
+    if let Some(m) = o.max_pixels {
         processor.max_pixels = m;
     }
-    let mut writer = SignalWriter::open(&a.out, a.shard, a.num_shards, a.flush_every)
+    let mut writer = SignalWriter::open(&a.out, shard, num_shards, o.flush_every.unwrap_or(16))
         .context("opening the signal store")?;
     if let Some(d) = writer.d_teacher()
         && d != ckpt.config.text.hidden_size
@@ -86,19 +128,19 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     let teacher = ckpt.load(&device).context("loading the teacher")?;
-    let mine = shard_of(&samples, a.shard, a.num_shards);
+    let mine = shard_of(&samples, shard, num_shards);
     let job = ExtractJob {
         teacher: &teacher,
         tokenizer: &tokenizer,
         processor: &processor,
         images_root: &a.images,
         cfg: ExtractConfig {
-            layers: a.layers,
-            top_k: a.top_k,
+            layers: o.layers.unwrap_or(8),
+            top_k: o.top_k.unwrap_or(8),
         },
-        max_steps: a.steps,
-        generate: a.generate_steps.then(|| GenerateConfig {
-            max_new_tokens: a.max_new_tokens,
+        max_steps: o.steps,
+        generate: o.generate_steps.unwrap_or(false).then(|| GenerateConfig {
+            max_new_tokens: o.max_new_tokens.unwrap_or(256),
             ..Default::default()
         }),
     };
@@ -112,8 +154,8 @@ pub fn run(a: Args) -> Result<()> {
         summary.extracted,
         a.out.display(),
         summary.skipped_done,
-        a.shard,
-        a.num_shards,
+        shard,
+        num_shards,
         samples.len()
     );
     Ok(())

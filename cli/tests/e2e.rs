@@ -40,6 +40,9 @@ fn extract_train_infer_eval() {
         "3",
     ]);
     let store = tmp.path().join("signals");
+    // Extraction settings from TOML, one overridden by a flag.
+    let xcfg = tmp.path().join("extract.toml");
+    std::fs::write(&xcfg, "layers = 2\ntop_k = 4\nsteps = 5\n").unwrap();
     let teacher = fixtures().join("tiny-gqa");
     let out = lavit(&[
         "extract",
@@ -51,10 +54,8 @@ fn extract_train_infer_eval() {
         s(&data.join("images")),
         "--out",
         s(&store),
-        "--layers",
-        "2",
-        "--top-k",
-        "4",
+        "--config",
+        s(&xcfg),
         "--steps",
         "2",
     ]);
@@ -63,7 +64,10 @@ fn extract_train_infer_eval() {
     assert_eq!(index.lines().count(), 6);
     for l in index.lines() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        assert!(v["steps"].as_array().unwrap().len() <= 2);
+        assert!(
+            v["steps"].as_array().unwrap().len() <= 2,
+            "--steps overrides the TOML"
+        );
     }
 
     // The student: TOML config with a flag override.
