@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod common;
 mod demo;
 mod devices;
@@ -56,6 +57,8 @@ enum Command {
     Viz(infer::VizArgs),
     /// List the compiled backends and the adapters each one sees.
     Devices,
+    /// Throughput and memory of a training step, teacher extraction and generation.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Infer(args) => infer::run(args),
         Command::Viz(args) => infer::run_viz(args),
         Command::Params(args) => params::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

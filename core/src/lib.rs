@@ -16,6 +16,7 @@ pub mod infer;
 pub mod io;
 pub mod lavit;
 pub mod model;
+pub mod perf;
 pub mod teacher;
 pub mod train;
 pub mod util;

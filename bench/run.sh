@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# lavit bench beside the PyTorch reference (HF transformers), on this machine, in one run:
+# one process per (tool, shape, workload) so peak-memory readings do not mix, then
+# bench/RESULTS.md from the JSON files (bench/report.py).
+#
+#   bench/run.sh                      # small shape, CPU, 448 px image
+#   SHAPES="tiny small" bench/run.sh  # more shapes
+#   PYTHON=/path/to/python bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/shape.sh
+SHAPES=${SHAPES:-small}
+SIDE=${IMAGE_SIDE:-448}
+ITERS=${ITERS:-5}
+BACKEND=${BACKEND:-cpu}
+OUT=${OUT:-bench/out}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/lavit-rs/target}
+
+if [ -z "${PYTHON:-}" ]; then
+  if [ ! -x bench/.venv/bin/python ]; then
+    python3 -m venv bench/.venv
+    bench/.venv/bin/pip install -q -r bench/requirements.txt
+  fi
+  PYTHON=bench/.venv/bin/python
+fi
+# The same build as `lavit demo` (dev profile: dependencies at opt-level 3).
+cargo build --workspace
+LAVIT="$CARGO_TARGET_DIR/debug/lavit"
+mkdir -p "$OUT"
+THREADS=$(nproc)
+for shape in $SHAPES; do
+  for w in train extract generate; do
+    echo "== $shape $w: lavit ($BACKEND)"
+    "$LAVIT" bench --config "$shape" --what "$w" --image-side "$SIDE" --iters "$ITERS" \
+      --backend "$BACKEND" --json "$OUT/lavit-$shape-$w.json"
+    echo "== $shape $w: pytorch"
+    "$PYTHON" bench/reference.py --config "$(shape_config "$shape")" --what "$w" \
+      --image-side "$SIDE" --iters "$ITERS" --threads "$THREADS" --json "$OUT/torch-$shape-$w.json"
+  done
+done
+"$PYTHON" bench/report.py "$OUT" \
+  --command "SHAPES=\"$SHAPES\" IMAGE_SIDE=$SIDE ITERS=$ITERS BACKEND=$BACKEND bench/run.sh" \
+  > bench/RESULTS.md
+cat bench/RESULTS.md

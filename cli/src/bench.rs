@@ -1,0 +1,251 @@
+//! `lavit bench`: throughput and peak memory of a training step, teacher extraction and
+//! generation for a model shape (random weights), as a table and JSON. `bench/run.sh` puts
+//! these numbers beside `bench/reference.py`'s (PyTorch + HF transformers) in
+//! `bench/RESULTS.md`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use lavit_core::io::config::{load_config, parse_config};
+use lavit_core::model::config::Qwen25VlConfig;
+use lavit_core::perf::{self, Sequence, Workload};
+use serde_json::json;
+
+use crate::common::BackendArgs;
+
+/// Model shapes by name: the demo student, a small model (`bench/configs/small.json`) and the
+/// real Qwen2.5-VL shapes (`assets/configs/`); `bench/shape.sh` maps the same names to files.
+const PRESETS: [(&str, &str); 5] = [
+    (
+        "tiny",
+        include_str!("../../assets/synthetic/student-config.json"),
+    ),
+    ("small", include_str!("../../bench/configs/small.json")),
+    (
+        "qwen2.5-vl-3b",
+        include_str!("../../assets/configs/qwen2.5-vl-3b.json"),
+    ),
+    (
+        "qwen2.5-vl-7b",
+        include_str!("../../assets/configs/qwen2.5-vl-7b.json"),
+    ),
+    (
+        "qwen2.5-vl-32b",
+        include_str!("../../assets/configs/qwen2.5-vl-32b.json"),
+    ),
+];
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model shape: tiny, small, qwen2.5-vl-3b, qwen2.5-vl-7b, qwen2.5-vl-32b, or a
+    /// config.json path.
+    #[arg(long, default_value = "small")]
+    pub config: String,
+    /// Workloads, comma-separated: train, extract, generate.
+    #[arg(long, default_value = "train,extract,generate")]
+    pub what: String,
+    /// Square image side in pixels (multiple of 28).
+    #[arg(long, default_value_t = 224)]
+    pub image_side: usize,
+    #[arg(long, default_value_t = 32)]
+    pub prompt_tokens: usize,
+    #[arg(long, default_value_t = 32)]
+    pub answer_tokens: usize,
+    /// Latent tokens K (and trajectory steps of extraction).
+    #[arg(long, default_value_t = 4)]
+    pub num_latent: usize,
+    /// Teacher width d_T of the V_top target.
+    #[arg(long, default_value_t = 1024)]
+    pub d_teacher: usize,
+    /// Last layers averaged by extraction.
+    #[arg(long, default_value_t = 8)]
+    pub layers: usize,
+    /// New tokens of the generation benchmark.
+    #[arg(long, default_value_t = 16)]
+    pub decode_tokens: usize,
+    /// Untimed runs before the timed ones.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Timed runs (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub iters: usize,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+fn model_config(name: &str) -> Result<Qwen25VlConfig> {
+    if let Some((_, text)) = PRESETS.iter().find(|(n, _)| *n == name) {
+        return parse_config(text.as_bytes()).map_err(anyhow::Error::msg);
+    }
+    let path = PathBuf::from(name);
+    if !path.is_file() {
+        bail!(
+            "unknown model shape `{name}`: give one of {} or a config.json path",
+            PRESETS.map(|p| p.0).join(", ")
+        );
+    }
+    Ok(load_config(&path)?)
+}
+
+/// Peak resident memory of this process since the last [`reset_peak`] (Linux: `VmHWM`).
+fn peak_rss() -> Option<u64> {
+    status_kib("VmHWM:")
+}
+
+fn rss() -> Option<u64> {
+    status_kib("VmRSS:")
+}
+
+fn status_kib(key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(key))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Resets the kernel's peak-RSS counter (`echo 5 > /proc/self/clear_refs`).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Runs `f`, which calls its argument once its model is built; returns `f`'s value and the
+/// growth of peak RSS from that point on (the workload's own memory, weights excluded).
+fn with_memory<T>(f: impl FnOnce(&mut dyn FnMut()) -> Result<T>) -> Result<(T, Option<u64>)> {
+    let mut before = None;
+    let v = f(&mut || {
+        reset_peak();
+        before = rss();
+    })?;
+    let grown = match (before, peak_rss()) {
+        (Some(b), Some(p)) => Some(p.saturating_sub(b)),
+        _ => None,
+    };
+    Ok((v, grown))
+}
+
+fn mib(b: Option<u64>) -> String {
+    b.map(|b| format!("{:.0}", b as f64 / (1u64 << 20) as f64))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let cfg = model_config(&a.config)?;
+    let what: Vec<&str> = a.what.split(',').map(str::trim).collect();
+    if let Some(w) = what
+        .iter()
+        .find(|w| !["train", "extract", "generate"].contains(w))
+    {
+        bail!("unknown workload `{w}` (train, extract, generate)");
+    }
+    let w = Workload {
+        image_side: a.image_side,
+        prompt_tokens: a.prompt_tokens,
+        answer_tokens: a.answer_tokens,
+        num_latent: a.num_latent,
+        d_teacher: a.d_teacher,
+        layers: a.layers,
+        decode_tokens: a.decode_tokens,
+        seed: 0,
+    };
+    let seq = Sequence::new(&cfg, &w)?;
+    let device = a.backend.device()?;
+    let label = lavit_backends::device_label(&device);
+    let s = seq.len();
+    let n_img = seq.image_positions.len();
+    eprintln!(
+        "bench {} on {label}: sequence {s} tokens ({n_img} image tokens), {} params",
+        a.config,
+        cfg.param_counts().total
+    );
+    let mut rows: Vec<serde_json::Value> = Vec::new();
+    let mut table = String::from(
+        "| workload | median | throughput | peak RSS growth (weights excluded) |\n|---|---|---|---|\n",
+    );
+    if what.contains(&"train") {
+        let (t, mem) = with_memory(|ready| {
+            perf::train_step(&cfg, &w, a.warmup, a.iters, &device, ready).context("training step")
+        })?;
+        let tps = s as f64 / t.median_s;
+        let flops = perf::train_step_flops(&cfg, &seq);
+        table.push_str(&format!(
+            "| train step (fwd + bwd + AdamW, 3 losses, gate) | {:.3} s | {tps:.1} tokens/s ({:.2} GFLOP/s) | {} MiB |\n",
+            t.median_s,
+            flops / t.median_s / 1e9,
+            mib(mem)
+        ));
+        rows.push(
+            json!({"workload": "train_step", "median_s": t.median_s, "min_s": t.min_s,
+            "iters": t.iters, "tokens_per_s": tps, "flops_per_step": flops,
+            "peak_rss_growth_bytes": mem}),
+        );
+    }
+    if what.contains(&"extract") {
+        let (t, mem) = with_memory(|ready| {
+            perf::extraction(&cfg, &w, a.warmup, a.iters, &device, ready).context("extraction")
+        })?;
+        let (full, ours) = perf::attention_bytes(&cfg, &w, &seq);
+        table.push_str(&format!(
+            "| teacher extraction (V_top + trajectory, last {} layers) | {:.3} s | {:.2} samples/s | {} MiB (attention kept: {:.2} MiB; all layers' full maps would be {:.1} MiB) |\n",
+            w.layers.min(cfg.text.num_hidden_layers),
+            t.median_s,
+            1.0 / t.median_s,
+            mib(mem),
+            ours as f64 / (1u64 << 20) as f64,
+            full as f64 / (1u64 << 20) as f64
+        ));
+        rows.push(
+            json!({"workload": "extract", "median_s": t.median_s, "min_s": t.min_s,
+            "iters": t.iters, "samples_per_s": 1.0 / t.median_s,
+            "peak_rss_growth_bytes": mem, "attention_bytes_captured": ours,
+            "attention_bytes_all_layers": full}),
+        );
+    }
+    if what.contains(&"generate") {
+        let (g, mem) = with_memory(|ready| {
+            perf::generation(&cfg, &w, a.warmup, a.iters, &device, ready).context("generation")
+        })?;
+        table.push_str(&format!(
+            "| prefill ({} tokens) | {:.3} s | {:.1} tokens/s | {} MiB |\n",
+            g.prompt_tokens,
+            g.prefill.median_s,
+            g.prefill_tokens_per_s(),
+            mib(mem)
+        ));
+        table.push_str(&format!(
+            "| decode ({} tokens, KV cache) | {:.3} s | {:.1} tokens/s | |\n",
+            g.decode_tokens,
+            g.total.median_s - g.prefill.median_s,
+            g.decode_tokens_per_s()
+        ));
+        rows.push(
+            json!({"workload": "prefill", "median_s": g.prefill.median_s,
+            "tokens": g.prompt_tokens, "tokens_per_s": g.prefill_tokens_per_s(),
+            "peak_rss_growth_bytes": mem}),
+        );
+        rows.push(
+            json!({"workload": "decode", "median_s": g.total.median_s - g.prefill.median_s,
+            "tokens": g.decode_tokens, "tokens_per_s": g.decode_tokens_per_s()}),
+        );
+    }
+    print!("{table}");
+    if let Some(path) = &a.json {
+        let doc = json!({
+            "tool": "lavit",
+            "config": a.config,
+            "params": cfg.param_counts().total,
+            "backend": a.backend.backend,
+            "device": label,
+            "precision": a.backend.precision,
+            "workload": w,
+            "sequence_tokens": s,
+            "image_tokens": n_img,
+            "results": rows,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

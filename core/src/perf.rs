@@ -1,0 +1,365 @@
+//! Throughput of the three workloads LaViT runs — a student training step, teacher signal
+//! extraction and generation — on random weights and synthetic inputs of a fixed shape, so
+//! any config (up to the real Qwen2.5-VL-3B / 7B shapes) can be measured without a download.
+//! `bench/reference.py` does the same work with HF transformers; `lavit bench` prints both.
+//!
+//! The sequence is the student's training layout: `prompt_tokens / 2` text tokens,
+//! `<|vision_start|>`, the image tokens of a `side × side` image, `<|vision_end|>`, the rest of
+//! the prompt, `K` latent tokens, `answer_tokens` answer tokens and an end token.
+
+use std::ops::Range;
+
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+use crate::error::{LavitError, Result};
+use crate::infer::{GenerateConfig, generate};
+use crate::io::checkpoint::HostInputs;
+use crate::io::processor::ProcessedImage;
+use crate::lavit::losses::LossWeights;
+use crate::lavit::student::{
+    LavitConfig, LavitStudent, SampleTargets, StudentSample, sample_losses,
+};
+use crate::model::config::Qwen25VlConfig;
+use crate::model::vlm::{ForwardOptions, LogitRows, Qwen25Vl};
+use crate::teacher::{ExtractConfig, extract_signals};
+use crate::train::export::hf_init;
+use crate::train::{TrainConfig, optim::adamw};
+use crate::util::to_vec_f32;
+
+/// The shape of the work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    /// Square image side in pixels (a multiple of `patch · merge`).
+    pub image_side: usize,
+    pub prompt_tokens: usize,
+    pub answer_tokens: usize,
+    /// Latent tokens `K` (training) and trajectory steps (extraction).
+    pub num_latent: usize,
+    /// Teacher width `d_T` of the V_top target.
+    pub d_teacher: usize,
+    /// Last layers averaged by extraction.
+    pub layers: usize,
+    /// Tokens decoded by the generation benchmark.
+    pub decode_tokens: usize,
+    pub seed: u64,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Self {
+            image_side: 224,
+            prompt_tokens: 32,
+            answer_tokens: 32,
+            num_latent: 4,
+            d_teacher: 1024,
+            layers: 8,
+            decode_tokens: 16,
+            seed: 0,
+        }
+    }
+}
+
+/// The synthetic sequence of a [`Workload`] for a config.
+#[derive(Debug, Clone)]
+pub struct Sequence {
+    pub host: HostInputs,
+    pub image_positions: Vec<usize>,
+    pub latent_positions: Vec<usize>,
+    pub answer: Range<usize>,
+    /// Index of the first token after the prompt (latents start here).
+    pub prompt_len: usize,
+}
+
+impl Sequence {
+    pub fn new(cfg: &Qwen25VlConfig, w: &Workload) -> Result<Self> {
+        let v = &cfg.vision;
+        let unit = v.patch_size * v.spatial_merge_size;
+        if w.image_side == 0 || !w.image_side.is_multiple_of(unit) {
+            return Err(LavitError::Invalid(format!(
+                "image side {} is not a positive multiple of patch × merge = {unit}",
+                w.image_side
+            )));
+        }
+        let mut rng = StdRng::seed_from_u64(w.seed);
+        let specials = [
+            cfg.image_token_id,
+            cfg.video_token_id,
+            cfg.vision_start_token_id,
+            cfg.vision_end_token_id,
+        ];
+        let top = cfg.text.vocab_size.min(151_000) as u32;
+        let mut word = || loop {
+            let t = rng.random_range(16..top);
+            if !specials.contains(&t) {
+                return t;
+            }
+        };
+        let side = w.image_side / v.patch_size;
+        let n_patches = side * side;
+        let n_img = n_patches / (v.spatial_merge_size * v.spatial_merge_size);
+        let mut ids: Vec<u32> = (0..w.prompt_tokens / 2).map(|_| word()).collect();
+        ids.push(cfg.vision_start_token_id);
+        let img0 = ids.len();
+        ids.extend(std::iter::repeat_n(cfg.image_token_id, n_img));
+        ids.push(cfg.vision_end_token_id);
+        ids.extend((0..w.prompt_tokens - w.prompt_tokens / 2).map(|_| word()));
+        let prompt_len = ids.len();
+        ids.extend((0..w.num_latent).map(|_| word()));
+        let answer_start = ids.len();
+        ids.extend((0..w.answer_tokens).map(|_| word()));
+        ids.push(word());
+        let patch_dim = v.in_channels * v.temporal_patch_size * v.patch_size * v.patch_size;
+        let mut prng = StdRng::seed_from_u64(w.seed ^ 0x5eed);
+        let pixel_values = (0..n_patches * patch_dim)
+            .map(|_| prng.random_range(-1.8f32..2.1))
+            .collect();
+        Ok(Self {
+            host: HostInputs {
+                input_ids: ids.clone(),
+                images: vec![ProcessedImage {
+                    pixel_values,
+                    grid: [1, side, side],
+                    resized: (w.image_side, w.image_side),
+                }],
+            },
+            image_positions: (img0..img0 + n_img).collect(),
+            latent_positions: (prompt_len..answer_start).collect(),
+            answer: answer_start..ids.len(),
+            prompt_len,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.host.input_ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.host.input_ids.is_empty()
+    }
+}
+
+/// Timings of repeated runs of one workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Median seconds per iteration.
+    pub median_s: f64,
+    pub min_s: f64,
+    pub iters: usize,
+}
+
+fn timed(warmup: usize, iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<Timing> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut t = Vec::with_capacity(iters.max(1));
+    for _ in 0..iters.max(1) {
+        let t0 = Instant::now();
+        f()?;
+        t.push(t0.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(Timing {
+        median_s: t[t.len() / 2],
+        min_s: t[0],
+        iters: t.len(),
+    })
+}
+
+/// A model of `cfg` with HF-style random weights.
+pub fn random_model(cfg: &Qwen25VlConfig, seed: u64, device: &Device) -> Result<Qwen25Vl> {
+    cfg.validate().map_err(LavitError::Invalid)?;
+    Ok(hf_init(Qwen25Vl::new(cfg, device), 0.02, seed))
+}
+
+/// One student training step: forward with the gate half open (g = 0.5) + CE, V_top and
+/// trajectory losses + backward + AdamW, vision tower frozen (the reference recipe).
+/// `ready` runs once the model is built, before the first step (memory probes start there).
+pub fn train_step(
+    cfg: &Qwen25VlConfig,
+    w: &Workload,
+    warmup: usize,
+    iters: usize,
+    device: &Device,
+    ready: &mut dyn FnMut(),
+) -> Result<Timing> {
+    let seq = Sequence::new(cfg, w)?;
+    let mut rng = StdRng::seed_from_u64(w.seed + 1);
+    let n = seq.image_positions.len();
+    let dist = |rng: &mut StdRng| {
+        let v: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
+        let z: f32 = v.iter().sum();
+        v.into_iter().map(|x| x / z).collect::<Vec<f32>>()
+    };
+    let sample = StudentSample {
+        input_ids: seq.host.input_ids.clone(),
+        images: seq.host.images.clone(),
+        image_positions: seq.image_positions.clone(),
+        latent_positions: seq.latent_positions.clone(),
+        answer_start: seq.answer.start,
+        end: seq.answer.end,
+        targets: Some(SampleTargets {
+            vtop_mean: (0..w.d_teacher)
+                .map(|_| rng.random::<f32>() - 0.5)
+                .collect(),
+            traj: (0..w.num_latent).map(|_| dist(&mut rng)).collect(),
+        }),
+    };
+    let lavit = LavitConfig {
+        num_latent: w.num_latent,
+        latent_token_ids: seq
+            .latent_positions
+            .iter()
+            .map(|&p| seq.host.input_ids[p])
+            .collect(),
+        d_teacher: w.d_teacher,
+    };
+    let mut student = LavitStudent::new(random_model(cfg, w.seed, device)?, lavit, w.seed).train();
+    student.vlm.visual = student.vlm.visual.clone().no_grad();
+    let tc = TrainConfig::default();
+    let mut optim = adamw(&tc);
+    let weights = LossWeights::default();
+    ready();
+    timed(warmup, iters, || {
+        let parts = sample_losses(&student, &sample, &weights, 0.5, true)?;
+        let loss: f32 = parts.total.clone().into_scalar::<f32>();
+        if !loss.is_finite() {
+            return Err(LavitError::Other(format!("bench: non-finite loss {loss}")));
+        }
+        let grads = GradientsParams::from_grads(parts.total.backward(), &student);
+        student = optim.step(tc.lr, student.clone(), grads);
+        Ok(())
+    })
+}
+
+/// Teacher signal extraction over the last `w.layers` layers: one forward pass capturing only
+/// the answer rows' attention to the image columns, then V_top and the `K` step trajectories.
+pub fn extraction(
+    cfg: &Qwen25VlConfig,
+    w: &Workload,
+    warmup: usize,
+    iters: usize,
+    device: &Device,
+    ready: &mut dyn FnMut(),
+) -> Result<Timing> {
+    let seq = Sequence::new(cfg, w)?;
+    let teacher = random_model(cfg, w.seed, device)?;
+    let k = w.num_latent.max(1);
+    let a = seq.answer.clone();
+    let per = a.len().div_ceil(k);
+    let spans: Vec<Range<usize>> = (0..k)
+        .map(|i| (a.start + i * per).min(a.end)..(a.start + (i + 1) * per).min(a.end))
+        .filter(|r| !r.is_empty())
+        .collect();
+    let ec = ExtractConfig {
+        layers: w.layers,
+        top_k: 8,
+    };
+    ready();
+    timed(warmup, iters, || {
+        extract_signals(&teacher, &seq.host, &spans, &ec).map(|_| ())
+    })
+}
+
+/// Generation: prefill of the prompt (image + text) and greedy decoding with the KV cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationTiming {
+    pub prefill: Timing,
+    /// Prefill + `decode_tokens` new tokens.
+    pub total: Timing,
+    pub prompt_tokens: usize,
+    pub decode_tokens: usize,
+}
+
+impl GenerationTiming {
+    pub fn prefill_tokens_per_s(&self) -> f64 {
+        self.prompt_tokens as f64 / self.prefill.median_s
+    }
+    pub fn decode_tokens_per_s(&self) -> f64 {
+        self.decode_tokens as f64 / (self.total.median_s - self.prefill.median_s).max(1e-9)
+    }
+}
+
+pub fn generation(
+    cfg: &Qwen25VlConfig,
+    w: &Workload,
+    warmup: usize,
+    iters: usize,
+    device: &Device,
+    ready: &mut dyn FnMut(),
+) -> Result<GenerationTiming> {
+    let seq = Sequence::new(cfg, w)?;
+    let vlm = random_model(cfg, w.seed, device)?;
+    let prompt = HostInputs {
+        input_ids: seq.host.input_ids[..seq.prompt_len].to_vec(),
+        images: seq.host.images.clone(),
+    };
+    let inputs = prompt.to_device(device);
+    ready();
+    let prefill = timed(warmup, iters, || {
+        let out = vlm.forward(
+            &inputs,
+            ForwardOptions {
+                logits: LogitRows::Last,
+                ..Default::default()
+            },
+        )?;
+        let logits = out.logits.expect("last row asked for");
+        let _ = to_vec_f32(logits);
+        Ok(())
+    })?;
+    let gc = GenerateConfig {
+        max_new_tokens: w.decode_tokens,
+        ..Default::default()
+    };
+    let total = timed(warmup, iters, || {
+        let g = generate(&vlm, None, &inputs, &[], &gc)?;
+        if g.tokens.len() != w.decode_tokens {
+            return Err(LavitError::Other(format!(
+                "bench: generated {} tokens, expected {}",
+                g.tokens.len(),
+                w.decode_tokens
+            )));
+        }
+        Ok(())
+    })?;
+    Ok(GenerationTiming {
+        prefill,
+        total,
+        prompt_tokens: prompt.input_ids.len(),
+        decode_tokens: w.decode_tokens,
+    })
+}
+
+/// Bytes of attention probabilities (f32) the reference extraction materialises — every
+/// layer's full `[heads, S, S]` map (`output_attentions=True`) — against what ours captures:
+/// the last `layers` layers' `[heads, answer rows, image columns]`.
+pub fn attention_bytes(cfg: &Qwen25VlConfig, w: &Workload, seq: &Sequence) -> (u64, u64) {
+    let t = &cfg.text;
+    let s = seq.len() as u64;
+    let h = t.num_attention_heads as u64;
+    let full = t.num_hidden_layers as u64 * h * s * s * 4;
+    let ours = w.layers.min(t.num_hidden_layers) as u64
+        * h
+        * seq.answer.len() as u64
+        * seq.image_positions.len() as u64
+        * 4;
+    (full, ours)
+}
+
+/// FLOPs of one training step (forward + backward ≈ 3 × forward) of the text decoder and the
+/// vision tower's forward (frozen), `2 · params · tokens` plus attention, for MFU.
+pub fn train_step_flops(cfg: &Qwen25VlConfig, seq: &Sequence) -> f64 {
+    let c = cfg.param_counts();
+    let s = seq.len() as f64;
+    let t = &cfg.text;
+    let attn = 4.0 * s * s * t.hidden_size as f64 * t.num_hidden_layers as f64;
+    let text = 2.0 * (c.text_layers + c.lm_head) as f64 * s + attn;
+    let patches = seq.host.images[0].n_patches() as f64;
+    let vision = 2.0 * c.vision as f64 * patches;
+    3.0 * text + vision
+}
