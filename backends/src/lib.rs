@@ -78,6 +78,8 @@ pub enum BackendError {
     NotCompiled { kind: BackendKind },
     #[error("backend `{name}`: {message}")]
     Precision { name: String, message: String },
+    #[error("backend `wgpu`: {0}")]
+    WgpuInit(String),
     #[error("backend `{kind}`: no adapter #{index} found; {found}")]
     NoAdapter {
         kind: BackendKind,
@@ -332,6 +334,17 @@ pub fn describe_all() -> Vec<(BackendKind, Vec<String>)> {
     out
 }
 
+/// The wgpu device initialised asynchronously — the only way in the browser, where wgpu means
+/// WebGPU and adapter and device requests are promises. Call once, before any tensor touches
+/// wgpu; fails (no panic) when `navigator.gpu` or an adapter is missing.
+#[cfg(feature = "wgpu")]
+pub async fn init_wgpu_async() -> Result<Device, BackendError> {
+    Device::wgpu_options()
+        .init_async()
+        .await
+        .map_err(|e| BackendError::WgpuInit(format!("{e}")))
+}
+
 /// A short human name of `device` (for logs and reports).
 pub fn device_label(device: &Device) -> String {
     let dbg = format!("{device:?}");
@@ -340,7 +353,11 @@ pub fn device_label(device: &Device) -> String {
     } else if dbg.contains("Wgpu") {
         #[cfg(feature = "wgpu")]
         if let Some(id) = device.identity() {
-            return format!("wgpu ({})", id.name);
+            // Browsers may hide the adapter's name.
+            if !id.name.is_empty() {
+                return format!("wgpu ({})", id.name);
+            }
+            return "wgpu (adapter name not exposed)".into();
         }
         format!("wgpu ({dbg})")
     } else {

@@ -8,6 +8,17 @@ pub fn to_vec_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .expect("reading a float tensor back")
 }
 
+/// [`to_vec_f32`] without blocking: the read-back GPU backends need in the browser, where a
+/// buffer can only be mapped asynchronously (on the CPU backend it is ready at once).
+pub async fn read_f32<const D: usize>(t: Tensor<D>) -> crate::error::Result<Vec<f32>> {
+    let data = t
+        .into_data_async()
+        .await
+        .map_err(|e| crate::error::LavitError::Other(format!("reading a tensor back: {e:?}")))?;
+    data.try_into_vec_as::<f32>()
+        .map_err(|e| crate::error::LavitError::Other(format!("reading a tensor back: {e:?}")))
+}
+
 /// Reads an int tensor back as `Vec<i64>`.
 pub fn to_vec_i64<const D: usize>(t: Tensor<D, Int>) -> Vec<i64> {
     t.try_into_vec_as::<i64>()

@@ -6,7 +6,7 @@
 
 use lavit_backends::Device;
 use lavit_core::data::synthetic::{SceneConfig, generate};
-use lavit_core::infer::{GenerateConfig, Thoughts, answer_image};
+use lavit_core::infer::{GenerateConfig, Thoughts, answer_image, answer_images_async};
 use lavit_core::train::export::{LoadedStudent, StudentFiles, load_student_from_memory};
 use serde::Serialize;
 
@@ -38,6 +38,11 @@ impl Session {
     /// (`cpu` in the browser for now).
     pub fn load(files: StudentFiles, backend: &str) -> Result<Self, String> {
         let device: Device = lavit_backends::select(backend, 0).map_err(|e| e.to_string())?;
+        Self::load_on(files, device)
+    }
+
+    /// Loads on an already initialised device (the browser's WebGPU device).
+    pub fn load_on(files: StudentFiles, device: Device) -> Result<Self, String> {
         let loaded = load_student_from_memory(files, &device).map_err(|e| e.to_string())?;
         Ok(Self {
             loaded,
@@ -74,15 +79,7 @@ impl Session {
     /// Answers `question` about an encoded image (PNG / JPEG), greedily, with the latent
     /// block forced as in the reference evaluation.
     pub fn ask(&self, image_bytes: &[u8], question: &str) -> Result<Thoughts, String> {
-        if question.trim().is_empty() {
-            return Err("the question is empty".into());
-        }
-        let img = image::load_from_memory(image_bytes)
-            .map_err(|e| format!("not a readable image: {e}"))?
-            .to_rgb8();
-        if img.width() == 0 || img.height() == 0 {
-            return Err("the image is empty".into());
-        }
+        let img = decode(image_bytes, question)?;
         let s = &self.loaded.student;
         answer_image(
             &s.vlm,
@@ -92,34 +89,76 @@ impl Session {
             &self.loaded.processor,
             &img,
             question,
-            &GenerateConfig {
-                max_new_tokens: 32,
-                force_lvr: true,
-                ..Default::default()
-            },
+            &ask_config(),
         )
+        .map_err(|e| e.to_string())
+    }
+
+    /// [`Session::ask`] with asynchronous read-backs (required on WebGPU in the browser).
+    pub async fn ask_async(&self, image_bytes: &[u8], question: &str) -> Result<Thoughts, String> {
+        let img = decode(image_bytes, question)?;
+        let s = &self.loaded.student;
+        answer_images_async(
+            &s.vlm,
+            Some(&s.traj_head),
+            &s.lavit.latent_token_ids,
+            &self.loaded.tokenizer,
+            &self.loaded.processor,
+            std::slice::from_ref(&img),
+            question,
+            &ask_config(),
+        )
+        .await
         .map_err(|e| e.to_string())
     }
 }
 
+fn ask_config() -> GenerateConfig {
+    GenerateConfig {
+        max_new_tokens: 32,
+        force_lvr: true,
+        ..Default::default()
+    }
+}
+
+fn decode(image_bytes: &[u8], question: &str) -> Result<image::RgbImage, String> {
+    if question.trim().is_empty() {
+        return Err("the question is empty".into());
+    }
+    let img = image::load_from_memory(image_bytes)
+        .map_err(|e| format!("not a readable image: {e}"))?
+        .to_rgb8();
+    if img.width() == 0 || img.height() == 0 {
+        return Err("the image is empty".into());
+    }
+    Ok(img)
+}
+
 #[cfg(target_arch = "wasm32")]
 mod web {
+    use std::rc::Rc;
+
     use super::*;
     use wasm_bindgen::prelude::*;
 
     /// The page's handle on a loaded student.
     #[wasm_bindgen]
-    pub struct WebDemo(Session);
+    pub struct WebDemo {
+        session: Rc<Session>,
+        fallback: Option<String>,
+    }
 
     #[wasm_bindgen]
     impl WebDemo {
-        /// `config.json`, `model.safetensors`, `lavit_heads.safetensors`, `tokenizer.json`.
-        #[wasm_bindgen(constructor)]
-        pub fn new(
+        /// Loads the student (`config.json`, `model.safetensors`, `lavit_heads.safetensors`,
+        /// `tokenizer.json`) on WebGPU when `prefer_gpu` and the browser has an adapter, else
+        /// on the CPU backend ([`WebDemo::fallback_reason`] says why).
+        pub async fn create(
             config_json: Vec<u8>,
             model_safetensors: Vec<u8>,
             heads_safetensors: Vec<u8>,
             tokenizer_json: Vec<u8>,
+            prefer_gpu: bool,
         ) -> Result<WebDemo, JsError> {
             console_error_panic_hook::set_once();
             let files = StudentFiles {
@@ -128,13 +167,36 @@ mod web {
                 heads_safetensors,
                 tokenizer_json,
             };
-            Session::load(files, "cpu")
-                .map(WebDemo)
-                .map_err(|e| JsError::new(&e))
+            let fallback = if prefer_gpu {
+                match lavit_backends::init_wgpu_async().await {
+                    Ok(device) => {
+                        let mut s =
+                            Session::load_on(files, device).map_err(|e| JsError::new(&e))?;
+                        s.backend = format!("webgpu — {}", s.backend);
+                        return Ok(WebDemo {
+                            session: Rc::new(s),
+                            fallback: None,
+                        });
+                    }
+                    Err(e) => e.to_string(),
+                }
+            } else {
+                "WebGPU not requested".to_string()
+            };
+            let s = Session::load(files, "cpu").map_err(|e| JsError::new(&e))?;
+            Ok(WebDemo {
+                session: Rc::new(s),
+                fallback: Some(fallback),
+            })
         }
 
         pub fn backend(&self) -> String {
-            self.0.backend().to_string()
+            self.session.backend().to_string()
+        }
+
+        /// Why the CPU backend runs (no WebGPU), if it does.
+        pub fn fallback_reason(&self) -> Option<String> {
+            self.fallback.clone()
         }
 
         /// The scene's fields as JSON (see [`Scene`]).
@@ -148,13 +210,18 @@ mod web {
             Ok(Session::scene(seed).map_err(|e| JsError::new(&e))?.png)
         }
 
-        /// [`Thoughts`] as JSON.
-        pub fn ask(&self, image_bytes: &[u8], question: &str) -> Result<String, JsError> {
-            let t = self
-                .0
-                .ask(image_bytes, question)
-                .map_err(|e| JsError::new(&e))?;
-            serde_json::to_string(&t).map_err(|e| JsError::new(&e.to_string()))
+        /// A promise of [`Thoughts`] as JSON.
+        pub fn ask(&self, image_bytes: Vec<u8>, question: String) -> js_sys::Promise {
+            let session = self.session.clone();
+            wasm_bindgen_futures::future_to_promise(async move {
+                let t = session
+                    .ask_async(&image_bytes, &question)
+                    .await
+                    .map_err(|e| JsValue::from(JsError::new(&e)))?;
+                serde_json::to_string(&t)
+                    .map(|s| JsValue::from_str(&s))
+                    .map_err(|e| JsValue::from(JsError::new(&e.to_string())))
+            })
         }
     }
 }

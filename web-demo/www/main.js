@@ -26,9 +26,15 @@ async function load() {
     const files = await Promise.all(
       ["config.json", "model.safetensors", "lavit_heads.safetensors", "tokenizer.json"].map(
         (f) => fetchBytes(`model/${f}`)));
-    state.demo = new WebDemo(...files);
+    // WebGPU when the browser has it (?backend=cpu forces the CPU backend), else the CPU
+    // backend; the reason for a fallback is shown.
+    const preferGpu = new URLSearchParams(location.search).get("backend") !== "cpu";
+    state.demo = await WebDemo.create(...files, preferGpu && "gpu" in navigator);
     const ms = (performance.now() - t0).toFixed(0);
-    status(`ready — backend: ${state.demo.backend()} (model loaded in ${ms} ms)`);
+    const why = state.demo.fallback_reason();
+    const note = why ? ` — CPU fallback: ${"gpu" in navigator ? why : "this browser has no WebGPU"}` : "";
+    status(`ready — backend: ${state.demo.backend()} (model loaded in ${ms} ms)${note}`);
+    $("backend").textContent = state.demo.backend() + note;
     window.lavitBackend = state.demo.backend();
     $("ask").disabled = false;
     await newScene();
@@ -61,13 +67,14 @@ async function newScene() {
   window.lavitScene = scene;
 }
 
-function ask() {
+async function ask() {
   const q = $("question").value;
   if (!state.imageBytes) return status("choose a scene or upload an image first", true);
   try {
     status(`thinking… (backend: ${state.demo.backend()})`);
     const t0 = performance.now();
-    const t = JSON.parse(state.demo.ask(state.imageBytes, q));
+    $("ask").disabled = true;
+    const t = JSON.parse(await state.demo.ask(state.imageBytes, q));
     const ms = performance.now() - t0;
     state.thoughts = t;
     window.lavitThoughts = t;
@@ -83,6 +90,8 @@ function ask() {
     draw();
   } catch (e) {
     status(`error: ${e.message ?? e}`, true);
+  } finally {
+    $("ask").disabled = false;
   }
 }
 

@@ -17,7 +17,7 @@ use crate::lavit::heads::TrajectoryHead;
 use crate::model::attention::{RowCapture, causal_mask};
 use crate::model::text::{DecoderInputs, KvCache};
 use crate::model::vlm::{Qwen25Vl, VlmInputs};
-use crate::util::{index_tensor, to_vec_f32};
+use crate::util::{index_tensor, read_f32};
 
 /// Sampling and read-out settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,8 +118,19 @@ fn sample(logits: &[f32], cfg: &GenerateConfig, rng: &mut StdRng) -> u32 {
 }
 
 /// Generates from `inputs`. `latent_ids` are the student's `<lvr…>` ids (empty for a base
-/// model); `traj_head` reads the latent states when given.
+/// model); `traj_head` reads the latent states when given. Blocks on [`generate_async`].
 pub fn generate(
+    model: &Qwen25Vl,
+    traj_head: Option<&TrajectoryHead>,
+    inputs: &VlmInputs,
+    latent_ids: &[u32],
+    cfg: &GenerateConfig,
+) -> Result<Generation> {
+    pollster::block_on(generate_async(model, traj_head, inputs, latent_ids, cfg))
+}
+
+/// [`generate`] with asynchronous read-backs (logits, maps): what WebGPU in the browser needs.
+pub async fn generate_async(
     model: &Qwen25Vl,
     traj_head: Option<&TrajectoryHead>,
     inputs: &VlmInputs,
@@ -170,8 +181,8 @@ pub fn generate(
     let h_img = (!image_positions.is_empty()).then(|| hidden.clone().select(0, cols.clone()));
     if !forced.is_empty() {
         let h_lat = hidden.select(0, index_tensor(&forced, &device));
-        let attn = mean_maps(&out.captured, image_positions.len());
-        let heads = head_maps(traj_head, h_lat, h_img.as_ref());
+        let attn = mean_maps(&out.captured, image_positions.len()).await?;
+        let heads = head_maps(traj_head, h_lat, h_img.as_ref()).await?;
         for (i, &pos) in forced.iter().enumerate() {
             latent_steps.push(LatentStep {
                 token: inputs.input_ids[pos],
@@ -186,7 +197,7 @@ pub fn generate(
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut tokens = Vec::new();
     for _ in 0..cfg.max_new_tokens {
-        let next = sample(&to_vec_f32(logits), cfg, &mut rng);
+        let next = sample(&read_f32(logits).await?, cfg, &mut rng);
         tokens.push(next);
         if cfg.stop_ids.contains(&next) {
             break;
@@ -209,8 +220,8 @@ pub fn generate(
         logits = lg;
         if is_latent {
             let h_lat = out.last_hidden_state.reshape([1, d]);
-            let heads = head_maps(traj_head, h_lat, h_img.as_ref());
-            let attn = mean_maps(&out.captured, image_positions.len());
+            let heads = head_maps(traj_head, h_lat, h_img.as_ref()).await?;
+            let attn = mean_maps(&out.captured, image_positions.len()).await?;
             latent_steps.push(LatentStep {
                 token: next,
                 position: pos,
@@ -284,7 +295,7 @@ fn decode_with_mask(
 }
 
 /// Mean over captured layers and heads: per captured row, a map over the image tokens.
-fn mean_maps(captured: &[(usize, Tensor<4>)], n_img: usize) -> Option<Vec<Vec<f32>>> {
+async fn mean_maps(captured: &[(usize, Tensor<4>)], n_img: usize) -> Result<Option<Vec<Vec<f32>>>> {
     let mut acc: Option<Tensor<2>> = None;
     for (_, p) in captured {
         let [_, h, r, _] = p.dims();
@@ -295,24 +306,25 @@ fn mean_maps(captured: &[(usize, Tensor<4>)], n_img: usize) -> Option<Vec<Vec<f3
         });
     }
     let n = captured.len();
-    acc.map(|a| {
-        to_vec_f32(a / n as f64)
-            .chunks(n_img)
-            .map(|c| c.to_vec())
-            .collect()
-    })
+    let Some(a) = acc else { return Ok(None) };
+    let v = read_f32(a / n as f64).await?;
+    Ok(Some(v.chunks(n_img).map(|c| c.to_vec()).collect()))
 }
 
 /// `softmax(TrajectoryHead(h_lat, H_img))` rows.
-fn head_maps(
+async fn head_maps(
     head: Option<&TrajectoryHead>,
     h_lat: Tensor<2>,
     h_img: Option<&Tensor<2>>,
-) -> Option<Vec<Vec<f32>>> {
-    let (head, h_img) = (head?, h_img?);
+) -> Result<Option<Vec<Vec<f32>>>> {
+    let (Some(head), Some(h_img)) = (head, h_img) else {
+        return Ok(None);
+    };
     let n = h_img.dims()[0];
     let p = softmax(head.forward(h_lat, h_img.clone()), 1);
-    Some(to_vec_f32(p).chunks(n).map(|c| c.to_vec()).collect())
+    Ok(Some(
+        read_f32(p).await?.chunks(n).map(|c| c.to_vec()).collect(),
+    ))
 }
 
 /// An answer with its latent visual thoughts: what `lavit infer` prints and the browser demo
@@ -367,6 +379,23 @@ pub fn answer_images(
     question: &str,
     cfg: &GenerateConfig,
 ) -> Result<Thoughts> {
+    pollster::block_on(answer_images_async(
+        vlm, head, latent_ids, tok, processor, images, question, cfg,
+    ))
+}
+
+/// [`answer_images`] without blocking (the browser's WebGPU path).
+#[allow(clippy::too_many_arguments)]
+pub async fn answer_images_async(
+    vlm: &Qwen25Vl,
+    head: Option<&TrajectoryHead>,
+    latent_ids: &[u32],
+    tok: &crate::io::chat::ChatTokenizer,
+    processor: &crate::io::processor::ProcessorConfig,
+    images: &[image::RgbImage],
+    question: &str,
+    cfg: &GenerateConfig,
+) -> Result<Thoughts> {
     if images.is_empty() {
         return Err(LavitError::Prompt(
             "a question needs at least one image".into(),
@@ -388,7 +417,7 @@ pub fn answer_images(
     if !cfg.stop_ids.contains(&tok.im_end) {
         cfg.stop_ids.push(tok.im_end);
     }
-    let out = generate(vlm, head, &host.to_device(&vlm.device()), latent_ids, &cfg)?;
+    let out = generate_async(vlm, head, &host.to_device(&vlm.device()), latent_ids, &cfg).await?;
     let ids: Vec<u32> = out
         .tokens
         .iter()
