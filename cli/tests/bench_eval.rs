@@ -344,6 +344,27 @@ fn every_benchmark_layout_evaluates() {
     write_mmvp(&mmvp, &qs);
     let (t, mut letters) = eval("mmvp", &mmvp, &tmp.path().join("mmvp.jsonl"), 6, &[]);
     assert!(t.contains("| pairs (both right) | 3 |"), "{t}");
+    // A base checkpoint (no latent tokens) evaluates too: the baseline.
+    let base = root().join("assets/synthetic/student-base");
+    let out = tmp.path().join("mmvp-base.jsonl");
+    let table = ok(&[
+        "eval",
+        "--model",
+        s(&base),
+        "--bench",
+        "mmvp",
+        "--data-root",
+        s(&mmvp),
+        "--out",
+        s(&out),
+        "--max-new-tokens",
+        "10",
+    ]);
+    assert!(table.contains("| all | 6 |"), "{table}");
+    for l in std::fs::read_to_string(&out).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["latent_steps"], 0, "a base model has no latent tokens");
+    }
 
     let blink = tmp.path().join("BLINK");
     write_blink(&blink, &qs);
