@@ -26,6 +26,18 @@ impl BackendArgs {
     }
 }
 
+/// Options from a TOML file (`None`: the type's defaults); `what` names it in errors.
+pub fn read_toml<T: serde::de::DeserializeOwned + Default>(
+    path: Option<&std::path::Path>,
+    what: &str,
+) -> Result<T> {
+    let Some(p) = path else {
+        return Ok(T::default());
+    };
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    toml::from_str(&text).with_context(|| format!("{}: invalid {what} config", p.display()))
+}
+
 /// The error and its causes on one line (library messages can carry newlines).
 pub fn one_line(e: &anyhow::Error) -> String {
     e.chain()

@@ -78,9 +78,26 @@ fn load_model(dir: &std::path::Path, device: &burn::tensor::Device) -> Result<Mo
     })
 }
 
-/// Writes `out` only when every question was answered: lines go to `<out>.partial`, renamed
-/// at the end, so a failed run leaves an existing results file as it was.
-fn write_results(out: &std::path::Path, lines: &str) -> Result<()> {
+impl Args {
+    fn generate_config(&self) -> GenerateConfig {
+        GenerateConfig {
+            max_new_tokens: self.max_new_tokens,
+            force_lvr: self.force_lvr,
+            mask_lvr: self.mask_lvr,
+            ..Default::default()
+        }
+    }
+}
+
+/// Writes one JSON line per prediction to `out`, only once every question was answered:
+/// lines go to `<out>.partial`, renamed at the end, so a failed run leaves an existing results
+/// file as it was.
+fn write_results<T: serde::Serialize>(out: &std::path::Path, preds: &[T]) -> Result<()> {
+    let mut lines = String::new();
+    for p in preds {
+        lines.push_str(&serde_json::to_string(p)?);
+        lines.push('\n');
+    }
     let tmp = out.with_extension("jsonl.partial");
     std::fs::write(&tmp, lines).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))
@@ -104,12 +121,7 @@ pub fn run(a: Args) -> Result<()> {
         questions.truncate(n);
     }
     let m = load_model(&a.model, &device).context("loading the model")?;
-    let gen_cfg = GenerateConfig {
-        max_new_tokens: a.max_new_tokens,
-        force_lvr: a.force_lvr,
-        mask_lvr: a.mask_lvr,
-        ..Default::default()
-    };
+    let gen_cfg = a.generate_config();
     let bar = progress_bar(questions.len() as u64, bench.name());
     let mut preds: Vec<McPrediction> = Vec::with_capacity(questions.len());
     for q in &questions {
@@ -127,11 +139,7 @@ pub fn run(a: Args) -> Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let lines: String = preds
-        .iter()
-        .map(|p| serde_json::to_string(p).expect("serialises") + "\n")
-        .collect();
-    write_results(&a.out, &lines)?;
+    write_results(&a.out, &preds)?;
     print!("{}", summarise(&preds).table());
     Ok(())
 }
@@ -149,12 +157,7 @@ fn run_synthetic(a: Args) -> Result<()> {
         .map(EvalItem::from_sample)
         .collect::<Result<_, _>>()?;
     let m = load_model(&a.model, &device).context("loading the model")?;
-    let gen_cfg = GenerateConfig {
-        max_new_tokens: a.max_new_tokens,
-        force_lvr: a.force_lvr,
-        mask_lvr: a.mask_lvr,
-        ..Default::default()
-    };
+    let gen_cfg = a.generate_config();
     let bar = progress_bar(items.len() as u64, "eval");
     let preds = predict(
         &m.vlm,
@@ -168,11 +171,7 @@ fn run_synthetic(a: Args) -> Result<()> {
         &mut |i| bar.set_position(i as u64),
     )?;
     bar.finish_and_clear();
-    let lines: String = preds
-        .iter()
-        .map(|p| serde_json::to_string(p).expect("serialises") + "\n")
-        .collect();
-    write_results(&a.out, &lines)?;
+    write_results(&a.out, &preds)?;
     let acc = accuracy(&preds);
     println!("| task | n | accuracy |\n|---|---|---|");
     for (t, v) in &acc.per_type {

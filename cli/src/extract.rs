@@ -10,7 +10,7 @@ use lavit_core::teacher::pipeline::{ExtractJob, extract_all, shard_of};
 use lavit_core::teacher::{ExtractConfig, SignalWriter};
 use serde::Deserialize;
 
-use crate::common::{BackendArgs, progress_bar};
+use crate::common::{BackendArgs, progress_bar, read_toml};
 
 /// Flags that may also come from the TOML file (same names, `-` → `_`); defaults in brackets.
 #[derive(clap::Args, Deserialize, Default, Debug, Clone)]
@@ -94,15 +94,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let file = match &a.config {
-        Some(p) => {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            toml::from_str::<Opts>(&text)
-                .with_context(|| format!("{}: invalid extraction config", p.display()))?
-        }
-        None => Opts::default(),
-    };
+    let file: Opts = read_toml(a.config.as_deref(), "extraction")?;
     let o = a.opts.clone().over(file);
     let (shard, num_shards) = (o.shard.unwrap_or(0), o.num_shards.unwrap_or(1));
     let device = a.backend.device()?;

@@ -15,7 +15,7 @@ use lavit_core::train::export::{export_student, open_student};
 use lavit_core::train::{TrainConfig, train};
 use serde::Deserialize;
 
-use crate::common::{BackendArgs, progress_bar};
+use crate::common::{BackendArgs, progress_bar, read_toml};
 
 /// Flags that may also come from the TOML file (same names, `-` → `_`).
 #[derive(clap::Args, Deserialize, Default, Debug, Clone)]
@@ -150,15 +150,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let file = match &a.config {
-        Some(p) => {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            toml::from_str::<Opts>(&text)
-                .with_context(|| format!("{}: invalid training config", p.display()))?
-        }
-        None => Opts::default(),
-    };
+    let file: Opts = read_toml(a.config.as_deref(), "training")?;
     let o = a.opts.clone().over(file);
     let device = a.backend.device()?;
     let with_signals = a.signals.is_some();

@@ -77,6 +77,19 @@ pub struct Sequence {
 
 impl Sequence {
     pub fn new(cfg: &Qwen25VlConfig, w: &Workload) -> Result<Self> {
+        for (name, n) in [
+            ("num_latent", w.num_latent),
+            ("answer_tokens", w.answer_tokens),
+            ("layers", w.layers),
+            ("decode_tokens", w.decode_tokens),
+            ("d_teacher", w.d_teacher),
+        ] {
+            if n == 0 {
+                return Err(LavitError::Invalid(format!(
+                    "bench workload: {name} must be positive"
+                )));
+            }
+        }
         let v = &cfg.vision;
         let unit = v.patch_size * v.spatial_merge_size;
         if w.image_side == 0 || !w.image_side.is_multiple_of(unit) {

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use super::parquet::{RowReader, read_rows};
-use super::{ImageSource, McQuestion, bad, parse_answer_letter};
+use super::{ImageSource, McQuestion, answer_among, bad};
 use crate::error::{LavitError, Result};
 
 /// The 14 sub-tasks.
@@ -91,14 +91,12 @@ pub fn read(root: &Path, task: Option<&str>) -> Result<Vec<McQuestion>> {
                 .map(|(i, c)| ((b'A' + i as u8) as char, c))
                 .collect();
             let ans = r.text("answer")?;
-            let answer = parse_answer_letter(&ans)
-                .filter(|a| options.iter().any(|(l, _)| l == a))
-                .ok_or_else(|| {
-                    bad(
-                        &file,
-                        format!("row {index}: answer `{ans}` is not one of the choices"),
-                    )
-                })?;
+            let answer = answer_among(&ans, &options).ok_or_else(|| {
+                bad(
+                    &file,
+                    format!("row {index}: answer `{ans}` is not one of the choices"),
+                )
+            })?;
             let mut images = Vec::new();
             for k in 1..=4 {
                 if let Some((name, bytes)) = r.image(&format!("image_{k}"))? {

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use super::parquet::{RowReader, read_rows};
-use super::{ImageSource, McQuestion, bad, parse_answer_letter, parse_inline_options};
+use super::{ImageSource, McQuestion, answer_among, bad, parse_inline_options};
 use crate::error::{LavitError, Result};
 
 /// The parquet file: `mmstar.parquet` at the root, else the only `*.parquet` under it.
@@ -74,14 +74,12 @@ pub fn read(root: &Path) -> Result<Vec<McQuestion>> {
             )
         })?;
         let ans = r.text("answer")?;
-        let answer = parse_answer_letter(&ans)
-            .filter(|a| options.iter().any(|(l, _)| l == a))
-            .ok_or_else(|| {
-                bad(
-                    &file,
-                    format!("row {index}: answer `{ans}` is not one of the options"),
-                )
-            })?;
+        let answer = answer_among(&ans, &options).ok_or_else(|| {
+            bad(
+                &file,
+                format!("row {index}: answer `{ans}` is not one of the options"),
+            )
+        })?;
         let (name, bytes) = r
             .image("image")?
             .ok_or_else(|| bad(&file, format!("row {index}: no image")))?;

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use super::{ImageSource, McQuestion, bad, parse_answer_letter, parse_inline_options};
+use super::{ImageSource, McQuestion, answer_among, bad, parse_inline_options};
 use crate::error::{LavitError, Result};
 
 pub const QUESTIONS: &str = "Questions.csv";
@@ -71,17 +71,15 @@ pub fn read(root: &Path) -> Result<Vec<McQuestion>> {
                 format!("line {line}: options `{}` are not `(a) … (b) …`", field(co)),
             )
         })?;
-        let answer = parse_answer_letter(&field(ca))
-            .filter(|a| options.iter().any(|(l, _)| l == a))
-            .ok_or_else(|| {
-                bad(
-                    &path,
-                    format!(
-                        "line {line}: correct answer `{}` is not one of the options",
-                        field(ca)
-                    ),
-                )
-            })?;
+        let answer = answer_among(&field(ca), &options).ok_or_else(|| {
+            bad(
+                &path,
+                format!(
+                    "line {line}: correct answer `{}` is not one of the options",
+                    field(ca)
+                ),
+            )
+        })?;
         let image = root.join(IMAGES).join(format!("{index}.jpg"));
         if !image.is_file() {
             return Err(LavitError::Bench(format!(

@@ -195,6 +195,11 @@ pub fn parse_answer_letter(s: &str) -> Option<char> {
         .then_some(c)
 }
 
+/// The published answer `raw` (`A`, `(b)`, …) as one of `options`' letters.
+pub fn answer_among(raw: &str, options: &[(char, String)]) -> Option<char> {
+    parse_answer_letter(raw).filter(|a| options.iter().any(|(l, _)| l == a))
+}
+
 /// A model's answer to one [`McQuestion`] (one line of `results.jsonl`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct McPrediction {

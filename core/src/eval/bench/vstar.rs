@@ -18,7 +18,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{ImageSource, McQuestion, bad, parse_answer_letter, parse_inline_options};
+use super::{ImageSource, McQuestion, answer_among, bad, parse_inline_options};
 use crate::error::{LavitError, Result};
 
 pub const QUESTIONS: &str = "test_questions.jsonl";
@@ -77,14 +77,12 @@ fn read_jsonl(root: &Path, path: &Path) -> Result<Vec<McQuestion>> {
         let options = parse_inline_options(opts)
             .ok_or_else(|| bad(path, format!("line {line}: options are not `(A) … (B) …`")))?;
         let label = field("label")?;
-        let answer = parse_answer_letter(&label)
-            .filter(|a| options.iter().any(|(l, _)| l == a))
-            .ok_or_else(|| {
-                bad(
-                    path,
-                    format!("line {line}: label `{label}` is not one of the options"),
-                )
-            })?;
+        let answer = answer_among(&label, &options).ok_or_else(|| {
+            bad(
+                path,
+                format!("line {line}: label `{label}` is not one of the options"),
+            )
+        })?;
         let image = field("image")?;
         out.push(McQuestion {
             id: field("question_id").unwrap_or_else(|_| line.to_string()),
