@@ -297,3 +297,145 @@ fn multi_image_prompt_matches_hf() {
         );
     }
 }
+
+/// A fine-tune as current tooling writes it — `tests/fixtures/tiny-resaved`, saved by
+/// transformers 5.24's `save_pretrained` (model and processor, every file as written: rope
+/// dict with `rope_type` and `type`, vision `in_chans` and `in_channels`, `dtype`,
+/// `processor_config.json`) — loads and gives HF's tokens, grid and logits; so do the older
+/// `config.json` forms of the same model in `tests/fixtures/config_variants` (4.49 hub file,
+/// 4.5x fine-tunes), which the fixture script checked transformers reads the same way.
+#[test]
+fn checkpoints_saved_by_transformers_load_in_every_config_form() {
+    let name = "tiny-resaved";
+    let r = reference(name);
+    let meta = reference_meta(name);
+    let saved = fixture(name);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dirs = vec![("save_pretrained".to_string(), saved.clone())];
+    let mut variants: Vec<_> = std::fs::read_dir(fixture("config_variants"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    variants.sort();
+    assert!(variants.len() >= 4, "config variants: {variants:?}");
+    for v in variants {
+        let stem = v.file_stem().unwrap().to_string_lossy().to_string();
+        let dir = tmp.path().join(&stem);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&v, dir.join("config.json")).unwrap();
+        for f in [
+            "model.safetensors",
+            "tokenizer.json",
+            "processor_config.json",
+        ] {
+            std::fs::copy(saved.join(f), dir.join(f)).unwrap();
+        }
+        dirs.push((stem, dir));
+    }
+    let img = load_rgb(&fixture(meta["image"].as_str().unwrap())).unwrap();
+    let question = meta["question"].as_str().unwrap();
+    let answer = meta["answer"].as_str().unwrap();
+    for (backend, device) in test_devices() {
+        for (form, dir) in &dirs {
+            let tag = format!("{backend}/{form}");
+            let ckpt = Checkpoint::open(dir).unwrap_or_else(|e| panic!("{tag}: {e}"));
+            let tok = ckpt.tokenizer(None).unwrap();
+            // The processor's settings come from processor_config.json (max_pixels below the
+            // default), not from the test.
+            let msgs = [Message::user_image_question(1, question)];
+            let mut host = HostInputs::build(
+                &tok,
+                &ckpt.processor,
+                std::slice::from_ref(&img),
+                &msgs,
+                true,
+            )
+            .unwrap();
+            host.input_ids.extend(tok.encode(answer).unwrap());
+            let grid: Vec<i64> = host.grids()[0].iter().map(|&g| g as i64).collect();
+            assert_eq!(grid, r["image_grid_thw"].to_i64(), "{tag}: grid");
+            let ids: Vec<i64> = host.input_ids.iter().map(|&i| i as i64).collect();
+            assert_eq!(ids, r["input_ids"].to_i64(), "{tag}: input ids");
+            let model = ckpt.load(&device).unwrap();
+            let out = model
+                .forward(&host.to_device(&device), ForwardOptions::default())
+                .unwrap();
+            assert_close(
+                &format!("{tag}: logits"),
+                &to_vec_f32(out.logits.unwrap()),
+                &r["logits"].to_f32(),
+                tolerance(&backend),
+            );
+        }
+    }
+}
+
+/// Every `config.json` our export writes (the shipped synthetic-task models, the Qwen2.5-VL
+/// 3B/7B/32B configs, the fixtures, a LaViT student with its `lavit` section) goes through HF
+/// transformers — `Qwen2_5_VLConfig.from_pretrained` then `save_pretrained`
+/// (`tests/fixtures/hf_config_roundtrip.py`) — and reads back as the same model, `lavit`
+/// section included. Needs `python3` with transformers (PyTorch is not needed); skips without
+/// it unless `LAVIT_REQUIRE_TRANSFORMERS=1`.
+#[test]
+fn our_configs_round_trip_through_transformers() {
+    use lavit_core::io::config::{load_config, parse_config, to_hf_json};
+    let root = fixture("..").join("..");
+    let sources = [
+        root.join("assets/configs/qwen2.5-vl-3b.json"),
+        root.join("assets/configs/qwen2.5-vl-7b.json"),
+        root.join("assets/configs/qwen2.5-vl-32b.json"),
+        root.join("assets/synthetic/teacher/config.json"),
+        root.join("assets/synthetic/student-lavit/config.json"),
+        fixture("tiny-gqa/config.json"),
+        fixture("tiny-tied/config.json"),
+        fixture("tiny-resaved/config.json"),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = vec![fixture("hf_config_roundtrip.py").display().to_string()];
+    let mut expected = Vec::new();
+    for (i, src) in sources.iter().enumerate() {
+        let cfg = load_config(src).unwrap();
+        let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(src).unwrap()).unwrap();
+        let extra = raw.get("lavit").map(|l| serde_json::json!({ "lavit": l }));
+        let ours = tmp.path().join(format!("ours-{i}"));
+        let back = tmp.path().join(format!("back-{i}"));
+        std::fs::create_dir_all(&ours).unwrap();
+        let json = to_hf_json(&cfg, extra.as_ref());
+        std::fs::write(
+            ours.join("config.json"),
+            serde_json::to_vec_pretty(&json).unwrap(),
+        )
+        .unwrap();
+        args.push(ours.display().to_string());
+        args.push(back.display().to_string());
+        expected.push((src.clone(), cfg, raw.get("lavit").cloned(), back));
+    }
+    let status = std::process::Command::new("python3").args(&args).status();
+    let required = std::env::var("LAVIT_REQUIRE_TRANSFORMERS").is_ok_and(|v| v == "1");
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) if s.code() == Some(3) && !required => {
+            eprintln!("skipped: python3 has no transformers (pip install transformers)");
+            return;
+        }
+        Err(e) if !required => {
+            eprintln!("skipped: no python3 ({e})");
+            return;
+        }
+        other => panic!("hf_config_roundtrip.py failed: {other:?}"),
+    }
+    for (src, cfg, lavit, back) in expected {
+        let bytes = std::fs::read(back.join("config.json")).unwrap();
+        let again = parse_config(&bytes)
+            .unwrap_or_else(|e| panic!("{}: re-saved by transformers: {e}", src.display()));
+        assert_eq!(again, cfg, "{}: changed by the round trip", src.display());
+        let raw: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            raw.get("lavit").cloned(),
+            lavit,
+            "{}: lavit section",
+            src.display()
+        );
+    }
+}

@@ -42,27 +42,7 @@ impl Checkpoint {
         let config_path = dir.join("config.json");
         let config = load_config(&config_path)?;
         let raw_config = crate::error::read_json(&config_path)?;
-        let mut processor = ProcessorConfig::default();
-        let pp = dir.join("preprocessor_config.json");
-        if pp.is_file() {
-            let v: serde_json::Value = crate::error::read_json(&pp)?;
-            let get = |k: &str| v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
-            let size = |k: &str| {
-                v.get("size")
-                    .and_then(|s| s.get(k))
-                    .and_then(|x| x.as_u64())
-                    .map(|x| x as usize)
-            };
-            if let Some(m) = get("min_pixels").or(size("shortest_edge")) {
-                processor.min_pixels = m;
-            }
-            if let Some(m) = get("max_pixels").or(size("longest_edge")) {
-                processor.max_pixels = m;
-            }
-        }
-        processor.patch_size = config.vision.patch_size;
-        processor.merge_size = config.vision.spatial_merge_size;
-        processor.temporal_patch_size = config.vision.temporal_patch_size;
+        let processor = read_processor_config(dir, &config)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             config,
@@ -93,6 +73,44 @@ impl Checkpoint {
             WeightSource::Files(files),
         )
     }
+}
+
+/// The image processor's settings of checkpoint `dir`: `min_pixels` / `max_pixels` (or
+/// `size.shortest_edge` / `size.longest_edge`) from `preprocessor_config.json` (transformers
+/// 4.x) or from the `image_processor` section of `processor_config.json` (transformers 5.x
+/// `save_pretrained`); the defaults where neither file exists. Patch geometry comes from the
+/// model config.
+pub fn read_processor_config(dir: &Path, config: &Qwen25VlConfig) -> Result<ProcessorConfig> {
+    let mut processor = ProcessorConfig::default();
+    let legacy = dir.join("preprocessor_config.json");
+    let combined = dir.join("processor_config.json");
+    let settings = if legacy.is_file() {
+        Some(crate::error::read_json(&legacy)?)
+    } else if combined.is_file() {
+        let v: serde_json::Value = crate::error::read_json(&combined)?;
+        v.get("image_processor").cloned()
+    } else {
+        None
+    };
+    if let Some(v) = settings {
+        let get = |k: &str| v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
+        let size = |k: &str| {
+            v.get("size")
+                .and_then(|s| s.get(k))
+                .and_then(|x| x.as_u64())
+                .map(|x| x as usize)
+        };
+        if let Some(m) = get("min_pixels").or(size("shortest_edge")) {
+            processor.min_pixels = m;
+        }
+        if let Some(m) = get("max_pixels").or(size("longest_edge")) {
+            processor.max_pixels = m;
+        }
+    }
+    processor.patch_size = config.vision.patch_size;
+    processor.merge_size = config.vision.spatial_merge_size;
+    processor.temporal_patch_size = config.vision.temporal_patch_size;
+    Ok(processor)
 }
 
 /// Opens `dir` and loads the model onto `device`.
