@@ -390,3 +390,52 @@ mod tests {
         assert!(select("cpu", 3).is_err());
     }
 }
+
+/// How many threads the CPU backend uses, and running work inside its pool.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod threads {
+    /// The environment variable that sets the CPU backend's thread count.
+    pub const ENV: &str = "LAVIT_THREADS";
+
+    /// Threads to use: `requested`, else `LAVIT_THREADS`, else every core. An unparsable or
+    /// zero `LAVIT_THREADS` is an error naming it.
+    pub fn resolve(requested: Option<usize>) -> Result<usize, String> {
+        if let Some(n) = requested {
+            return if n == 0 {
+                Err("--threads must be at least 1".into())
+            } else {
+                Ok(n)
+            };
+        }
+        match std::env::var(ENV) {
+            Ok(v) => match v.trim().parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("{ENV}={v:?} is not a positive thread count")),
+            },
+            Err(_) => Ok(std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)),
+        }
+    }
+
+    /// Threads of the pool the caller runs in (every core outside one).
+    pub fn current() -> usize {
+        rayon::current_num_threads()
+    }
+
+    /// Runs `f` on a thread of a dedicated pool of `threads` threads, so that the CPU
+    /// backend's parallel kernels (burn-flex's rayon regions) start from a pool thread and
+    /// never pay rayon's cross-thread injection (a mutex/condvar round trip per region).
+    /// Results do not depend on the thread count beyond float summation order.
+    pub fn run_in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> Result<R, String> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("lavit-cpu-{i}"))
+            // Deep models recurse through burn's autodiff graph: the main thread's stack
+            // size, not rayon's 2 MiB default.
+            .stack_size(16 << 20)
+            .build()
+            .map_err(|e| format!("starting {threads} CPU threads: {e}"))?;
+        Ok(pool.install(f))
+    }
+}

@@ -25,6 +25,9 @@ mod train;
     about = "LaViT: latent visual thought alignment on burn"
 )]
 struct Cli {
+    /// Threads of the CPU backend [default: LAVIT_THREADS, else every core].
+    #[arg(long, global = true)]
+    threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,7 +67,23 @@ enum Command {
 fn main() -> ExitCode {
     common::init_tracing();
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = lavit_backends::threads::resolve(cli.threads)
+        .map_err(anyhow::Error::msg)
+        .and_then(|n| {
+            lavit_backends::threads::run_in_pool(n, move || dispatch(cli.command))
+                .map_err(anyhow::Error::msg)?
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", common::one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Forward(args) => forward::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Devices => devices::run(),
@@ -78,12 +97,5 @@ fn main() -> ExitCode {
         Command::Viz(args) => infer::run_viz(args),
         Command::Params(args) => params::run(args),
         Command::Bench(args) => bench::run(args),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", common::one_line(&e));
-            ExitCode::FAILURE
-        }
     }
 }
