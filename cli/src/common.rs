@@ -76,3 +76,33 @@ pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     bar.set_prefix(what.to_string());
     bar
 }
+
+/// A `--traj-top-k` / `top_k` value: `dense`, a count (`8`) or a fraction of the grid
+/// (`0.05`, `5%`). In TOML files an integer or a string.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TopKArg(pub lavit_core::lavit::targets::TopK);
+
+impl std::str::FromStr for TopKArg {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        lavit_core::lavit::targets::TopK::parse(s).map(TopKArg)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TopKArg {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Float(f64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Int(i) => i.to_string(),
+            Raw::Float(f) => f.to_string(),
+            Raw::Text(s) => s,
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}

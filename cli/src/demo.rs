@@ -1,11 +1,18 @@
 //! `lavit demo`: the whole LaViT pipeline on the embedded synthetic task.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
-use lavit_core::demo::{Ablation, DemoConfig, run as run_demo, summary_table};
+use lavit_core::demo::{
+    Ablation, DemoConfig, EvalSplit, learning_curve, run as run_demo, run_seeds, summary_table,
+};
+use lavit_core::lavit::heads::HeadStates;
+use lavit_core::lavit::losses::TrajGrad;
+use lavit_core::teacher::extract::TrajRows;
 
-use crate::common::{BackendArgs, progress_bar};
+use crate::common::{BackendArgs, TopKArg, progress_bar};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,10 +24,23 @@ pub struct Args {
     pub steps: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Several seeds (comma-separated): one run each in OUT/seed-N, and OUT/report.md with
+    /// mean ± standard deviation of every row.
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Vec<u64>,
+    /// Training-set sizes of a learning curve (comma-separated, e.g. 300,1200,4800): baseline
+    /// and LaViT at each size, over --seeds (default 0): OUT/curve.{md,png,json}.
+    #[arg(long, value_delimiter = ',')]
+    pub learning_curve: Vec<usize>,
     #[arg(long)]
     pub n_train: Option<usize>,
     #[arg(long)]
+    pub n_val: Option<usize>,
+    #[arg(long)]
     pub n_test: Option<usize>,
+    /// Evaluate on `val` (to choose settings) or `test` (to report) [test].
+    #[arg(long)]
+    pub eval_split: Option<String>,
     /// Also train a LaViT student without this component (repeatable): traj, vtop, gate.
     #[arg(long, value_parser = Ablation::parse)]
     pub ablate: Vec<Ablation>,
@@ -33,11 +53,29 @@ pub struct Args {
     /// Fraction of the steps with the gate closed (two-stage).
     #[arg(long)]
     pub gate_closed: Option<f64>,
+    /// Restart the learning-rate schedule when the gate opens, at lr × this.
+    #[arg(long)]
+    pub stage2_lr_ratio: Option<f64>,
     /// Latent tokens K.
     #[arg(long)]
     pub num_latent: Option<usize>,
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Top-K patches kept of each trajectory target: dense, a count or a fraction of the grid.
+    #[arg(long)]
+    pub traj_top_k: Option<TopKArg>,
+    /// Where L_traj's gradient flows: image or detach.
+    #[arg(long)]
+    pub traj_grad: Option<String>,
+    /// The states the heads read: post-norm or pre-norm.
+    #[arg(long)]
+    pub head_states: Option<String>,
+    /// The query rows of a teacher step's map: step or since-image.
+    #[arg(long)]
+    pub traj_rows: Option<String>,
+    /// Students trained at the same time [the thread count].
+    #[arg(long)]
+    pub parallel: Option<usize>,
     /// Shipped models (teacher/, student-base/) [default: ./assets/synthetic, else the source
     /// tree this binary was built from].
     #[arg(long)]
@@ -54,14 +92,22 @@ pub fn run(a: Args) -> Result<()> {
         assets: a.assets.clone().unwrap_or_else(default_assets),
         seed: a.seed,
         n_train: a.n_train.unwrap_or(d.n_train),
+        n_val: a.n_val.unwrap_or(d.n_val),
         n_test: a.n_test.unwrap_or(d.n_test),
+        eval_split: parse(&a.eval_split, EvalSplit::parse)?.unwrap_or(d.eval_split),
         steps: a.steps.unwrap_or(d.steps),
         ablations: a.ablate.clone(),
         lambda_vtop: a.lambda_vtop.unwrap_or(d.lambda_vtop),
         lambda_traj: a.lambda_traj.unwrap_or(d.lambda_traj),
         gate_closed_fraction: a.gate_closed.unwrap_or(d.gate_closed_fraction),
+        stage2_lr_ratio: a.stage2_lr_ratio.or(d.stage2_lr_ratio),
         num_latent: a.num_latent.unwrap_or(d.num_latent),
         lr: a.lr.unwrap_or(d.lr),
+        traj_top_k: a.traj_top_k.map(|t| t.0).unwrap_or(d.traj_top_k),
+        traj_grad: parse(&a.traj_grad, TrajGrad::parse)?.unwrap_or(d.traj_grad),
+        head_states: parse(&a.head_states, HeadStates::parse)?.unwrap_or(d.head_states),
+        traj_rows: parse(&a.traj_rows, TrajRows::parse)?.unwrap_or(d.traj_rows),
+        parallel: a.parallel.unwrap_or_else(|| rayon_threads().max(1)),
         ..d
     };
     anyhow::ensure!(cfg.num_latent > 0, "--num-latent must be positive");
@@ -70,8 +116,16 @@ pub fn run(a: Args) -> Result<()> {
         "--gate-closed must be in [0, 1]"
     );
     anyhow::ensure!(
-        cfg.steps > 0 && cfg.n_train > 0 && cfg.n_test > 0,
-        "--steps, --n-train and --n-test must be positive"
+        cfg.steps > 0 && cfg.n_train > 0 && cfg.n_test > 0 && cfg.n_val > 0,
+        "--steps, --n-train, --n-val and --n-test must be positive"
+    );
+    anyhow::ensure!(
+        cfg.stage2_lr_ratio.is_none_or(|r| r > 0.0),
+        "--stage2-lr-ratio must be positive"
+    );
+    anyhow::ensure!(
+        a.learning_curve.iter().all(|&n| n > 0),
+        "--learning-curve sizes must be positive"
     );
     anyhow::ensure!(
         cfg.assets.join("teacher/config.json").is_file(),
@@ -80,30 +134,74 @@ pub fn run(a: Args) -> Result<()> {
     );
     let label = lavit_backends::device_label(&device);
     eprintln!(
-        "lavit demo on {label}: {} train / {} test, {} steps per student",
-        cfg.n_train, cfg.n_test, cfg.steps
+        "lavit demo on {label}: {} train / {} {} questions, {} steps per student",
+        cfg.n_train,
+        match cfg.eval_split {
+            EvalSplit::Val => cfg.n_val,
+            EvalSplit::Test => cfg.n_test,
+        },
+        cfg.eval_split.name(),
+        cfg.steps
     );
-    let mut bar = progress_bar(1, "");
-    let mut stage = String::new();
-    let t = std::time::Instant::now();
-    let report = run_demo(&cfg, &device, &a.backend.backend, &mut |s, done, total| {
-        if s != stage {
-            bar.finish();
-            bar = progress_bar(total as u64, s);
-            stage = s.to_string();
-        }
+    let bars = indicatif::MultiProgress::new();
+    let open: Mutex<HashMap<String, indicatif::ProgressBar>> = Mutex::new(HashMap::new());
+    let progress = |stage: &str, done: usize, total: usize| {
+        let mut open = open.lock().expect("progress lock");
+        let bar = open
+            .entry(stage.to_string())
+            .or_insert_with(|| bars.add(progress_bar(total as u64, stage)));
         bar.set_position(done as u64);
-    })
-    .context("running the demo")?;
-    bar.finish();
-    println!("\n{}", summary_table(&report));
-    println!(
-        "report: {} ({} heatmaps) — {:.0} s",
-        a.out.join("report.md").display(),
-        report.heatmaps.len(),
-        t.elapsed().as_secs_f64()
-    );
+        if done >= total {
+            bar.finish();
+        }
+    };
+    let t = std::time::Instant::now();
+    let backend = a.backend.backend.clone();
+    if !a.learning_curve.is_empty() {
+        let seeds = if a.seeds.is_empty() {
+            vec![a.seed]
+        } else {
+            a.seeds.clone()
+        };
+        learning_curve(
+            &cfg,
+            &a.learning_curve,
+            &seeds,
+            &device,
+            &backend,
+            &progress,
+        )
+        .context("running the learning curve")?;
+        let md = std::fs::read_to_string(cfg.out.join("curve.md"))?;
+        println!("\n{md}");
+    } else if !a.seeds.is_empty() {
+        run_seeds(&cfg, &a.seeds, &device, &backend, &progress).context("running the demo")?;
+        let md = std::fs::read_to_string(cfg.out.join("report.md"))?;
+        println!("\n{md}");
+    } else {
+        let report = run_demo(&cfg, &device, &backend, &progress).context("running the demo")?;
+        println!("\n{}", summary_table(&report));
+        println!(
+            "report: {} ({} heatmaps)",
+            a.out.join("report.md").display(),
+            report.heatmaps.len(),
+        );
+    }
+    println!("{:.0} s", t.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// An optional flag parsed by `f`.
+fn parse<T>(
+    v: &Option<String>,
+    f: fn(&str) -> std::result::Result<T, String>,
+) -> Result<Option<T>> {
+    v.as_deref().map(f).transpose().map_err(anyhow::Error::msg)
+}
+
+/// Threads of the pool this command runs in.
+fn rayon_threads() -> usize {
+    lavit_backends::threads::current()
 }
 
 /// `./assets/synthetic` when run from a checkout (as `scripts/demo.sh` does), else the one of

@@ -6,11 +6,13 @@ use anyhow::{Context, Result};
 use lavit_core::data::read_viscot;
 use lavit_core::infer::GenerateConfig;
 use lavit_core::io::Checkpoint;
+use lavit_core::teacher::extract::TrajRows;
 use lavit_core::teacher::pipeline::{ExtractJob, extract_all, shard_of};
+use lavit_core::teacher::store::VtopDtype;
 use lavit_core::teacher::{ExtractConfig, SignalWriter};
 use serde::Deserialize;
 
-use crate::common::{BackendArgs, progress_bar, read_toml};
+use crate::common::{BackendArgs, TopKArg, progress_bar, read_toml};
 
 /// Flags that may also come from the TOML file (same names, `-` → `_`); defaults in brackets.
 #[derive(clap::Args, Deserialize, Default, Debug, Clone)]
@@ -19,18 +21,31 @@ pub struct Opts {
     /// Cap on reasoning steps per sample (extra steps are merged into the last).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Use the teacher's own greedy answer (split into steps) instead of the dataset's.
+    /// Take the trajectory over the teacher's own greedy answer (split into steps); the
+    /// dataset's answer stays the student's target and the teacher's is stored beside it.
     #[arg(long)]
     pub generate_steps: Option<bool>,
+    /// Keep a sample only when the teacher's own greedy answer agrees with the dataset's
+    /// (the kept / dropped counts go to the store's summary.json).
+    #[arg(long)]
+    pub filter_correct: Option<bool>,
     /// Maximum new tokens when generating steps [256].
     #[arg(long)]
     pub max_new_tokens: Option<usize>,
     /// Last L decoder layers averaged for the trajectory [8].
     #[arg(long)]
     pub layers: Option<usize>,
-    /// Top-K patches recorded per step [8].
+    /// Top-K patches recorded per step: `dense`, a count (8) or a fraction of the grid
+    /// (0.05 or 5%) [1/32 of the grid, at least one].
+    #[arg(long, alias = "traj-top-k")]
+    pub top_k: Option<TopKArg>,
+    /// The query rows of a step's map: `step` (its own tokens) or `since-image` (every
+    /// position after the image up to the step's end, as the reference) [step].
     #[arg(long)]
-    pub top_k: Option<usize>,
+    pub traj_rows: Option<String>,
+    /// How V_top is stored: bf16, f32 or f16 [bf16].
+    #[arg(long)]
+    pub vtop_dtype: Option<String>,
     /// Upper bound on the resized image area.
     #[arg(long)]
     pub max_pixels: Option<usize>,
@@ -55,9 +70,12 @@ impl Opts {
         pick!(
             steps,
             generate_steps,
+            filter_correct,
             max_new_tokens,
             layers,
             top_k,
+            traj_rows,
+            vtop_dtype,
             max_pixels,
             shard,
             num_shards,
@@ -108,8 +126,13 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(m) = o.max_pixels {
         processor.max_pixels = m;
     }
+    let vtop_dtype =
+        VtopDtype::parse(o.vtop_dtype.as_deref().unwrap_or("bf16")).map_err(anyhow::Error::msg)?;
+    let rows =
+        TrajRows::parse(o.traj_rows.as_deref().unwrap_or("step")).map_err(anyhow::Error::msg)?;
     let mut writer = SignalWriter::open(&a.out, shard, num_shards, o.flush_every.unwrap_or(16))
-        .context("opening the signal store")?;
+        .context("opening the signal store")?
+        .with_vtop_dtype(vtop_dtype);
     if let Some(d) = writer.d_teacher()
         && d != ckpt.config.text.hidden_size
     {
@@ -127,10 +150,15 @@ pub fn run(a: Args) -> Result<()> {
         processor: &processor,
         images_root: &a.images,
         cfg: ExtractConfig {
-            layers: o.layers.unwrap_or(8),
-            top_k: o.top_k.unwrap_or(8),
+            layers: o.layers.unwrap_or(lavit_core::defaults::TRAJ_LAYERS),
+            top_k: o
+                .top_k
+                .map(|t| t.0)
+                .unwrap_or(lavit_core::defaults::TRAJ_TOP_K),
+            rows,
         },
         max_steps: o.steps,
+        filter_correct: o.filter_correct.unwrap_or(false),
         generate: o.generate_steps.unwrap_or(false).then(|| GenerateConfig {
             max_new_tokens: o.max_new_tokens.unwrap_or(256),
             ..Default::default()
@@ -142,10 +170,18 @@ pub fn run(a: Args) -> Result<()> {
     })?;
     bar.finish_and_clear();
     println!(
-        "extracted {} samples into {} ({} already there; shard {}/{} of {} samples)",
+        "extracted {} samples into {} ({} already there{}; shard {}/{} of {} samples)",
         summary.extracted,
         a.out.display(),
         summary.skipped_done,
+        if job.filter_correct {
+            format!(
+                "; {} dropped: the teacher answered them wrongly",
+                summary.dropped_incorrect
+            )
+        } else {
+            String::new()
+        },
         shard,
         num_shards,
         samples.len()

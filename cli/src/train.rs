@@ -7,15 +7,17 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::tensor::DType;
 use lavit_core::data::read_viscot;
+use lavit_core::lavit::heads::HeadStates;
+use lavit_core::lavit::losses::TrajGrad;
 use lavit_core::lavit::{GateSchedule, LossWeights};
 use lavit_core::model::lora::LoraConfig;
 use lavit_core::teacher::SignalStore;
 use lavit_core::train::data::{TargetConfig, samples_from_store, samples_from_viscot};
 use lavit_core::train::export::{export_student, open_student};
-use lavit_core::train::{TrainConfig, train};
+use lavit_core::train::{Stage2, TrainConfig, train};
 use serde::Deserialize;
 
-use crate::common::{BackendArgs, progress_bar, read_toml};
+use crate::common::{BackendArgs, TopKArg, progress_bar, read_toml};
 
 /// Flags that may also come from the TOML file (same names, `-` → `_`).
 #[derive(clap::Args, Deserialize, Default, Debug, Clone)]
@@ -59,9 +61,28 @@ pub struct Opts {
     /// Also gate the prompt text after the image.
     #[arg(long)]
     pub gate_prompt: Option<bool>,
-    /// Keep the top-K patches of each trajectory target (0 = dense).
+    /// Top-K patches kept of each trajectory target: `dense`, a count (8) or a fraction of the
+    /// grid (0.05 or 5%).
     #[arg(long)]
-    pub traj_top_k: Option<usize>,
+    pub traj_top_k: Option<TopKArg>,
+    /// Where L_traj's gradient flows: `image` (also into the student's image-token states)
+    /// or `detach` (only the head and the latent states) [image].
+    #[arg(long)]
+    pub traj_grad: Option<String>,
+    /// The last-layer states the heads read: `post-norm` or `pre-norm` [post-norm]. Set for
+    /// a fresh student; a LaViT student keeps its own.
+    #[arg(long)]
+    pub head_states: Option<String>,
+    /// Two-stage gate: restart the learning-rate schedule when the gate opens, with this peak
+    /// (the reference runs stage 2 as a fresh run at a lower lr).
+    #[arg(long)]
+    pub stage2_lr: Option<f64>,
+    /// Warmup steps of stage 2 (with --stage2-lr) [the stage-1 warmup].
+    #[arg(long)]
+    pub stage2_warmup: Option<usize>,
+    /// Log each loss term's gradient norm by parameter group every N steps (0 = never).
+    #[arg(long)]
+    pub term_grads_every: Option<usize>,
     /// Train the vision tower too.
     #[arg(long)]
     pub train_vision: Option<bool>,
@@ -84,6 +105,9 @@ pub struct Opts {
     /// dtype of the exported weights: f32, f16, bf16.
     #[arg(long)]
     pub export_dtype: Option<String>,
+    /// Also export the model every N steps, to OUT/step-N (0 = only at the end).
+    #[arg(long)]
+    pub export_every: Option<usize>,
 }
 
 impl Opts {
@@ -105,6 +129,11 @@ impl Opts {
             gate,
             gate_prompt,
             traj_top_k,
+            traj_grad,
+            head_states,
+            stage2_lr,
+            stage2_warmup,
+            term_grads_every,
             train_vision,
             lora_rank,
             lora_alpha,
@@ -112,7 +141,8 @@ impl Opts {
             checkpoint_every,
             seed,
             max_pixels,
-            export_dtype
+            export_dtype,
+            export_every
         )
     }
 }
@@ -191,6 +221,8 @@ pub fn run(a: Args) -> Result<()> {
             ce: !o.no_ce.unwrap_or(false),
             lambda_vtop: lambda(o.lambda_vtop),
             lambda_traj: lambda(o.lambda_traj),
+            traj_grad: TrajGrad::parse(o.traj_grad.as_deref().unwrap_or("image"))
+                .map_err(anyhow::Error::msg)?,
         },
         gate,
         gate_prompt: o.gate_prompt.unwrap_or(true),
@@ -198,8 +230,24 @@ pub fn run(a: Args) -> Result<()> {
         lora,
         checkpoint_every: o.checkpoint_every.unwrap_or(defaults.checkpoint_every),
         seed: o.seed.unwrap_or(0),
+        term_grads_every: o.term_grads_every.unwrap_or(0),
+        stage2: o.stage2_lr.map(|lr| Stage2 {
+            lr,
+            warmup_steps: o
+                .stage2_warmup
+                .unwrap_or(o.warmup.unwrap_or(defaults.warmup_steps)),
+        }),
         ..defaults
     };
+    if cfg.stage2.is_some() && !matches!(cfg.gate, GateSchedule::TwoStage { .. }) {
+        bail!("--stage2-lr needs a two-stage gate (--gate two-stage:S)");
+    }
+    let head_states = o
+        .head_states
+        .as_deref()
+        .map(HeadStates::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let export_dtype = match o.export_dtype.as_deref().unwrap_or("f32") {
         "f32" => DType::F32,
         "f16" => DType::F16,
@@ -227,6 +275,20 @@ pub fn run(a: Args) -> Result<()> {
         &device,
     )
     .context("opening the student")?;
+    let mut student = student;
+    if let Some(h) = head_states {
+        let fresh = ckpt.raw_config.get("lavit").is_none();
+        if !fresh && h != student.lavit.head_states {
+            bail!(
+                "{} is a LaViT student whose heads read {} states; --head-states {} applies to a fresh student",
+                a.student.display(),
+                student.lavit.head_states.name(),
+                h.name()
+            );
+        }
+        student.lavit.head_states = h;
+        student.traj_head.states = h;
+    }
     let mut processor = ckpt.processor.clone();
     if let Some(m) = o.max_pixels {
         processor.max_pixels = m;
@@ -234,7 +296,10 @@ pub fn run(a: Args) -> Result<()> {
     let ids = student.lavit.latent_token_ids.clone();
     let samples = match (store, &a.data) {
         (Some(mut store), _) => {
-            let top = o.traj_top_k.unwrap_or(8);
+            let top = o
+                .traj_top_k
+                .map(|t| t.0)
+                .unwrap_or(lavit_core::lavit::targets::TopK::Count(8));
             samples_from_store(
                 &mut store,
                 &a.images,
@@ -242,9 +307,7 @@ pub fn run(a: Args) -> Result<()> {
                 &processor,
                 &ids,
                 d_teacher,
-                TargetConfig {
-                    top_k: (top > 0).then_some(top),
-                },
+                TargetConfig { top_k: top },
             )?
         }
         (None, Some(data)) => samples_from_viscot(
@@ -262,19 +325,38 @@ pub fn run(a: Args) -> Result<()> {
         serde_json::to_vec_pretty(&cfg)?,
     )?;
     let bar = progress_bar(cfg.steps as u64, "train");
-    let trained = train(student, &samples, &cfg, &a.out, a.resume, &mut |l| {
-        bar.set_position(l.step as u64);
-        bar.set_message(format!(
-            "loss {:.3}{}{}{} gate {:.2}",
-            l.loss,
-            l.ce.map(|v| format!(" ce {v:.3}")).unwrap_or_default(),
-            l.vtop.map(|v| format!(" vtop {v:.3}")).unwrap_or_default(),
-            l.traj.map(|v| format!(" traj {v:.3}")).unwrap_or_default(),
-            l.gate
-        ));
-        true
-    })?;
+    let export_every = o.export_every.unwrap_or(0);
+    let mut export_error = None;
+    let trained = train(
+        student,
+        &samples,
+        &cfg,
+        &a.out,
+        a.resume,
+        &mut |l, model| {
+            if export_every > 0 && l.step % export_every == 0 && l.step < cfg.steps {
+                let dir = a.out.join(format!("step-{}", l.step));
+                if let Err(e) = export_student(model, &tok, &dir, export_dtype) {
+                    export_error = Some(e);
+                    return false;
+                }
+            }
+            bar.set_position(l.step as u64);
+            bar.set_message(format!(
+                "loss {:.3}{}{}{} gate {:.2}",
+                l.loss,
+                l.ce.map(|v| format!(" ce {v:.3}")).unwrap_or_default(),
+                l.vtop.map(|v| format!(" vtop {v:.3}")).unwrap_or_default(),
+                l.traj.map(|v| format!(" traj {v:.3}")).unwrap_or_default(),
+                l.gate
+            ));
+            true
+        },
+    )?;
     bar.finish();
+    if let Some(e) = export_error {
+        return Err(e).context("exporting an intermediate model");
+    }
     let final_dir = a.out.join("final");
     export_student(&trained, &tok, &final_dir, export_dtype)?;
     println!(

@@ -50,10 +50,14 @@ fn small_demo_writes_report_and_heatmaps() {
         let rel = h.as_str().unwrap();
         assert!(out.join(rel).is_file(), "{rel}");
         assert!(md.contains(rel));
+        // Side by side: image + region, teacher, baseline, LaViT (≥ 4 panels of the 168-px
+        // scene across), one row per latent step (K = 3).
         let img = image::open(out.join(rel)).unwrap();
         assert!(
-            img.width() > img.height() * 3,
-            "expected side-by-side panels"
+            img.width() >= 4 * 168 && img.height() >= 3 * 168,
+            "expected 4 panels across and 3 latent steps down, got {}x{}",
+            img.width(),
+            img.height()
         );
     }
     assert!(!report["heatmaps"].as_array().unwrap().is_empty());

@@ -9,6 +9,7 @@
 //! * [`teacher`] — `V_top` / trajectory extraction and the signal store.
 
 pub mod data;
+pub mod defaults;
 pub mod demo;
 pub mod error;
 pub mod eval;

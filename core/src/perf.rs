@@ -126,18 +126,18 @@ impl Sequence {
         let answer_start = ids.len();
         ids.extend((0..w.answer_tokens).map(|_| word()));
         ids.push(word());
-        let patch_dim = v.in_channels * v.temporal_patch_size * v.patch_size * v.patch_size;
         let mut prng = StdRng::seed_from_u64(w.seed ^ 0x5eed);
-        let pixel_values = (0..n_patches * patch_dim)
-            .map(|_| prng.random_range(-1.8f32..2.1))
+        let rgb = (0..w.image_side * w.image_side * 3)
+            .map(|_| prng.random::<u8>())
             .collect();
         Ok(Self {
             host: HostInputs {
                 input_ids: ids.clone(),
                 images: vec![ProcessedImage {
-                    pixel_values,
+                    rgb,
                     grid: [1, side, side],
                     resized: (w.image_side, w.image_side),
+                    geometry: (v.patch_size, v.spatial_merge_size, v.temporal_patch_size),
                 }],
             },
             image_positions: (img0..img0 + n_img).collect(),
@@ -230,6 +230,7 @@ pub fn train_step(
             .map(|&p| seq.host.input_ids[p])
             .collect(),
         d_teacher: w.d_teacher,
+        ..LavitConfig::default()
     };
     let mut student = LavitStudent::new(random_model(cfg, w.seed, device)?, lavit, w.seed).train();
     student.vlm.visual = student.vlm.visual.clone().no_grad();
@@ -270,7 +271,8 @@ pub fn extraction(
         .collect();
     let ec = ExtractConfig {
         layers: w.layers,
-        top_k: 8,
+        top_k: crate::lavit::targets::TopK::Count(8),
+        ..Default::default()
     };
     ready();
     timed(warmup, iters, || {

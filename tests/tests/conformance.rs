@@ -30,6 +30,7 @@ fn cpu_student() -> (LavitStudent, StudentSample) {
             num_latent: 2,
             latent_token_ids: ids.clone(),
             d_teacher: 16,
+            ..LavitConfig::default()
         },
         9,
     );

@@ -109,7 +109,7 @@ fn processor_resize_paths_match_hf() {
         );
         assert_close(
             case,
-            &p.pixel_values,
+            &p.pixel_values(),
             &r[&format!("{case}.pixel_values")].to_f32(),
             1e-5,
         );

@@ -36,10 +36,16 @@ impl Fixture {
         let m = self.meta();
         let (traj, shape) = self.f("traj");
         let steps: Vec<Vec<f32>> = traj.chunks(shape[1]).map(|c| c.to_vec()).collect();
-        trajectory_targets(&steps, (m[1], m[2]), (m[3], m[4]), m[0], Some(m[5]))
-            .into_iter()
-            .flatten()
-            .collect()
+        trajectory_targets(
+            &steps,
+            (m[1], m[2]),
+            (m[3], m[4]),
+            m[0],
+            lavit_core::lavit::targets::TopK::Count(m[5]),
+        )
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }
 
@@ -138,4 +144,86 @@ fn gradients_pass_finite_differences() {
         let d = x.device();
         trajectory_kl(x, t2(target.clone(), &ss, &d))
     });
+}
+
+/// `--traj-grad detach` stops `L_traj`'s gradient at the student's image-token states: with
+/// `detach` they get no gradient at all (grad is none) while the latent states and the head
+/// still learn; with `image` their gradient is there and equals finite differences.
+#[test]
+fn detach_stops_the_trajectory_gradient_at_the_image_states() {
+    use lavit_core::lavit::heads::{HeadStates, TrajScale, TrajectoryHead};
+    use lavit_core::lavit::losses::{TrajGrad, trajectory_loss};
+    use lavit_core::model::init::SeededInit;
+    let (k, n, d) = (2, 5, 6);
+    let dev = lavit_backends::select("cpu", 0).unwrap();
+    let ad = dev.clone().autodiff();
+    let vals = |len: usize, seed: u32| -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000)
+            .map(|v| v as f32 / 500.0 - 1.0)
+            .collect()
+    };
+    let (lat, img) = (vals(k * d, 7), vals(n * d, 11));
+    let target: Vec<f32> = vec![0.5, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.2, 0.8, 0.0];
+    let head_on = |device: &Device| {
+        TrajectoryHead::new(
+            d,
+            TrajScale::InvSqrtD,
+            HeadStates::PostNorm,
+            &mut SeededInit::new(3),
+            device,
+        )
+    };
+    for grad in [TrajGrad::Image, TrajGrad::Detach] {
+        let head = head_on(&dev).train();
+        let h_lat = t2(lat.clone(), &[k, d], &ad).require_grad();
+        let h_img = t2(img.clone(), &[n, d], &ad).require_grad();
+        let loss = trajectory_loss(
+            &head,
+            h_lat.clone(),
+            h_img.clone(),
+            t2(target.clone(), &[k, n], &ad),
+            grad,
+        );
+        let grads = loss.backward();
+        let g_lat = h_lat.grad(&grads).map(to_vec_f32);
+        let g_img = h_img.grad(&grads).map(to_vec_f32);
+        assert!(
+            g_lat.is_some_and(|g| g.iter().any(|v| v.abs() > 1e-5)),
+            "{grad:?}: the latent states must still learn"
+        );
+        match grad {
+            TrajGrad::Detach => assert!(
+                g_img.is_none_or(|g| g.iter().all(|v| *v == 0.0)),
+                "detach: gradient reached the image states"
+            ),
+            TrajGrad::Image => {
+                let g = g_img.expect("image: the image states get a gradient");
+                let head_plain = head_on(&dev);
+                let f = |y: Vec<f32>| {
+                    trajectory_loss(
+                        &head_plain,
+                        t2(lat.clone(), &[k, d], &dev),
+                        t2(y, &[n, d], &dev),
+                        t2(target.clone(), &[k, n], &dev),
+                        TrajGrad::Image,
+                    )
+                    .into_scalar::<f32>()
+                };
+                let eps = 3e-3f32;
+                for i in 0..img.len() {
+                    let (mut a, mut b) = (img.clone(), img.clone());
+                    a[i] += eps;
+                    b[i] -= eps;
+                    let fd = (f(a) - f(b)) / (2.0 * eps);
+                    assert!(
+                        (fd - g[i]).abs() < 2e-2 * (1e-2 + fd.abs().max(g[i].abs())),
+                        "image: d/dh_img[{i}] autodiff {} vs finite difference {fd}",
+                        g[i]
+                    );
+                }
+                assert!(g.iter().any(|v| v.abs() > 1e-4));
+            }
+        }
+    }
 }

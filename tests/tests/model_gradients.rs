@@ -22,6 +22,7 @@ fn whole_model_gradients_match_finite_differences() {
         ce: true,
         lambda_vtop: 0.0,
         lambda_traj: 0.0,
+        ..LossWeights::default()
     };
     let base = LavitStudent::new(
         ckpt.load(&device).unwrap(),
@@ -29,6 +30,7 @@ fn whole_model_gradients_match_finite_differences() {
             num_latent: 0,
             latent_token_ids: vec![],
             d_teacher: 4,
+            ..LavitConfig::default()
         },
         1,
     );

@@ -4,7 +4,9 @@
 use lavit_core::io::checkpoint::HostInputs;
 use lavit_core::io::processor::load_rgb;
 use lavit_core::io::{Checkpoint, Message};
+use lavit_core::lavit::targets::TopK;
 use lavit_core::model::attention::{capture_counters, reset_capture_counter};
+use lavit_core::teacher::extract::TrajRows;
 use lavit_core::teacher::{ExtractConfig, extract_signals};
 use lavit_tests::{assert_close, fixture, reference, reference_meta};
 
@@ -45,7 +47,8 @@ fn trajectory_and_vtop_match_hf_eager_attention() {
             &spans,
             &ExtractConfig {
                 layers: 2,
-                top_k: 5,
+                top_k: TopK::Count(5),
+                ..Default::default()
             },
         )
         .unwrap();
@@ -54,6 +57,26 @@ fn trajectory_and_vtop_match_hf_eager_attention() {
             &format!("{name}: trajectory"),
             &ours,
             &r["traj_two_steps"].to_f32(),
+            1e-4,
+        );
+        // The reference implementation's rows: everything after the image up to each step's
+        // end.
+        let since = extract_signals(
+            &teacher,
+            &host,
+            &spans,
+            &ExtractConfig {
+                layers: 2,
+                top_k: TopK::Count(5),
+                rows: TrajRows::SinceImage,
+            },
+        )
+        .unwrap();
+        let ours: Vec<f32> = since.traj.iter().flatten().copied().collect();
+        assert_close(
+            &format!("{name}: trajectory, rows since the image"),
+            &ours,
+            &r["traj_two_steps_since_image"].to_f32(),
             1e-4,
         );
         // V_top = pre-norm last layer at the image positions.
@@ -105,7 +128,11 @@ fn extraction_memory_is_rows_times_keys() {
         &teacher,
         &host,
         std::slice::from_ref(&(split[0]..split[2])),
-        &ExtractConfig { layers, top_k: 4 },
+        &ExtractConfig {
+            layers,
+            top_k: TopK::Count(4),
+            ..Default::default()
+        },
     )
     .unwrap();
     let (captured, peak_block) = capture_counters();
@@ -114,5 +141,122 @@ fn extraction_memory_is_rows_times_keys() {
     assert!(
         peak_block * 4 < heads * s * s,
         "row capture is not smaller than full attention"
+    );
+}
+
+/// The teacher-correctness filter keeps a sample only when the teacher's own greedy answer
+/// agrees with the gold one; the kept / dropped counts and the dropped ids go to the store's
+/// `summary.json`, the kept records carry the teacher's answer beside the gold one (which
+/// stays the training target), and a resumed run neither redoes nor keeps the dropped ones.
+#[test]
+fn correctness_filter_counts_and_resume() {
+    use lavit_core::data::Sample;
+    use lavit_core::infer::{GenerateConfig, generate};
+    use lavit_core::teacher::pipeline::{ExtractJob, extract_all};
+    use lavit_core::teacher::store::StoreSummary;
+    use lavit_core::teacher::{SignalStore, SignalWriter};
+    let device = lavit_backends::select("cpu", 0).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::copy(fixture("images/tiny-gqa.png"), images.join("a.png")).unwrap();
+    let ckpt = Checkpoint::open(&fixture("tiny-gqa")).unwrap();
+    let teacher = ckpt.load(&device).unwrap();
+    let tok = ckpt.tokenizer(None).unwrap();
+    let mut proc = ckpt.processor.clone();
+    proc.max_pixels = 28 * 28 * 12;
+    let greedy = GenerateConfig {
+        max_new_tokens: 6,
+        ..Default::default()
+    };
+    // What the (random-weight) teacher answers to each question, greedily.
+    let own = |q: &str| {
+        let img = load_rgb(&images.join("a.png")).unwrap();
+        let host = HostInputs::build(
+            &tok,
+            &proc,
+            &[img],
+            &[Message::user_image_question(1, q)],
+            true,
+        )
+        .unwrap();
+        let mut g = greedy.clone();
+        g.stop_ids = vec![tok.im_end];
+        let out = generate(&teacher, None, &host.to_device(&device), &[], &g).unwrap();
+        let ids: Vec<u32> = out
+            .tokens
+            .into_iter()
+            .filter(|&t| t != tok.im_end)
+            .collect();
+        tok.decode(&ids, true).unwrap()
+    };
+    // Two questions whose answers have words to compare (the random-weight teacher emits
+    // arbitrary bytes), and one the teacher gets "wrong".
+    let mut answered: Vec<(String, String)> = (0..40)
+        .map(|i| format!("Question {i}?"))
+        .map(|q| {
+            let a = own(&q);
+            (q, a)
+        })
+        .filter(|(_, a)| a.chars().any(char::is_alphanumeric))
+        .take(2)
+        .collect();
+    assert_eq!(answered.len(), 2, "no teacher answers with words");
+    answered.insert(1, ("Question x?".into(), "zzzz qqqq".into()));
+    let samples: Vec<Sample> = answered
+        .iter()
+        .enumerate()
+        .map(|(i, (q, a))| Sample {
+            id: format!("s{i}"),
+            image: "a.png".into(),
+            question: q.clone(),
+            answer: a.clone(),
+            extra: serde_json::Value::Null,
+        })
+        .collect();
+    let store = tmp.path().join("store");
+    let job = ExtractJob {
+        teacher: &teacher,
+        tokenizer: &tok,
+        processor: &proc,
+        images_root: &images,
+        cfg: ExtractConfig {
+            layers: 2,
+            top_k: TopK::Count(4),
+            ..Default::default()
+        },
+        max_steps: None,
+        generate: Some(greedy.clone()),
+        filter_correct: true,
+    };
+    let refs: Vec<&Sample> = samples.iter().collect();
+    let mut w = SignalWriter::open(&store, 0, 1, 2).unwrap();
+    let s = extract_all(&job, &refs, &mut w, &mut |_, _| {}).unwrap();
+    drop(w);
+    assert_eq!((s.extracted, s.dropped_incorrect), (2, 1));
+    let summary: StoreSummary =
+        serde_json::from_slice(&std::fs::read(store.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        summary,
+        StoreSummary {
+            kept: 2,
+            dropped_incorrect: 1,
+            dropped_ids: vec!["s1".into()],
+        }
+    );
+    let st = SignalStore::open(&store).unwrap();
+    let ids: Vec<&str> = st.records.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["s0", "s2"]);
+    for r in &st.records {
+        let gold = &samples.iter().find(|s| s.id == r.id).unwrap().answer;
+        assert_eq!(&r.answer, gold, "the gold answer stays the target");
+        assert_eq!(r.teacher_answer.as_deref(), Some(gold.as_str()));
+    }
+    // Resume: nothing redone, the dropped sample stays dropped.
+    let mut w = SignalWriter::open(&store, 0, 1, 2).unwrap();
+    let again = extract_all(&job, &refs, &mut w, &mut |_, _| {}).unwrap();
+    assert_eq!(
+        (again.extracted, again.skipped_done, again.dropped_incorrect),
+        (0, 3, 0)
     );
 }

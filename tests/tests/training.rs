@@ -56,10 +56,12 @@ fn make_store(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
         images_root: &images,
         cfg: ExtractConfig {
             layers: 2,
-            top_k: 4,
+            top_k: lavit_core::lavit::targets::TopK::Count(4),
+            ..Default::default()
         },
         max_steps: None,
         generate: None,
+        filter_correct: false,
     };
     let refs: Vec<&Sample> = samples.iter().collect();
     extract_all(&job, &refs, &mut w, &mut |_, _| {}).unwrap();
@@ -86,6 +88,7 @@ fn student_and_samples(
             num_latent: K,
             latent_token_ids: ids.clone(),
             d_teacher: 64,
+            ..LavitConfig::default()
         },
         3,
     );
@@ -99,7 +102,9 @@ fn student_and_samples(
         &proc,
         &ids,
         64,
-        TargetConfig { top_k: Some(6) },
+        TargetConfig {
+            top_k: lavit_core::lavit::targets::TopK::Count(6),
+        },
     )
     .unwrap();
     (student, tok, samples)
@@ -132,7 +137,7 @@ fn fifty_steps_decrease_all_three_losses() {
     let (store, images) = make_store(tmp.path());
     let (student, _, samples) = student_and_samples(&store, &images);
     let run = tmp.path().join("run");
-    train(student, &samples, &cfg(50), &run, false, &mut |_| true).unwrap();
+    train(student, &samples, &cfg(50), &run, false, &mut |_, _| true).unwrap();
     let logs = read_metrics(&run.join("metrics.jsonl")).unwrap();
     assert_eq!(logs.len(), 50);
     for (name, get) in [
@@ -159,17 +164,17 @@ fn resumed_run_equals_uninterrupted_run() {
     let (store, images) = make_store(tmp.path());
     let full = tmp.path().join("full");
     let (student, _, samples) = student_and_samples(&store, &images);
-    train(student, &samples, &cfg(20), &full, false, &mut |_| true).unwrap();
+    train(student, &samples, &cfg(20), &full, false, &mut |_, _| true).unwrap();
 
     let cut = tmp.path().join("cut");
     let (student, _, samples) = student_and_samples(&store, &images);
     // "Killed" at step 13: the last checkpoint is step 10.
-    train(student, &samples, &cfg(20), &cut, false, &mut |l| {
+    train(student, &samples, &cfg(20), &cut, false, &mut |l, _| {
         l.step < 13
     })
     .unwrap();
     let (student, _, samples) = student_and_samples(&store, &images);
-    train(student, &samples, &cfg(20), &cut, true, &mut |_| true).unwrap();
+    train(student, &samples, &cfg(20), &cut, true, &mut |_, _| true).unwrap();
 
     let a = read_metrics(&full.join("metrics.jsonl")).unwrap();
     let b = read_metrics(&cut.join("metrics.jsonl")).unwrap();
@@ -198,7 +203,7 @@ fn exported_student_reloads_and_generates() {
         &cfg(12),
         &tmp.path().join("run"),
         false,
-        &mut |_| true,
+        &mut |_, _| true,
     )
     .unwrap();
     let out = tmp.path().join("export");
@@ -312,7 +317,7 @@ fn lora_training_learns_and_merges_on_export() {
         ..Default::default()
     });
     let run = tmp.path().join("lora");
-    let trained = train(student, &samples, &c, &run, false, &mut |_| true).unwrap();
+    let trained = train(student, &samples, &c, &run, false, &mut |_, _| true).unwrap();
     assert!(trained.vlm.model.lora_params() > 0);
     // The base weights did not move; the adapters did the work.
     let after = lavit_core::util::to_vec_f32(
@@ -368,7 +373,7 @@ fn frozen_vision_tower_does_not_move() {
         &cfg(4),
         &tmp.path().join("r"),
         false,
-        &mut |_| true,
+        &mut |_, _| true,
     )
     .unwrap();
     let after = lavit_core::util::to_vec_f32(trained.vlm.visual.blocks[0].attn.qkv.weight.val());
@@ -386,7 +391,7 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint() {
     c.clip_norm = None;
     c.checkpoint_every = 1;
     let run = tmp.path().join("diverge");
-    let err = match train(student, &samples, &c, &run, false, &mut |_| true) {
+    let err = match train(student, &samples, &c, &run, false, &mut |_, _| true) {
         Ok(_) => panic!("training with lr 1e9 did not diverge"),
         Err(e) => e.to_string(),
     };
@@ -414,7 +419,7 @@ fn unfrozen_vision_tower_learns() {
         &c,
         &tmp.path().join("r"),
         false,
-        &mut |_| true,
+        &mut |_, _| true,
     )
     .unwrap();
     let after = lavit_core::util::to_vec_f32(trained.vlm.visual.patch_embed.proj.weight.val());

@@ -1,8 +1,10 @@
 //! The embedded synthetic grounded-reasoning task.
 //!
-//! Scenes are small RGB images with a few shapes (kind × colour × size, non-overlapping, on a
-//! noisy background). Each question names objects so that it can only be answered by looking
-//! at the right place — colours, kinds and layouts are drawn uniformly, so language priors
+//! Scenes are small RGB images (168 px by default, a 6 × 6 grid of 28-px cells — one merged
+//! vision token each) with 3–5 shapes (kind × colour × size, small = one cell, large = 2 × 2
+//! cells, non-overlapping, on a noisy background). Each question names objects so that it can
+//! only be answered by looking at the right place, and every question type is balanced over
+//! its answers (each split cycles through shuffled blocks of all answers), so language priors
 //! give chance accuracy:
 //!
 //! | type | question | answer (steps) |
@@ -10,7 +12,7 @@
 //! | colour | What colour is the circle? | I find the circle. It is red. |
 //! | shape | What shape is the blue object? | I find the blue object. It is a square. |
 //! | relation | Is the red circle left or right of the green square? | I find the red circle. I find the green square. It is left. |
-//! | count | How many yellow shapes are there? | I look for yellow shapes. There are two. |
+//! | count | How many yellow shapes are there? | I look for yellow shapes. There are two. (zero to four) |
 //! | size | Is the circle bigger than the square? | I find the circle. I find the square. Yes. |
 //!
 //! The first steps name what to look at (the teacher's attention while writing them is the
@@ -185,23 +187,31 @@ fn place(occupied: &mut [bool], grid: u32, cells: u32, rng: &mut StdRng) -> Opti
 
 /// A random scene: `min..=max` objects on the cell grid, small (1 cell) or large (2 × 2).
 pub fn random_scene(cfg: &SceneConfig, rng: &mut StdRng) -> Vec<Object> {
+    let n = rng.random_range(cfg.min_objects..=cfg.max_objects);
+    loop {
+        if let Some(objects) = random_layout(cfg, n, rng) {
+            return objects;
+        }
+    }
+}
+
+/// Exactly `n` objects of random kind, colour and size on free cells; `None` when the grid
+/// has no room left for one of them.
+fn random_layout(cfg: &SceneConfig, n: usize, rng: &mut StdRng) -> Option<Vec<Object>> {
     let grid = cfg.size / CELL;
     let mut occupied = vec![false; (grid * grid) as usize];
-    let n = rng.random_range(cfg.min_objects..=cfg.max_objects);
     let mut objects: Vec<Object> = Vec::new();
     while objects.len() < n {
         let large = rng.random_bool(0.5);
-        let Some(bbox) = place(&mut occupied, grid, if large { 2 } else { 1 }, rng) else {
-            break;
-        };
+        let bbox = place(&mut occupied, grid, if large { 2 } else { 1 }, rng)?;
         objects.push(Object {
-            kind: KINDS.choose(rng).expect("kinds").to_string(),
-            colour: COLOURS.choose(rng).expect("colours").0.to_string(),
+            kind: KINDS.choose(rng)?.to_string(),
+            colour: COLOURS.choose(rng)?.0.to_string(),
             large,
             bbox,
         });
     }
-    objects
+    Some(objects)
 }
 
 fn unique(objects: &[Object], f: impl Fn(&Object) -> bool) -> Option<&Object> {
@@ -213,12 +223,35 @@ fn unique(objects: &[Object], f: impl Fn(&Object) -> bool) -> Option<&Object> {
 /// A question, its reasoning steps, its answer key and the regions it depends on.
 pub type Question = (String, Vec<String>, String, Vec<[u32; 4]>);
 
-/// Tries to ask a question of type `qtype` about `objects`; `None` if the scene does not allow it.
-pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Option<Question> {
+/// The answers a question type can have (the balance unit of the generator).
+pub fn answers_of(qtype: &str) -> Vec<&'static str> {
+    match qtype {
+        "colour" => COLOURS.iter().map(|c| c.0).collect(),
+        "shape" => KINDS.to_vec(),
+        "relation" => vec!["left", "right"],
+        "count" => NUMBERS.to_vec(),
+        "size" => vec!["yes", "no"],
+        _ => vec![],
+    }
+}
+
+/// Asks a question of type `qtype` whose answer is `want`, changing `objects` where the
+/// question needs it (the colour or kind of the object asked about, the objects counted);
+/// `None` if this scene cannot carry such a question (the caller draws another).
+pub fn ask(
+    qtype: &str,
+    want: &str,
+    objects: &mut Vec<Object>,
+    cfg: &SceneConfig,
+    rng: &mut StdRng,
+) -> Option<Question> {
+    let size = cfg.size;
     match qtype {
         "colour" => {
             let kind = *KINDS.choose(rng)?;
-            let o = unique(objects, |o| o.kind == kind)?;
+            let i = unique_index(objects, |o| o.kind == kind)?;
+            objects[i].colour = want.to_string();
+            let o = &objects[i];
             Some((
                 format!("What colour is the {kind}?"),
                 vec![
@@ -231,7 +264,9 @@ pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Opti
         }
         "shape" => {
             let colour = COLOURS.choose(rng)?.0;
-            let o = unique(objects, |o| o.colour == colour)?;
+            let i = unique_index(objects, |o| o.colour == colour)?;
+            objects[i].kind = want.to_string();
+            let o = &objects[i];
             Some((
                 format!("What shape is the {colour} object?"),
                 vec![
@@ -258,25 +293,21 @@ pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Opti
                     if !(ua && ub) {
                         continue;
                     }
-                    // Balance left / right: order the pair the way that gives the drawn answer.
-                    let (a, b) = if rng.random_bool(0.5) == (a.centre().0 < b.centre().0) {
+                    // Order the pair the way that gives the wanted answer.
+                    let a_left = a.centre().0 < b.centre().0;
+                    let (a, b) = if a_left == (want == "left") {
                         (a, b)
                     } else {
                         (b, a)
-                    };
-                    let side = if a.centre().0 < b.centre().0 {
-                        "left"
-                    } else {
-                        "right"
                     };
                     return Some((
                         format!("Is the {} left or right of the {}?", a.name(), b.name()),
                         vec![
                             format!("I find the {}.", a.name()),
                             format!(" I find the {}.", b.name()),
-                            format!(" It is {side}."),
+                            format!(" It is {want}."),
                         ],
-                        side.to_string(),
+                        want.to_string(),
                         vec![a.bbox, b.bbox],
                     ));
                 }
@@ -284,19 +315,33 @@ pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Opti
             None
         }
         "count" => {
+            // Rebuild the scene around the count: `n` objects of the colour, the rest of
+            // other colours.
+            let n = NUMBERS.iter().position(|w| *w == want)?;
             let colour = COLOURS.choose(rng)?.0;
-            let hits: Vec<&Object> = objects.iter().filter(|o| o.colour == colour).collect();
-            if hits.is_empty() && !rng.random_bool(0.2) {
-                return None;
+            let total = rng.random_range(cfg.min_objects.max(n)..=cfg.max_objects.max(n));
+            *objects = random_layout(cfg, total, rng)?;
+            let others: Vec<&str> = COLOURS
+                .iter()
+                .map(|c| c.0)
+                .filter(|c| *c != colour)
+                .collect();
+            for (i, o) in objects.iter_mut().enumerate() {
+                o.colour = if i < n {
+                    colour.to_string()
+                } else {
+                    others.choose(rng)?.to_string()
+                };
             }
-            let n = NUMBERS.get(hits.len())?;
+            rand::seq::SliceRandom::shuffle(objects.as_mut_slice(), rng);
+            let hits: Vec<&Object> = objects.iter().filter(|o| o.colour == colour).collect();
             Some((
                 format!("How many {colour} shapes are there?"),
                 vec![
                     format!("I look for {colour} shapes."),
-                    format!(" There are {n}."),
+                    format!(" There are {want}."),
                 ],
-                n.to_string(),
+                want.to_string(),
                 hits.iter().map(|o| o.bbox).collect(),
             ))
         }
@@ -315,12 +360,11 @@ pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Opti
             if a.large == b.large {
                 return None;
             }
-            // Balance yes / no: ask the way round that gives the drawn answer.
-            if rng.random_bool(0.5) != a.large {
+            // Ask the way round that gives the wanted answer.
+            if (want == "yes") != a.large {
                 std::mem::swap(&mut a, &mut b);
                 std::mem::swap(&mut k1, &mut k2);
             }
-            let yes = if a.large { "yes" } else { "no" };
             Some((
                 format!("Is the {k1} bigger than the {k2}?"),
                 vec![
@@ -328,7 +372,7 @@ pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Opti
                     format!(" I find the {k2}."),
                     format!(" {}.", if a.large { "Yes" } else { "No" }),
                 ],
-                yes.to_string(),
+                want.to_string(),
                 vec![a.bbox, b.bbox],
             ))
         }
@@ -336,9 +380,16 @@ pub fn ask(qtype: &str, objects: &[Object], size: u32, rng: &mut StdRng) -> Opti
     }
 }
 
-/// A description of the whole scene (the pre-training task of the student base): one sentence
-/// per object (size, colour, kind), sorted by kind then colour, so no position is needed.
-pub fn describe(objects: &[Object]) -> SyntheticSample {
+fn unique_index(objects: &[Object], f: impl Fn(&Object) -> bool) -> Option<usize> {
+    let mut it = objects.iter().enumerate().filter(|(_, o)| f(o));
+    let (i, _) = it.next()?;
+    it.next().is_none().then_some(i)
+}
+
+/// A description of the whole scene (the pre-training task of the student base and part of the
+/// teacher's): one sentence per object — size, colour, kind and where it is (3 × 3 zones) —
+/// sorted by kind then colour.
+pub fn describe(objects: &[Object], size: u32) -> SyntheticSample {
     let mut sorted: Vec<&Object> = objects.iter().collect();
     sorted.sort_by(|a, b| (&a.kind, &a.colour, !a.large).cmp(&(&b.kind, &b.colour, !b.large)));
     let steps: Vec<String> = sorted
@@ -347,7 +398,14 @@ pub fn describe(objects: &[Object]) -> SyntheticSample {
         .map(|(i, o)| {
             let size_word = if o.large { "large" } else { "small" };
             let sep = if i == 0 { "" } else { " " };
-            format!("{sep}A {size_word} {} {}.", o.colour, o.kind)
+            let (x, y) = o.centre();
+            let at = location(x, y, size);
+            let at = if at == "center" {
+                "in the center".to_string()
+            } else {
+                format!("at the {at}")
+            };
+            format!("{sep}A {size_word} {} {} {at}.", o.colour, o.kind)
         })
         .collect();
     SyntheticSample {
@@ -373,15 +431,16 @@ pub fn generate_descriptions(
         .map(|i| {
             let objects = random_scene(cfg, &mut rng);
             let img = render(&objects, cfg.size, &mut rng);
-            let mut s = describe(&objects);
+            let mut s = describe(&objects, cfg.size);
             s.id = format!("{id_prefix}{i:05}");
             (s, img)
         })
         .collect()
 }
 
-/// `n` samples (scene + question), deterministic in `seed`; question types cycle so each
-/// appears equally often.
+/// `n` samples (scene + question), deterministic in `seed`. Question types cycle, so each
+/// appears equally often; within a type, answers are drawn from shuffled blocks holding every
+/// answer once, so each answer appears equally often (± one per type).
 pub fn generate(
     n: usize,
     seed: u64,
@@ -390,18 +449,30 @@ pub fn generate(
 ) -> Vec<(SyntheticSample, RgbImage)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut out = Vec::with_capacity(n);
-    let mut attempts = 0usize;
+    let mut blocks: Vec<Vec<&'static str>> = vec![vec![]; QUESTION_TYPES.len()];
     while out.len() < n {
-        attempts += 1;
-        let qtype = QUESTION_TYPES[out.len() % QUESTION_TYPES.len()];
-        let objects = random_scene(cfg, &mut rng);
-        let Some((question, steps, key, regions)) = ask(qtype, &objects, cfg.size, &mut rng) else {
+        let t = out.len() % QUESTION_TYPES.len();
+        let qtype = QUESTION_TYPES[t];
+        if blocks[t].is_empty() {
+            let mut b = answers_of(qtype);
+            rand::seq::SliceRandom::shuffle(b.as_mut_slice(), &mut rng);
+            b.reverse();
+            blocks[t] = b;
+        }
+        let want = *blocks[t].last().expect("a refilled block");
+        let mut attempts = 0usize;
+        let (objects, (question, steps, key, regions)) = loop {
+            attempts += 1;
             assert!(
-                attempts < 100 * (n + 10),
-                "the scene generator cannot satisfy `{qtype}`"
+                attempts < 10_000,
+                "the scene generator cannot ask `{qtype}` with answer `{want}`"
             );
-            continue;
+            let mut objects = random_scene(cfg, &mut rng);
+            if let Some(q) = ask(qtype, want, &mut objects, cfg, &mut rng) {
+                break (objects, q);
+            }
         };
+        blocks[t].pop();
         let img = render(&objects, cfg.size, &mut rng);
         out.push((
             SyntheticSample {
@@ -555,6 +626,12 @@ mod tests {
                 s.id
             );
             let objs = &s.objects;
+            assert!(
+                (cfg.min_objects..=cfg.max_objects).contains(&objs.len()),
+                "{}: {} objects",
+                s.id,
+                objs.len()
+            );
             let words: Vec<&str> = s.question.trim_end_matches('?').split(' ').collect();
             match s.qtype.as_str() {
                 "colour" => {
@@ -590,28 +667,47 @@ mod tests {
                 }
                 "size" => {
                     let a = objs.iter().find(|o| o.kind == words[2]).unwrap();
+                    let b = objs.iter().find(|o| o.kind == words[6]).unwrap();
+                    assert_ne!(a.large, b.large, "{}: sizes differ", s.id);
                     assert_eq!(if a.large { "yes" } else { "no" }, s.key);
                 }
                 other => panic!("unexpected question type {other}"),
             }
         }
         assert_eq!(seen.len(), QUESTION_TYPES.len());
-        // Answers are balanced: no key wins most questions of its type.
-        for qt in ["colour", "shape", "relation", "size"] {
-            let keys: Vec<&String> = samples
-                .iter()
-                .filter(|s| s.0.qtype == qt)
-                .map(|s| &s.0.key)
-                .collect();
-            let top = keys
-                .iter()
-                .map(|k| keys.iter().filter(|x| x == &k).count())
-                .max()
-                .unwrap();
-            assert!(
-                (top as f64) < 0.6 * keys.len() as f64,
-                "{qt}: answers are unbalanced"
-            );
+    }
+
+    /// Every question type is balanced over all of its answers — count from zero to four,
+    /// relation and size half and half — in any split and for any seed: each answer's count
+    /// differs from the uniform share by at most one.
+    #[test]
+    fn every_question_type_is_balanced_over_its_answers() {
+        let cfg = SceneConfig::default();
+        for (seed, n) in [(0u64, 1200usize), (1_000_003, 200), (7, 333)] {
+            let samples = generate(n, seed, &cfg, "b");
+            for (t, qt) in QUESTION_TYPES.iter().enumerate() {
+                let answers = answers_of(qt);
+                let of_type: Vec<&SyntheticSample> = samples
+                    .iter()
+                    .map(|s| &s.0)
+                    .filter(|s| s.qtype == *qt)
+                    .collect();
+                let expected_n = (n + QUESTION_TYPES.len() - 1 - t) / QUESTION_TYPES.len();
+                assert_eq!(of_type.len(), expected_n, "{qt}: questions of this type");
+                let share = of_type.len() / answers.len();
+                for a in &answers {
+                    let c = of_type.iter().filter(|s| s.key == *a).count();
+                    assert!(
+                        c == share || c == share + 1,
+                        "seed {seed}, {qt}: answer `{a}` {c} times of {} (uniform: {share})",
+                        of_type.len()
+                    );
+                }
+                assert!(
+                    of_type.iter().all(|s| answers.contains(&s.key.as_str())),
+                    "{qt}: an answer outside {answers:?}"
+                );
+            }
         }
     }
 

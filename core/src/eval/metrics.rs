@@ -184,6 +184,45 @@ pub fn grounding_of(
     }
 }
 
+/// [`map_metrics`] over the items of each question type.
+pub fn map_metrics_by_type(
+    items: &[EvalItem],
+    preds: &[Prediction],
+    teacher: &BTreeMap<String, Vec<Vec<f32>>>,
+    maps: impl Fn(&Prediction) -> &Vec<Vec<f32>>,
+    k_top: usize,
+) -> BTreeMap<String, MapMetrics> {
+    let types: std::collections::BTreeSet<&str> = items.iter().map(|i| i.qtype.as_str()).collect();
+    types
+        .into_iter()
+        .map(|t| {
+            let (it, pr): (Vec<EvalItem>, Vec<Prediction>) = items
+                .iter()
+                .zip(preds)
+                .filter(|(i, _)| i.qtype == t)
+                .map(|(i, p)| (i.clone(), p.clone()))
+                .unzip();
+            (t.to_string(), map_metrics(&it, &pr, teacher, &maps, k_top))
+        })
+        .collect()
+}
+
+/// [`grounding_of`] over the items of each question type.
+pub fn grounding_by_type(
+    items: &[EvalItem],
+    maps: &BTreeMap<String, Vec<Vec<f32>>>,
+    grid: impl Fn(&EvalItem) -> ((usize, usize), (usize, usize)),
+) -> BTreeMap<String, MapMetrics> {
+    let types: std::collections::BTreeSet<&str> = items.iter().map(|i| i.qtype.as_str()).collect();
+    types
+        .into_iter()
+        .map(|t| {
+            let it: Vec<EvalItem> = items.iter().filter(|i| i.qtype == t).cloned().collect();
+            (t.to_string(), grounding_of(&it, maps, &grid))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

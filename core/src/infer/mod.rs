@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LavitError, Result};
-use crate::lavit::heads::TrajectoryHead;
+use crate::lavit::heads::{HeadStates, TrajectoryHead};
 use crate::model::attention::{RowCapture, causal_mask};
 use crate::model::text::{DecoderInputs, KvCache};
 use crate::model::vlm::{Qwen25Vl, VlmInputs};
@@ -176,8 +176,14 @@ pub async fn generate_async(
         .then_some((layers.as_slice(), &prefill_capture));
     let mut cache = KvCache::new(n_layers);
     let (mut logits, mut rope, out) = model.prefill(&inputs, &mut cache, capture)?;
+    // The states the TrajectoryHead was trained on.
+    let head_states = traj_head.map(|h| h.states).unwrap_or_default();
+    let read = |o: &crate::model::text::DecoderOutput| match head_states {
+        HeadStates::PostNorm => o.last_hidden_state.clone(),
+        HeadStates::PreNorm => o.pre_norm_last.clone(),
+    };
     let [_, s, d] = out.last_hidden_state.dims();
-    let hidden = out.last_hidden_state.reshape([s, d]);
+    let hidden = read(&out).reshape([s, d]);
     let h_img = (!image_positions.is_empty()).then(|| hidden.clone().select(0, cols.clone()));
     if !forced.is_empty() {
         let h_lat = hidden.select(0, index_tensor(&forced, &device));
@@ -219,7 +225,7 @@ pub async fn generate_async(
         let (lg, out) = decode_with_mask(model, next, &mut rope, &mut cache, cap, &blocked)?;
         logits = lg;
         if is_latent {
-            let h_lat = out.last_hidden_state.reshape([1, d]);
+            let h_lat = read(&out).reshape([1, d]);
             let heads = head_maps(traj_head, h_lat, h_img.as_ref()).await?;
             let attn = mean_maps(&out.captured, image_positions.len()).await?;
             latent_steps.push(LatentStep {

@@ -154,11 +154,7 @@ impl HostInputs {
     pub fn pixel_values(&self) -> (Vec<f32>, [usize; 2]) {
         let n: usize = self.images.iter().map(|p| p.n_patches()).sum();
         let dim = self.images.first().map(|p| p.patch_dim()).unwrap_or(0);
-        let data: Vec<f32> = self
-            .images
-            .iter()
-            .flat_map(|p| p.pixel_values.iter().copied())
-            .collect();
+        let data: Vec<f32> = self.images.iter().flat_map(|p| p.pixel_values()).collect();
         (data, [n, dim])
     }
 

@@ -37,15 +37,20 @@ impl Default for ProcessorConfig {
     }
 }
 
-/// One processed image.
+/// One processed image: the resized RGB bytes, from which the normalised, patch-flattened
+/// pixel values are computed when a forward pass needs them ([`Self::pixel_values`]) — a
+/// training set held in memory costs 3 bytes per pixel instead of the `4 · T = 8` floats'
+/// 32 bytes.
 #[derive(Debug, Clone)]
 pub struct ProcessedImage {
-    /// `[n_patches, 3 · T · P · P]`, row-major.
-    pub pixel_values: Vec<f32>,
+    /// The image after `smart_resize`, `[h · w · 3]` interleaved RGB.
+    pub rgb: Vec<u8>,
     /// `(t, h, w)` in patches.
     pub grid: [usize; 3],
     /// Size after `smart_resize` (height, width) in pixels.
     pub resized: (usize, usize),
+    /// `(patch_size, merge_size, temporal_patch_size)` of the flattening.
+    pub geometry: (usize, usize, usize),
 }
 
 impl ProcessedImage {
@@ -53,7 +58,14 @@ impl ProcessedImage {
         self.grid.iter().product()
     }
     pub fn patch_dim(&self) -> usize {
-        self.pixel_values.len() / self.n_patches()
+        let (p, _, t) = self.geometry;
+        3 * t * p * p
+    }
+    /// `[n_patches, 3 · T · P · P]`, row-major: rescaled, CLIP-normalised and flattened in
+    /// merge-block order (what `Qwen2VLImageProcessor` returns as `pixel_values`).
+    pub fn pixel_values(&self) -> Vec<f32> {
+        let (h, w) = self.resized;
+        patchify(&normalize(&self.rgb), h, w, self.geometry)
     }
 }
 
@@ -125,8 +137,13 @@ pub fn process_image(img: &RgbImage, cfg: &ProcessorConfig) -> Result<ProcessedI
             message: m,
         }
     })?;
-    let resized = resize_bicubic_aa(img.as_raw(), h0, w0, 3, h, w);
-    Ok(patchify(&normalize(&resized), h, w, cfg))
+    let rgb = resize_bicubic_aa(img.as_raw(), h0, w0, 3, h, w);
+    Ok(ProcessedImage {
+        rgb,
+        grid: [1, h / cfg.patch_size, w / cfg.patch_size],
+        resized: (h, w),
+        geometry: (cfg.patch_size, cfg.merge_size, cfg.temporal_patch_size),
+    })
 }
 
 /// `(x − 255·mean) / (255·std)` per channel, f32, `[H·W·3]` interleaved.
@@ -141,8 +158,7 @@ fn normalize(rgb: &[u8]) -> Vec<f32> {
 
 /// HF `Qwen2VLImageProcessor.patchify` for one frame: patches in order
 /// `(h/m, w/m, m, m)`, each flattened `(C, T, P, P)` with the frame repeated `T` times.
-fn patchify(img: &[f32], h: usize, w: usize, cfg: &ProcessorConfig) -> ProcessedImage {
-    let (p, m, t) = (cfg.patch_size, cfg.merge_size, cfg.temporal_patch_size);
+fn patchify(img: &[f32], h: usize, w: usize, (p, m, t): (usize, usize, usize)) -> Vec<f32> {
     let (gh, gw) = (h / p, w / p);
     let dim = 3 * t * p * p;
     let mut out = Vec::with_capacity(gh * gw * dim);
@@ -164,11 +180,7 @@ fn patchify(img: &[f32], h: usize, w: usize, cfg: &ProcessorConfig) -> Processed
             }
         }
     }
-    ProcessedImage {
-        pixel_values: out,
-        grid: [1, gh, gw],
-        resized: (h, w),
-    }
+    out
 }
 
 /// Per-output-sample filter taps of one axis: first input index and int16 weights, plus the

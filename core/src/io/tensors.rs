@@ -19,6 +19,10 @@ pub enum HostTensor {
         shape: Vec<usize>,
         data: Vec<half::f16>,
     },
+    Bf16 {
+        shape: Vec<usize>,
+        data: Vec<half::bf16>,
+    },
     I64 {
         shape: Vec<usize>,
         data: Vec<i64>,
@@ -38,14 +42,16 @@ impl HostTensor {
         match self {
             HostTensor::F32 { shape, .. }
             | HostTensor::F16 { shape, .. }
+            | HostTensor::Bf16 { shape, .. }
             | HostTensor::I64 { shape, .. } => shape,
         }
     }
-    /// Values as f32 (f16 widened; i64 converted).
+    /// Values as f32 (f16 / bf16 widened; i64 converted).
     pub fn to_f32(&self) -> Vec<f32> {
         match self {
             HostTensor::F32 { data, .. } => data.clone(),
             HostTensor::F16 { data, .. } => data.iter().map(|v| v.to_f32()).collect(),
+            HostTensor::Bf16 { data, .. } => data.iter().map(|v| v.to_f32()).collect(),
             HostTensor::I64 { data, .. } => data.iter().map(|&v| v as f32).collect(),
         }
     }
@@ -54,6 +60,7 @@ impl HostTensor {
             HostTensor::I64 { data, .. } => data.clone(),
             HostTensor::F32 { data, .. } => data.iter().map(|&v| v as i64).collect(),
             HostTensor::F16 { data, .. } => data.iter().map(|v| v.to_f32() as i64).collect(),
+            HostTensor::Bf16 { data, .. } => data.iter().map(|v| v.to_f32() as i64).collect(),
         }
     }
     fn bytes(&self) -> (Dtype, Vec<u8>) {
@@ -64,6 +71,10 @@ impl HostTensor {
             ),
             HostTensor::F16 { data, .. } => (
                 Dtype::F16,
+                data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+            HostTensor::Bf16 { data, .. } => (
+                Dtype::BF16,
                 data.iter().flat_map(|v| v.to_le_bytes()).collect(),
             ),
             HostTensor::I64 { data, .. } => (

@@ -41,20 +41,70 @@ pub fn trajectory_kl(scores: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
     (plogp - cross) / k as f64
 }
 
+/// `L_traj` of one sample: the TrajectoryHead's scores of the latent states `h_lat [K, d]` over
+/// the image-token states `h_img [N, d]` against the targets `p [K, N]`; with
+/// [`TrajGrad::Detach`] no gradient reaches `h_img`.
+pub fn trajectory_loss(
+    head: &crate::lavit::heads::TrajectoryHead,
+    h_lat: Tensor<2>,
+    h_img: Tensor<2>,
+    target: Tensor<2>,
+    grad: TrajGrad,
+) -> Tensor<1> {
+    let h_img = match grad {
+        TrajGrad::Image => h_img,
+        TrajGrad::Detach => h_img.detach(),
+    };
+    trajectory_kl(head.forward(h_lat, h_img), target)
+}
+
+/// Where `L_traj`'s gradient may flow besides the TrajectoryHead and the latent states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrajGrad {
+    /// Into the student's image-token states too (through every decoder layer and the final
+    /// norm the LM head shares): the KL may reshape what the image tokens carry.
+    #[default]
+    Image,
+    /// Not into the image-token states (`H_img` detached): only the latent token's query and
+    /// the head learn where to look; the image tokens stay what CE makes them.
+    Detach,
+}
+
+impl TrajGrad {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "image" => Ok(Self::Image),
+            "detach" => Ok(Self::Detach),
+            o => Err(format!("traj-grad `{o}`: expected image or detach")),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Detach => "detach",
+        }
+    }
+}
+
 /// Weights and switches of the total loss.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LossWeights {
     pub ce: bool,
     pub lambda_vtop: f64,
     pub lambda_traj: f64,
+    /// Where `L_traj`'s gradient flows.
+    #[serde(default)]
+    pub traj_grad: TrajGrad,
 }
 
 impl Default for LossWeights {
     fn default() -> Self {
         Self {
             ce: true,
-            lambda_vtop: 0.3,
-            lambda_traj: 0.3,
+            lambda_vtop: crate::defaults::LAMBDA_VTOP,
+            lambda_traj: crate::defaults::LAMBDA_TRAJ,
+            traj_grad: TrajGrad::default(),
         }
     }
 }

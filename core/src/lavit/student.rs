@@ -12,8 +12,8 @@ use burn::tensor::IndexingUpdateOp;
 use serde::{Deserialize, Serialize};
 
 use super::gating::GateLayout;
-use super::heads::{TrajectoryHead, VTopHead};
-use super::losses::{LossWeights, cross_entropy, trajectory_kl, vtop_loss};
+use super::heads::{HeadStates, TrajScale, TrajectoryHead, VTopHead};
+use super::losses::{LossWeights, cross_entropy, trajectory_loss, vtop_loss};
 use crate::error::{LavitError, Result};
 use crate::io::chat::{ChatTokenizer, Message};
 use crate::io::checkpoint::HostInputs;
@@ -31,6 +31,25 @@ pub struct LavitConfig {
     pub latent_token_ids: Vec<u32>,
     /// Teacher hidden size `d_T` (VTopHead output).
     pub d_teacher: usize,
+    /// The last-layer states both heads read (training and inference alike).
+    #[serde(default)]
+    pub head_states: HeadStates,
+    /// Scaling of the TrajectoryHead's scores.
+    #[serde(default)]
+    pub traj_scale: TrajScale,
+}
+
+impl Default for LavitConfig {
+    /// No latent tokens: a plain Qwen2.5-VL (a teacher, a pre-trained base).
+    fn default() -> Self {
+        Self {
+            num_latent: 0,
+            latent_token_ids: vec![],
+            d_teacher: 1,
+            head_states: HeadStates::default(),
+            traj_scale: TrajScale::default(),
+        }
+    }
 }
 
 /// Latent token strings `<lvr1>…<lvrK>`.
@@ -115,7 +134,13 @@ impl LavitStudent {
         let mut init = SeededInit::new(seed);
         Self {
             vtop_head: VTopHead::new(d, lavit.d_teacher, &mut init, &device),
-            traj_head: TrajectoryHead::new(d, &mut init, &device),
+            traj_head: TrajectoryHead::new(
+                d,
+                lavit.traj_scale,
+                lavit.head_states,
+                &mut init,
+                &device,
+            ),
             vlm,
             lavit,
         }
@@ -271,8 +296,12 @@ pub fn sample_losses(
     }
     let (mut vtop, mut traj) = (None, None);
     if let Some(t) = &sample.targets {
-        let [_, s, d] = out.decoder.last_hidden_state.dims();
-        let h = out.decoder.last_hidden_state.reshape([s, d]);
+        let states = match student.lavit.head_states {
+            HeadStates::PostNorm => out.decoder.last_hidden_state,
+            HeadStates::PreNorm => out.decoder.pre_norm_last,
+        };
+        let [_, s, d] = states.dims();
+        let h = states.reshape([s, d]);
         let h_lat = h
             .clone()
             .select(0, index_tensor(&sample.latent_positions, &device));
@@ -286,7 +315,6 @@ pub fn sample_losses(
         }
         if weights.lambda_traj > 0.0 {
             let h_img = h.select(0, index_tensor(&sample.image_positions, &device));
-            let scores = student.traj_head.forward(h_lat, h_img);
             let n = sample.image_positions.len();
             if t.traj.len() != k || t.traj.iter().any(|r| r.len() != n) {
                 return Err(LavitError::Invalid(format!(
@@ -296,7 +324,13 @@ pub fn sample_losses(
                 )));
             }
             let flat: Vec<f32> = t.traj.iter().flatten().copied().collect();
-            let l = trajectory_kl(scores, tensor_from(flat, [k, n], &device));
+            let l = trajectory_loss(
+                &student.traj_head,
+                h_lat,
+                h_img,
+                tensor_from(flat, [k, n], &device),
+                weights.traj_grad,
+            );
             total = total + l.clone() * weights.lambda_traj;
             traj = Some(l);
         }

@@ -18,25 +18,53 @@ use serde::{Deserialize, Serialize};
 use crate::error::{LavitError, Result};
 use crate::io::chat::ChatTokenizer;
 use crate::io::checkpoint::HostInputs;
-use crate::lavit::targets::{min_max, top_k};
+use crate::lavit::targets::{TopK, min_max, top_k};
 use crate::model::attention::RowCapture;
 use crate::model::vlm::{ForwardOptions, LogitRows, Qwen25Vl};
 use crate::util::{index_tensor, to_vec_f32};
+
+/// Which query rows make a step's trajectory map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrajRows {
+    /// The step's own tokens: where the teacher looks while it writes this step.
+    #[default]
+    Step,
+    /// Every position after the image up to the end of the step (question, earlier steps and
+    /// this one), as the reference implementation averages them.
+    SinceImage,
+}
+
+impl TrajRows {
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "step" => Ok(Self::Step),
+            "since-image" => Ok(Self::SinceImage),
+            o => Err(format!(
+                "trajectory rows `{o}`: expected step or since-image"
+            )),
+        }
+    }
+}
 
 /// Extraction settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ExtractConfig {
     /// Last `L` decoder layers averaged for the trajectory (reference: 8).
     pub layers: usize,
-    /// Top-K patches kept per step (reference: 8).
-    pub top_k: usize,
+    /// Top-K patches recorded per step.
+    pub top_k: TopK,
+    /// The query rows of each step's map.
+    #[serde(default)]
+    pub rows: TrajRows,
 }
 
 impl Default for ExtractConfig {
     fn default() -> Self {
         Self {
-            layers: 8,
-            top_k: 8,
+            layers: crate::defaults::TRAJ_LAYERS,
+            top_k: crate::defaults::TRAJ_TOP_K,
+            rows: TrajRows::default(),
         }
     }
 }
@@ -163,7 +191,23 @@ pub fn extract_signals(
         .filter(|&(_, &t)| t == image_token)
         .map(|(i, _)| i)
         .collect();
-    let rows: Vec<usize> = step_spans.iter().flat_map(|r| r.clone()).collect();
+    // The rows each step averages, and the union of them that is captured.
+    let after_image = cols.last().map(|&c| c + 1).unwrap_or(0);
+    let step_rows: Vec<Range<usize>> = match cfg.rows {
+        TrajRows::Step => step_spans.to_vec(),
+        TrajRows::SinceImage => step_spans.iter().map(|s| after_image..s.end).collect(),
+    };
+    let rows: Vec<usize> = match cfg.rows {
+        TrajRows::Step => step_spans.iter().flat_map(|r| r.clone()).collect(),
+        TrajRows::SinceImage => (after_image
+            ..step_spans
+                .iter()
+                .map(|s| s.end)
+                .max()
+                .unwrap_or(after_image))
+            .collect(),
+    };
+    let row_of = |pos: usize| rows.iter().position(|&r| r == pos);
     if let Some(&r) = rows.iter().find(|&&r| r >= inputs.input_ids.len()) {
         return Err(LavitError::Invalid(format!(
             "step position {r} is past the sequence end"
@@ -198,17 +242,17 @@ pub fn extract_signals(
     let per_row = to_vec_f32(acc.expect("captured layers") / layers.len() as f64);
     let mut traj = Vec::with_capacity(step_spans.len());
     let mut topk = Vec::with_capacity(step_spans.len());
-    let mut row0 = 0;
-    for span in step_spans {
-        let len = span.len();
+    let keep = cfg.top_k.keep(n).unwrap_or(n);
+    for span in &step_rows {
+        let len = span.len().max(1);
         let mut m = vec![0f32; n];
-        for r in row0..row0 + len {
+        for pos in span.clone() {
+            let r = row_of(pos).expect("every step row is captured");
             for (a, b) in m.iter_mut().zip(&per_row[r * n..(r + 1) * n]) {
                 *a += b / len as f32;
             }
         }
-        row0 += len;
-        topk.push(top_k(&m, cfg.top_k));
+        topk.push(top_k(&m, keep));
         traj.push(min_max(&m));
     }
     let [_, s, d] = out.decoder.pre_norm_last.dims();

@@ -3,8 +3,12 @@
 //! ```text
 //! STORE/index.jsonl                     one SignalRecord per line (index.shard-I-of-N.jsonl
 //!                                       when extraction is split over machines)
-//! STORE/signals-<shard>-<n>.safetensors `<id>.vtop` f16 [N_img, d_T], `<id>.traj` f32 [T, N_img],
+//! STORE/signals-<shard>-<n>.safetensors `<id>.vtop` bf16 (or f32; f16 in older stores)
+//!                                       [N_img, d_T], `<id>.traj` f32 [T, N_img],
 //!                                       `<id>.topk` i64 [T, K]
+//! STORE/summary.json                    counts of the run (summary.shard-I-of-N.json when
+//!                                       split): samples kept, and the ids dropped by the
+//!                                       teacher-correctness filter (resume skips them too)
 //! ```
 //!
 //! Writes are crash-safe: a shard is written to a temporary file and renamed, and only then
@@ -30,8 +34,14 @@ pub struct SignalRecord {
     pub id: String,
     pub image: String,
     pub question: String,
+    /// The dataset's answer: the student's cross-entropy target.
     pub answer: String,
+    /// The steps whose maps are stored: the teacher's own answer's when it was generated,
+    /// else the dataset answer's.
     pub steps: Vec<String>,
+    /// The teacher's own greedy answer, when extraction generated one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_answer: Option<String>,
     pub grid_h: usize,
     pub grid_w: usize,
     pub d_teacher: usize,
@@ -41,16 +51,63 @@ pub struct SignalRecord {
     pub extra: serde_json::Value,
 }
 
+/// How `V_top` is stored. f16's range (±65504) is too small for the activation outliers of
+/// large teachers' last layers; bf16 keeps f32's range at half its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VtopDtype {
+    #[default]
+    Bf16,
+    F32,
+    F16,
+}
+
+impl VtopDtype {
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "bf16" => Ok(Self::Bf16),
+            "f32" => Ok(Self::F32),
+            "f16" => Ok(Self::F16),
+            o => Err(format!("V_top dtype `{o}`: expected bf16, f32 or f16")),
+        }
+    }
+}
+
+/// `summary.json` of a store (one per shard): what extraction kept and dropped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreSummary {
+    /// Samples whose signals are in the store (this shard).
+    pub kept: usize,
+    /// Samples dropped because the teacher's own answer disagreed with the gold answer.
+    pub dropped_incorrect: usize,
+    /// Their ids (resume does not redo them).
+    #[serde(default)]
+    pub dropped_ids: Vec<String>,
+}
+
 /// Writer side: appends signals, resumable and shardable.
 pub struct SignalWriter {
     dir: PathBuf,
     index_path: PathBuf,
+    summary_path: PathBuf,
     shard_tag: String,
     next_file: usize,
     done: HashSet<String>,
+    /// Records in this shard's own index.
+    own: usize,
+    dropped: std::collections::BTreeSet<String>,
     pending: Vec<(SignalRecord, TeacherSignals)>,
     flush_every: usize,
     d_teacher: Option<usize>,
+    vtop_dtype: VtopDtype,
+}
+
+fn summary_name(shard: usize, num_shards: usize) -> String {
+    if num_shards <= 1 {
+        "summary.json".into()
+    } else {
+        format!("summary.shard-{shard}-of-{num_shards}.json")
+    }
 }
 
 fn index_name(shard: usize, num_shards: usize) -> String {
@@ -123,6 +180,13 @@ impl SignalWriter {
         let existing = SignalStore::open(dir)?;
         let d_teacher = existing.records.first().map(|r| r.d_teacher);
         let done: HashSet<String> = existing.records.iter().map(|r| r.id.clone()).collect();
+        let summary_path = dir.join(summary_name(shard, num_shards));
+        let dropped = if summary_path.is_file() {
+            let s: StoreSummary = crate::error::read_json(&summary_path)?;
+            s.dropped_ids.into_iter().collect()
+        } else {
+            Default::default()
+        };
         let shard_tag = format!("{shard}");
         let mut next_file = 0;
         while dir
@@ -134,17 +198,50 @@ impl SignalWriter {
         Ok(Self {
             dir: dir.to_path_buf(),
             index_path,
+            summary_path,
             shard_tag,
             next_file,
             done,
+            own: own.len(),
+            dropped,
             pending: Vec::new(),
             flush_every: flush_every.max(1),
             d_teacher,
+            vtop_dtype: VtopDtype::default(),
         })
     }
 
+    /// Stores `V_top` as `dtype` from now on (a store may mix dtypes; readers widen all).
+    pub fn with_vtop_dtype(mut self, dtype: VtopDtype) -> Self {
+        self.vtop_dtype = dtype;
+        self
+    }
+
+    /// Whether `id` is stored, queued, or was dropped by the correctness filter.
     pub fn contains(&self, id: &str) -> bool {
-        self.done.contains(id) || self.pending.iter().any(|(r, _)| r.id == id)
+        self.done.contains(id)
+            || self.dropped.contains(id)
+            || self.pending.iter().any(|(r, _)| r.id == id)
+    }
+
+    /// Records that sample `id` was dropped (the teacher answered it wrongly).
+    pub fn drop_sample(&mut self, id: &str) -> Result<()> {
+        self.dropped.insert(id.to_string());
+        self.write_summary()
+    }
+
+    /// This shard's counts so far.
+    pub fn summary(&self) -> StoreSummary {
+        StoreSummary {
+            kept: self.own + self.pending.len(),
+            dropped_incorrect: self.dropped.len(),
+            dropped_ids: self.dropped.iter().cloned().collect(),
+        }
+    }
+
+    fn write_summary(&self) -> Result<()> {
+        let json = serde_json::to_vec_pretty(&self.summary()).expect("summary serialises");
+        write_atomic(&self.summary_path, &json)
     }
 
     pub fn len(&self) -> usize {
@@ -196,13 +293,27 @@ impl SignalWriter {
         let mut tensors = BTreeMap::new();
         for (r, s) in &self.pending {
             let n = s.n_img();
-            tensors.insert(
-                format!("{}.vtop", r.id),
-                HostTensor::F16 {
-                    shape: vec![n, s.d_teacher],
-                    data: s.vtop.iter().map(|&v| half::f16::from_f32(v)).collect(),
+            let shape = vec![n, s.d_teacher];
+            let vtop = match self.vtop_dtype {
+                VtopDtype::F32 => HostTensor::f32(shape, s.vtop.clone()),
+                VtopDtype::Bf16 => HostTensor::Bf16 {
+                    shape,
+                    data: s.vtop.iter().map(|&v| half::bf16::from_f32(v)).collect(),
                 },
-            );
+                VtopDtype::F16 => {
+                    if let Some(v) = s.vtop.iter().find(|v| v.abs() > f32::from(half::f16::MAX)) {
+                        return Err(LavitError::Invalid(format!(
+                            "sample {}: V_top holds {v}, beyond f16's range; store it as bf16 or f32 (--vtop-dtype)",
+                            r.id
+                        )));
+                    }
+                    HostTensor::F16 {
+                        shape,
+                        data: s.vtop.iter().map(|&v| half::f16::from_f32(v)).collect(),
+                    }
+                }
+            };
+            tensors.insert(format!("{}.vtop", r.id), vtop);
             tensors.insert(
                 format!("{}.traj", r.id),
                 HostTensor::f32(
@@ -243,9 +354,10 @@ impl SignalWriter {
             })?;
         for (r, _) in self.pending.drain(..) {
             self.done.insert(r.id);
+            self.own += 1;
         }
         self.next_file += 1;
-        Ok(())
+        self.write_summary()
     }
 }
 

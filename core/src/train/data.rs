@@ -7,14 +7,14 @@ use crate::error::{LavitError, Result};
 use crate::io::chat::ChatTokenizer;
 use crate::io::processor::{ProcessorConfig, load_rgb};
 use crate::lavit::student::{SampleTargets, StudentSample};
-use crate::lavit::targets::trajectory_targets;
+use crate::lavit::targets::{TopK, trajectory_targets};
 use crate::teacher::store::SignalStore;
 
 /// How teacher signals become student targets.
 #[derive(Debug, Clone, Copy)]
 pub struct TargetConfig {
-    /// Keep the top-K patches of each target map (`None` = dense).
-    pub top_k: Option<usize>,
+    /// Top-K patches kept of each target map, on the student's grid.
+    pub top_k: TopK,
 }
 
 /// Builds one sample per store record (in store order).

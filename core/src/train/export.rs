@@ -207,6 +207,7 @@ pub fn open_student(
             num_latent: k,
             latent_token_ids: ids,
             d_teacher: d_teacher.max(1),
+            ..LavitConfig::default()
         },
         seed,
     );
@@ -239,6 +240,7 @@ pub fn init_checkpoint(
             num_latent: 0,
             latent_token_ids: vec![],
             d_teacher: 1,
+            ..LavitConfig::default()
         },
         seed,
     );

@@ -8,6 +8,7 @@ pub mod data;
 pub mod export;
 pub mod optim;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -24,7 +25,7 @@ use crate::lavit::gating::GateSchedule;
 use crate::lavit::losses::LossWeights;
 use crate::lavit::student::{LavitStudent, StudentSample, sample_losses};
 use checkpoint::{TrainState, load_checkpoint, save_checkpoint};
-use optim::{clip_global_norm, lr_at};
+use optim::{clip_global_norm, grad_norm, lr_at};
 
 /// Everything that defines a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +52,23 @@ pub struct TrainConfig {
     /// Checkpoint every N optimiser steps (0 = only at the end).
     pub checkpoint_every: usize,
     pub seed: u64,
+    /// Every N steps, also log each loss term's own gradient norm by parameter group
+    /// (`term_grads` in metrics.jsonl; 0 = never). Costs one extra forward + backward per
+    /// active term on those steps.
+    #[serde(default)]
+    pub term_grads_every: usize,
+    /// Two-stage gating only: restart the learning-rate schedule when the gate opens.
+    #[serde(default)]
+    pub stage2: Option<Stage2>,
+}
+
+/// The second stage of a two-stage run as a fresh schedule (the reference runs stage 2 as a
+/// new run with its own warmup and a lower learning rate).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Stage2 {
+    /// Peak learning rate of stage 2.
+    pub lr: f64,
+    pub warmup_steps: usize,
 }
 
 impl Default for TrainConfig {
@@ -73,6 +91,8 @@ impl Default for TrainConfig {
             lora: None,
             checkpoint_every: 100,
             seed: 0,
+            term_grads_every: 0,
+            stage2: None,
         }
     }
 }
@@ -89,6 +109,60 @@ pub struct StepLog {
     pub traj: Option<f64>,
     pub grad_norm: f64,
     pub tokens_per_s: f64,
+    /// Each loss term's gradient norm, by parameter group (steps of `term_grads_every`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term_grads: Option<BTreeMap<String, TermGrads>>,
+}
+
+/// One loss term's gradient norm over all trainable parameters and per group: the heads, the
+/// text decoder's layers and final norm, the embeddings (and LM head), the vision tower.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TermGrads {
+    pub total: f64,
+    pub heads: f64,
+    pub decoder: f64,
+    pub embeddings: f64,
+    pub vision: f64,
+}
+
+/// The gradient of each active loss term of `sample`, taken on its own.
+fn term_grads(
+    student: &LavitStudent,
+    sample: &StudentSample,
+    cfg: &TrainConfig,
+    g: f64,
+) -> Result<BTreeMap<String, TermGrads>> {
+    let mut out = BTreeMap::new();
+    for term in ["ce", "vtop", "traj"] {
+        let parts = sample_losses(student, sample, &cfg.loss, g, cfg.gate_prompt)?;
+        let t = match term {
+            "ce" => parts.ce,
+            "vtop" => parts.vtop,
+            _ => parts.traj,
+        };
+        let Some(t) = t else { continue };
+        let grads = GradientsParams::from_grads(t.backward(), student);
+        let heads =
+            grad_norm(&student.vtop_head, &grads).hypot(grad_norm(&student.traj_head, &grads));
+        let m = &student.vlm.model;
+        let decoder = grad_norm(&m.layers, &grads).hypot(grad_norm(&m.norm, &grads));
+        let mut embeddings = grad_norm(&m.embed_tokens, &grads);
+        if let Some(h) = &student.vlm.lm_head {
+            embeddings = embeddings.hypot(grad_norm(h, &grads));
+        }
+        let vision = grad_norm(&student.vlm.visual, &grads);
+        out.insert(
+            term.to_string(),
+            TermGrads {
+                total: grad_norm(student, &grads),
+                heads,
+                decoder,
+                embeddings,
+                vision,
+            },
+        );
+    }
+    Ok(out)
 }
 
 /// The data order: a fresh seeded shuffle per epoch; `(epoch, cursor)` is the resume point.
@@ -121,15 +195,16 @@ impl RunDir {
 
 /// Trains `student` on `samples` (parameters are switched to autodiff here; the returned
 /// student is too — call `.valid()` for inference). With `resume`, continues from
-/// `out/checkpoint` if present. `on_step` sees each step's log (progress bars); returning
-/// `false` stops the run at once, without a checkpoint (as a kill would).
+/// `out/checkpoint` if present. `on_step` sees each step's log and the updated student
+/// (progress bars, periodic exports); returning `false` stops the run at once, without a
+/// checkpoint (as a kill would).
 pub fn train(
     mut student: LavitStudent,
     samples: &[StudentSample],
     cfg: &TrainConfig,
     out: &Path,
     resume: bool,
-    on_step: &mut dyn FnMut(&StepLog) -> bool,
+    on_step: &mut dyn FnMut(&StepLog, &LavitStudent) -> bool,
 ) -> Result<LavitStudent> {
     if samples.is_empty() {
         return Err(LavitError::Invalid("no training samples".into()));
@@ -197,7 +272,8 @@ pub fn train(
         let (mut sum, mut ce, mut vt, mut tr) = (0.0, 0.0, 0.0, 0.0);
         let (mut has_ce, mut has_vt, mut has_tr) = (false, false, false);
         let mut tokens = 0;
-        for _ in 0..cfg.grad_accum {
+        let mut per_term = None;
+        for micro in 0..cfg.grad_accum {
             if state.cursor.index >= order.len() {
                 state.cursor = DataCursor {
                     epoch: state.cursor.epoch + 1,
@@ -207,6 +283,9 @@ pub fn train(
             }
             let sample = &samples[order[state.cursor.index]];
             state.cursor.index += 1;
+            if micro == 0 && cfg.term_grads_every > 0 && step.is_multiple_of(cfg.term_grads_every) {
+                per_term = Some(term_grads(&student, sample, cfg, g)?);
+            }
             let parts = sample_losses(&student, sample, &cfg.loss, g, cfg.gate_prompt)?;
             let total = parts.total / cfg.grad_accum as f64;
             let value: f64 = total.clone().into_scalar::<f32>() as f64;
@@ -252,6 +331,7 @@ pub fn train(
             traj: has_tr.then_some(tr),
             grad_norm,
             tokens_per_s: tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            term_grads: per_term,
         };
         let line = serde_json::to_string(&log).expect("log serialises") + "\n";
         metrics
@@ -260,7 +340,7 @@ pub fn train(
                 path: run.metrics(),
                 source: e,
             })?;
-        if !on_step(&log) {
+        if !on_step(&log, &student) {
             return Ok(student);
         }
         let last = state.step == cfg.steps;

@@ -7,6 +7,7 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
 use super::TrainConfig;
+use crate::lavit::gating::GateSchedule;
 
 /// burn's AdamW (decoupled weight decay) with the run's hyper-parameters; clipping is done
 /// globally by [`clip_global_norm`], not per tensor.
@@ -19,15 +20,43 @@ pub fn adamw(cfg: &TrainConfig) -> ModuleOptimizer {
         .init()
 }
 
-/// Linear warmup to `lr`, then cosine decay to `lr · min_lr_ratio` at the last step.
+/// Linear warmup to `lr`, then cosine decay to `lr · min_lr_ratio` at the last step. With
+/// [`TrainConfig::stage2`] and a two-stage gate, each stage is such a schedule of its own:
+/// stage 1 over the closed steps, stage 2 (its own peak and warmup) over the rest.
 pub fn lr_at(cfg: &TrainConfig, step: usize) -> f64 {
-    if step < cfg.warmup_steps {
-        return cfg.lr * (step + 1) as f64 / cfg.warmup_steps as f64;
+    if let (Some(s2), GateSchedule::TwoStage { closed_steps }) = (cfg.stage2, cfg.gate)
+        && closed_steps > 0
+        && closed_steps < cfg.steps
+    {
+        return if step < closed_steps {
+            warmup_cosine(
+                cfg.lr,
+                cfg.warmup_steps,
+                closed_steps,
+                cfg.min_lr_ratio,
+                step,
+            )
+        } else {
+            warmup_cosine(
+                s2.lr,
+                s2.warmup_steps,
+                cfg.steps - closed_steps,
+                cfg.min_lr_ratio,
+                step - closed_steps,
+            )
+        };
     }
-    let span = cfg.steps.saturating_sub(cfg.warmup_steps).max(1) as f64;
-    let u = ((step - cfg.warmup_steps) as f64 / span).min(1.0);
-    let min = cfg.lr * cfg.min_lr_ratio;
-    min + (cfg.lr - min) * 0.5 * (1.0 + (std::f64::consts::PI * u).cos())
+    warmup_cosine(cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio, step)
+}
+
+fn warmup_cosine(lr: f64, warmup: usize, steps: usize, min_ratio: f64, step: usize) -> f64 {
+    if step < warmup {
+        return lr * (step + 1) as f64 / warmup as f64;
+    }
+    let span = steps.saturating_sub(warmup).max(1) as f64;
+    let u = ((step - warmup) as f64 / span).min(1.0);
+    let min = lr * min_ratio;
+    min + (lr - min) * 0.5 * (1.0 + (std::f64::consts::PI * u).cos())
 }
 
 struct SquaredNorm<'a> {
@@ -45,6 +74,17 @@ impl ModuleVisitor for SquaredNorm<'_> {
             self.acc += g.square().sum().into_scalar::<f32>() as f64;
         }
     }
+}
+
+/// L2 norm of the gradients of `module`'s parameters (the ones `grads` holds).
+pub fn grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
+    let mut v = SquaredNorm {
+        grads,
+        seen: HashSet::new(),
+        acc: 0.0,
+    };
+    module.visit(&mut v);
+    v.acc.sqrt()
 }
 
 struct Scale<'a> {
@@ -109,5 +149,42 @@ mod tests {
         assert!((lr_at(&cfg, 10) - 1.0).abs() < 1e-12);
         assert!((lr_at(&cfg, 100) - 0.1).abs() < 1e-12);
         assert!(lr_at(&cfg, 50) < lr_at(&cfg, 20));
+    }
+
+    /// With `stage2`, the schedule restarts when the two-stage gate opens: a new warmup to the
+    /// stage-2 peak, then a cosine to the end.
+    #[test]
+    fn stage_two_restarts_the_schedule() {
+        let cfg = TrainConfig {
+            steps: 100,
+            lr: 1.0,
+            warmup_steps: 10,
+            min_lr_ratio: 0.1,
+            gate: GateSchedule::TwoStage { closed_steps: 40 },
+            stage2: Some(super::super::Stage2 {
+                lr: 0.5,
+                warmup_steps: 5,
+            }),
+            ..Default::default()
+        };
+        assert!((lr_at(&cfg, 9) - 1.0).abs() < 1e-12);
+        assert!(
+            (lr_at(&cfg, 39) - 0.1).abs() < 0.01,
+            "stage 1 decays by its end"
+        );
+        assert!(
+            (lr_at(&cfg, 40) - 0.1).abs() < 1e-12,
+            "stage 2 warms up again"
+        );
+        assert!((lr_at(&cfg, 44) - 0.5).abs() < 1e-12);
+        assert!((lr_at(&cfg, 100) - 0.05).abs() < 1e-12);
+        let plain = TrainConfig {
+            stage2: None,
+            ..cfg.clone()
+        };
+        assert!(
+            lr_at(&plain, 40) > 0.5,
+            "without stage2 one schedule runs throughout"
+        );
     }
 }

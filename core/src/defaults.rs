@@ -1,0 +1,18 @@
+//! The method's defaults, in one place: the CLI, `lavit demo`, `lavit bench`, the TOML loaders
+//! and the library's `Default` impls all read these.
+
+use crate::lavit::targets::TopK;
+
+/// `λ_v`, the weight of `L_vtop` (the reference's 0.3).
+pub const LAMBDA_VTOP: f64 = 0.3;
+/// `λ_t`, the weight of `L_traj` (the reference's 0.3).
+pub const LAMBDA_TRAJ: f64 = 0.3;
+/// Latent tokens `K` of a student trained on real data (the reference's 4).
+pub const NUM_LATENT: usize = 4;
+/// Last decoder layers averaged into a teacher trajectory (the reference's 8).
+pub const TRAJ_LAYERS: usize = 8;
+/// Top-K patches kept of each trajectory map: 1/32 of the grid, at least one — the
+/// reference's 8 of a 16 × 16 merged grid (448-px images), scaled to other grids.
+pub const TRAJ_TOP_K: TopK = TopK::Fraction(1.0 / 32.0);
+/// Optimiser steps with the gate closed in the reference's two-stage schedule (of 1000).
+pub const GATE_CLOSED_STEPS: usize = 400;

@@ -1,0 +1,233 @@
+//! Stage 3 of the demo: the students. Every variant starts from the same describe-pretrained
+//! base, learns the same training answers ("I find the X." steps, then the answer) for the
+//! same number of steps, and differs only in its losses and gate.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use burn::prelude::*;
+use burn::tensor::DType;
+
+use super::data::DemoData;
+use super::evaluate::{StudentUnderTest, evaluate_student};
+use super::signals::TeacherStage;
+use super::{Ablation, DemoConfig, ModelResult, Progress};
+use crate::error::{LavitError, Result};
+use crate::eval::Prediction;
+use crate::lavit::gating::GateSchedule;
+use crate::lavit::losses::LossWeights;
+use crate::teacher::SignalStore;
+use crate::train::data::{TargetConfig, samples_from_store};
+use crate::train::export::{export_student, open_student};
+use crate::train::{Stage2, TrainConfig, train};
+
+/// One student of the comparison.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub name: String,
+    pub loss: LossWeights,
+    pub gate: GateSchedule,
+}
+
+/// Baseline (CE only, no gate), LaViT (all three losses, two-stage gate) and the ablations
+/// of `cfg`, each LaViT minus one component.
+pub fn variants(cfg: &DemoConfig) -> Vec<Variant> {
+    let closed = (cfg.steps as f64 * cfg.gate_closed_fraction).round() as usize;
+    let lavit = LossWeights {
+        ce: true,
+        lambda_vtop: cfg.lambda_vtop,
+        lambda_traj: cfg.lambda_traj,
+        traj_grad: cfg.traj_grad,
+    };
+    let gate = GateSchedule::TwoStage {
+        closed_steps: closed,
+    };
+    let mut v = vec![
+        Variant {
+            name: "baseline".into(),
+            loss: LossWeights {
+                lambda_vtop: 0.0,
+                lambda_traj: 0.0,
+                ..lavit
+            },
+            gate: GateSchedule::Off,
+        },
+        Variant {
+            name: "lavit".into(),
+            loss: lavit,
+            gate,
+        },
+    ];
+    for a in &cfg.ablations {
+        let (loss, gate) = match a {
+            Ablation::Traj => (
+                LossWeights {
+                    lambda_traj: 0.0,
+                    ..lavit
+                },
+                gate,
+            ),
+            Ablation::Vtop => (
+                LossWeights {
+                    lambda_vtop: 0.0,
+                    ..lavit
+                },
+                gate,
+            ),
+            Ablation::Gate => (lavit, GateSchedule::Off),
+        };
+        v.push(Variant {
+            name: a.name().to_string(),
+            loss,
+            gate,
+        });
+    }
+    v
+}
+
+/// The training run of one variant (what the demo's students share but the variant).
+pub fn train_config(cfg: &DemoConfig, v: &Variant) -> TrainConfig {
+    TrainConfig {
+        steps: cfg.steps,
+        lr: cfg.lr,
+        warmup_steps: (cfg.steps / 20).max(1),
+        min_lr_ratio: 0.1,
+        weight_decay: 0.01,
+        grad_accum: cfg.grad_accum,
+        clip_norm: Some(1.0),
+        loss: v.loss,
+        gate: v.gate,
+        gate_prompt: true,
+        freeze_vision: true,
+        lora: None,
+        checkpoint_every: 0,
+        seed: cfg.seed,
+        term_grads_every: cfg.term_grads_every,
+        stage2: match (cfg.stage2_lr_ratio, v.gate) {
+            (Some(r), GateSchedule::TwoStage { .. }) => Some(Stage2 {
+                lr: cfg.lr * r,
+                warmup_steps: (cfg.steps / 20).max(1),
+            }),
+            _ => None,
+        },
+        ..Default::default()
+    }
+}
+
+/// A trained and evaluated student.
+pub struct EvaluatedStudent {
+    pub result: ModelResult,
+    pub preds: Vec<Prediction>,
+    pub train_seconds: f64,
+    pub eval_seconds: f64,
+}
+
+/// Trains each variant (up to `cfg.parallel` at a time, one thread each), exports it to
+/// `OUT/students/<name>/final` and evaluates it; results in the order of `variants`.
+pub fn train_and_evaluate(
+    cfg: &DemoConfig,
+    data: &DemoData,
+    teacher: &TeacherStage,
+    variants: &[Variant],
+    device: &Device,
+    progress: Progress<'_>,
+) -> Result<Vec<EvaluatedStudent>> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<EvaluatedStudent>>>> =
+        Mutex::new((0..variants.len()).map(|_| None).collect());
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::SeqCst);
+        let Some(v) = variants.get(i) else { break };
+        let r = train_one(cfg, data, teacher, v, device, progress);
+        let failed = r.is_err();
+        results.lock().expect("results lock")[i] = Some(r);
+        if failed {
+            // Let the other workers finish what they hold, start nothing new.
+            next.store(variants.len(), Ordering::SeqCst);
+        }
+    };
+    let workers = cfg.parallel.clamp(1, variants.len().max(1));
+    if workers == 1 {
+        work();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(work);
+            }
+        });
+    }
+    let mut out = Vec::with_capacity(variants.len());
+    for r in results.into_inner().expect("results lock") {
+        match r {
+            Some(r) => out.push(r?),
+            None => return Err(LavitError::Other("a student was not trained".into())),
+        }
+    }
+    Ok(out)
+}
+
+fn train_one(
+    cfg: &DemoConfig,
+    data: &DemoData,
+    teacher: &TeacherStage,
+    v: &Variant,
+    device: &Device,
+    progress: Progress<'_>,
+) -> Result<EvaluatedStudent> {
+    let t = Instant::now();
+    let base = cfg.assets.join("student-base");
+    let (ckpt, tok, mut student) = open_student(
+        &base,
+        cfg.num_latent,
+        teacher.d_teacher,
+        None,
+        cfg.seed,
+        device,
+    )?;
+    student.lavit.head_states = cfg.head_states;
+    student.traj_head.states = cfg.head_states;
+    let ids = student.lavit.latent_token_ids.clone();
+    let mut store = SignalStore::open(&cfg.out.join("signals-train"))?;
+    let samples = samples_from_store(
+        &mut store,
+        &data.images,
+        &tok,
+        &ckpt.processor,
+        &ids,
+        teacher.d_teacher,
+        TargetConfig {
+            top_k: cfg.traj_top_k,
+        },
+    )?;
+    let tcfg = train_config(cfg, v);
+    let run_dir = cfg.out.join("students").join(&v.name);
+    let mut last_loss = None;
+    let stage = format!("train {}", v.name);
+    let steps = cfg.steps;
+    let trained = train(student, &samples, &tcfg, &run_dir, false, &mut |l, _| {
+        last_loss = Some(l.loss);
+        progress(&stage, l.step, steps);
+        true
+    })?;
+    let train_seconds = t.elapsed().as_secs_f64();
+    export_student(&trained, &tok, &run_dir.join("final"), DType::F32)?;
+    let trained = trained.valid();
+    let t = Instant::now();
+    let under_test = StudentUnderTest {
+        name: &v.name,
+        student: &trained,
+        tokenizer: &tok,
+        processor: &ckpt.processor,
+        head_trained: v.loss.lambda_traj > 0.0,
+    };
+    let (mut result, preds) = evaluate_student(cfg, data, teacher, &under_test, progress)?;
+    result.train_seconds = Some(train_seconds);
+    result.final_loss = last_loss;
+    Ok(EvaluatedStudent {
+        result,
+        preds,
+        train_seconds,
+        eval_seconds: t.elapsed().as_secs_f64(),
+    })
+}
