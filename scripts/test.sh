@@ -14,7 +14,7 @@ scripts/fetch-qwen-tokenizer.sh
 cargo test --workspace
 # The adapters the suite ran on (lavapipe shows up as llvmpipe).
 "$CARGO_TARGET_DIR/debug/lavit" devices 2>/dev/null
-cargo test --workspace --test conformance -- --nocapture 2>&1 | grep -E '^(cpu|wgpu|vulkan|cuda|metal|dx12|webgpu) \[' || true
+cargo test --workspace --test suite conformance -- --nocapture 2>&1 | grep -E '^(cpu|wgpu|vulkan|cuda|metal|dx12|webgpu) \[' || true
 # Backends that cannot run here still have to compile (native SPIR-V Vulkan, CUDA, DX12 path).
 # DOCS_RS=1 makes cubecl-llvm (pulled in by CUDA) skip downloading LLVM, which a check does not need.
 DOCS_RS=1 cargo check -p lavit-cli --features lavit-backends/vulkan,lavit-backends/cuda,lavit-backends/dx12,lavit-backends/webgpu,lavit-backends/metal

@@ -4,14 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use lavit_core::data::read_viscot;
+use lavit_core::eval::EvalItem;
 use lavit_core::eval::bench::{Benchmark, McPrediction, answer_question, summarise};
 use lavit_core::eval::metrics::accuracy;
-use lavit_core::eval::{EvalItem, predict};
 use lavit_core::infer::GenerateConfig;
-use lavit_core::io::Checkpoint;
-use lavit_core::lavit::heads::TrajectoryHead;
-use lavit_core::model::vlm::Qwen25Vl;
-use lavit_core::train::export::load_student;
+use lavit_core::student::Student;
 
 use crate::common::{BackendArgs, progress_bar};
 
@@ -49,33 +46,6 @@ pub struct Args {
     pub out: PathBuf,
     #[command(flatten)]
     pub backend: BackendArgs,
-}
-
-/// The model: a LaViT student (its latent ids and TrajectoryHead) or a base checkpoint.
-struct Model {
-    vlm: Qwen25Vl,
-    head: Option<TrajectoryHead>,
-    latents: Vec<u32>,
-    tok: lavit_core::io::chat::ChatTokenizer,
-    processor: lavit_core::io::processor::ProcessorConfig,
-}
-
-fn load_model(dir: &std::path::Path, device: &burn::tensor::Device) -> Result<Model> {
-    let ckpt = Checkpoint::open(dir)?;
-    let tok = ckpt.tokenizer(None)?;
-    let (vlm, head, latents) = if ckpt.raw_config.get("lavit").is_some() {
-        let (_, s) = load_student(dir, device)?;
-        (s.vlm, Some(s.traj_head), s.lavit.latent_token_ids)
-    } else {
-        (ckpt.load(device)?, None, vec![])
-    };
-    Ok(Model {
-        vlm,
-        head,
-        latents,
-        tok,
-        processor: ckpt.processor.clone(),
-    })
 }
 
 impl Args {
@@ -120,21 +90,12 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(n) = a.limit {
         questions.truncate(n);
     }
-    let m = load_model(&a.model, &device).context("loading the model")?;
+    let m = Student::load(&a.model, &device).context("loading the model")?;
     let gen_cfg = a.generate_config();
     let bar = progress_bar(questions.len() as u64, bench.name());
     let mut preds: Vec<McPrediction> = Vec::with_capacity(questions.len());
     for q in &questions {
-        let p = answer_question(
-            &m.vlm,
-            m.head.as_ref(),
-            &m.latents,
-            &m.tok,
-            &m.processor,
-            q,
-            &gen_cfg,
-        )
-        .with_context(|| format!("question {}", q.id))?;
+        let p = answer_question(&m, q, &gen_cfg).with_context(|| format!("question {}", q.id))?;
         preds.push(p);
         bar.inc(1);
     }
@@ -156,20 +117,12 @@ fn run_synthetic(a: Args) -> Result<()> {
         .iter()
         .map(EvalItem::from_sample)
         .collect::<Result<_, _>>()?;
-    let m = load_model(&a.model, &device).context("loading the model")?;
+    let m = Student::load(&a.model, &device).context("loading the model")?;
     let gen_cfg = a.generate_config();
     let bar = progress_bar(items.len() as u64, "eval");
-    let preds = predict(
-        &m.vlm,
-        m.head.as_ref(),
-        &m.tok,
-        &m.processor,
-        &m.latents,
-        &items,
-        &a.data_root.join("images"),
-        &gen_cfg,
-        &mut |i| bar.set_position(i as u64),
-    )?;
+    let preds = m.predict(&items, &a.data_root.join("images"), &gen_cfg, &mut |i| {
+        bar.set_position(i as u64)
+    })?;
     bar.finish_and_clear();
     write_results(&a.out, &preds)?;
     let acc = accuracy(&preds);

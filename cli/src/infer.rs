@@ -6,11 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use lavit_core::demo::heatmap::{overlay, side_by_side};
-use lavit_core::infer::{GenerateConfig, answer_image};
-use lavit_core::io::Checkpoint;
+use lavit_core::infer::GenerateConfig;
 use lavit_core::io::processor::load_rgb;
+use lavit_core::student::Student;
 use lavit_core::teacher::SignalStore;
-use lavit_core::train::export::load_student;
 
 use crate::common::BackendArgs;
 
@@ -50,15 +49,8 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let device = a.backend.device()?;
-    let ckpt = Checkpoint::open(&a.model).context("opening the model")?;
-    let tok = ckpt.tokenizer(None)?;
+    let model = Student::load(&a.model, &device).context("opening the model")?;
     let img = load_rgb(&a.image)?;
-    let (vlm, head, latents) = if ckpt.raw_config.get("lavit").is_some() {
-        let (_, s) = load_student(&a.model, &device)?;
-        (s.vlm, Some(s.traj_head), s.lavit.latent_token_ids)
-    } else {
-        (ckpt.load(&device)?, None, vec![])
-    };
     let cfg = GenerateConfig {
         max_new_tokens: a.max_new_tokens,
         temperature: a.temperature,
@@ -68,16 +60,7 @@ pub fn run(a: Args) -> Result<()> {
         mask_lvr: a.mask_lvr,
         ..Default::default()
     };
-    let out = answer_image(
-        &vlm,
-        head.as_ref(),
-        &latents,
-        &tok,
-        &ckpt.processor,
-        &img,
-        &a.question,
-        &cfg,
-    )?;
+    let out = model.answer(std::slice::from_ref(&img), &a.question, &cfg)?;
     let (answer, grid) = (out.answer.clone(), out.grid);
     let mut files = Vec::new();
     if let Some(dir) = &a.heatmaps {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use lavit_core::io::ChatTokenizer;
 use lavit_core::io::config::load_config;
-use lavit_core::train::export::init_checkpoint;
+use lavit_core::student::Student;
 
 use crate::common::BackendArgs;
 
@@ -29,7 +29,9 @@ pub fn run(a: Args) -> Result<()> {
     let device = a.backend.device()?;
     let cfg = load_config(&a.config)?;
     let tok = ChatTokenizer::from_file(&a.tokenizer)?;
-    init_checkpoint(&cfg, &tok, &a.out, a.seed, &device).context("writing the checkpoint")?;
+    Student::init(&cfg, tok, a.seed, &device)
+        .and_then(|s| s.save(&a.out, burn::tensor::DType::F32))
+        .context("writing the checkpoint")?;
     let n = cfg.param_counts();
     println!(
         "initialised {} ({} parameters) -> {}",

@@ -7,13 +7,14 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::tensor::DType;
 use lavit_core::data::read_viscot;
+use lavit_core::io::Checkpoint;
 use lavit_core::lavit::heads::HeadStates;
 use lavit_core::lavit::losses::TrajGrad;
 use lavit_core::lavit::{GateSchedule, LossWeights};
 use lavit_core::model::lora::LoraConfig;
+use lavit_core::student::{Student, export};
 use lavit_core::teacher::SignalStore;
 use lavit_core::train::data::{TargetConfig, samples_from_store, samples_from_viscot};
-use lavit_core::train::export::{export_student, open_student};
 use lavit_core::train::{Stage2, TrainConfig, train};
 use serde::Deserialize;
 
@@ -187,9 +188,19 @@ pub fn run(a: Args) -> Result<()> {
     if !with_signals && a.data.is_none() {
         bail!("give --signals STORE (LaViT) or --data FILE.json (CE only)");
     }
-    let k = o.num_latent.unwrap_or(if with_signals { 4 } else { 0 });
+    let k = o.num_latent.unwrap_or(if with_signals {
+        lavit_core::defaults::NUM_LATENT
+    } else {
+        0
+    });
     let defaults = TrainConfig::default();
-    let lambda = |v: Option<f64>| if with_signals { v.unwrap_or(0.3) } else { 0.0 };
+    let lambda = |v: Option<f64>, default: f64| {
+        if with_signals {
+            v.unwrap_or(default)
+        } else {
+            0.0
+        }
+    };
     let gate = match &o.gate {
         Some(g) => GateSchedule::parse(g).map_err(anyhow::Error::msg)?,
         None if with_signals => defaults.gate,
@@ -219,8 +230,8 @@ pub fn run(a: Args) -> Result<()> {
             .unwrap_or(defaults.clip_norm),
         loss: LossWeights {
             ce: !o.no_ce.unwrap_or(false),
-            lambda_vtop: lambda(o.lambda_vtop),
-            lambda_traj: lambda(o.lambda_traj),
+            lambda_vtop: lambda(o.lambda_vtop, lavit_core::defaults::LAMBDA_VTOP),
+            lambda_traj: lambda(o.lambda_traj, lavit_core::defaults::LAMBDA_TRAJ),
             traj_grad: TrajGrad::parse(o.traj_grad.as_deref().unwrap_or("image"))
                 .map_err(anyhow::Error::msg)?,
         },
@@ -266,7 +277,16 @@ pub fn run(a: Args) -> Result<()> {
         }
         None => (None, 1),
     };
-    let (ckpt, tok, student) = open_student(
+    let was_student = Checkpoint::open(&a.student)
+        .context("opening the student")?
+        .raw_config
+        .get("lavit")
+        .is_some();
+    let Student {
+        model: mut student,
+        tokenizer: tok,
+        mut processor,
+    } = Student::open_for_training(
         &a.student,
         k,
         d_teacher,
@@ -275,10 +295,8 @@ pub fn run(a: Args) -> Result<()> {
         &device,
     )
     .context("opening the student")?;
-    let mut student = student;
     if let Some(h) = head_states {
-        let fresh = ckpt.raw_config.get("lavit").is_none();
-        if !fresh && h != student.lavit.head_states {
+        if was_student && h != student.lavit.head_states {
             bail!(
                 "{} is a LaViT student whose heads read {} states; --head-states {} applies to a fresh student",
                 a.student.display(),
@@ -289,7 +307,6 @@ pub fn run(a: Args) -> Result<()> {
         student.lavit.head_states = h;
         student.traj_head.states = h;
     }
-    let mut processor = ckpt.processor.clone();
     if let Some(m) = o.max_pixels {
         processor.max_pixels = m;
     }
@@ -299,7 +316,7 @@ pub fn run(a: Args) -> Result<()> {
             let top = o
                 .traj_top_k
                 .map(|t| t.0)
-                .unwrap_or(lavit_core::lavit::targets::TopK::Count(8));
+                .unwrap_or(lavit_core::defaults::TRAJ_TOP_K);
             samples_from_store(
                 &mut store,
                 &a.images,
@@ -336,7 +353,7 @@ pub fn run(a: Args) -> Result<()> {
         &mut |l, model| {
             if export_every > 0 && l.step % export_every == 0 && l.step < cfg.steps {
                 let dir = a.out.join(format!("step-{}", l.step));
-                if let Err(e) = export_student(model, &tok, &dir, export_dtype) {
+                if let Err(e) = export(model, &tok, &processor, &dir, export_dtype) {
                     export_error = Some(e);
                     return false;
                 }
@@ -358,7 +375,7 @@ pub fn run(a: Args) -> Result<()> {
         return Err(e).context("exporting an intermediate model");
     }
     let final_dir = a.out.join("final");
-    export_student(&trained, &tok, &final_dir, export_dtype)?;
+    export(&trained, &tok, &processor, &final_dir, export_dtype)?;
     println!(
         "trained {} steps on {} samples; model in {}",
         cfg.steps,

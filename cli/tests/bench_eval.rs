@@ -6,8 +6,7 @@
 //! results file untouched.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::builder::{ListBuilder, StringBuilder};
@@ -17,31 +16,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-fn root() -> PathBuf {
-    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test")).join("..")
-}
-
-fn student() -> PathBuf {
-    root().join("assets/synthetic/student-lavit")
-}
-
-fn lavit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lavit"))
-        .args(args)
-        .output()
-        .expect("running lavit")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = lavit(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "lavit {args:?} failed: {stderr}");
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use super::common::{fails_cleanly, ok, root, s, student};
 
 /// A synthetic test question: image bytes (PNG), question, the right answer and a wrong one.
 struct Q {
@@ -422,27 +397,6 @@ fn every_benchmark_layout_evaluates() {
     assert!(letters > 0);
 }
 
-/// One `error:` line naming `needle`, non-zero exit, no panic, `out` unchanged.
-fn assert_clean_failure(args: &[&str], needle: &str, out: &Path) {
-    let before = std::fs::read(out).ok();
-    let res = lavit(args);
-    let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(!res.status.success(), "{args:?} should fail");
-    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{args:?}: one line, got {stderr}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "{args:?}: `{needle}` not in {stderr}"
-    );
-    assert_eq!(
-        std::fs::read(out).ok(),
-        before,
-        "{args:?} touched {}",
-        out.display()
-    );
-}
-
 #[test]
 fn bad_benchmark_inputs_fail_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
@@ -465,7 +419,7 @@ fn bad_benchmark_inputs_fail_cleanly() {
             "4",
         ];
         args.extend_from_slice(extra);
-        assert_clean_failure(&args, needle, &out);
+        fails_cleanly(&args, needle, &[&out]);
     };
 
     // Wrong paths.
@@ -540,5 +494,5 @@ fn bad_benchmark_inputs_fail_cleanly() {
         "--out",
         s(&out),
     ];
-    assert_clean_failure(&args, "config.json", &out);
+    fails_cleanly(&args, "config.json", &[&out]);
 }

@@ -1,28 +1,7 @@
 //! The real-data workflow through the binary on tiny inputs: synth → extract → train → infer →
 //! eval, checking that every output exists and parses.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test"))
-        .join("../tests/fixtures")
-}
-
-fn lavit(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_lavit"))
-        .args(args)
-        .output()
-        .expect("running lavit");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "lavit {args:?} failed: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use super::common::{fixtures, ok as lavit, s};
 
 #[test]
 fn extract_train_infer_eval() {

@@ -1,217 +1,165 @@
-//! Bad input to extract, train, infer and viz: a wrong path, a corrupt image, malformed JSON,
-//! malformed TOML, a teacher whose width does not match the store and an unknown backend each
-//! give one `error:` line and a non-zero exit, without a panic, and leave the outputs that were
-//! there before exactly as they were. (`eval`: bench_eval.rs; `forward`: forward.rs.)
+//! Bad input to extract, train, infer and viz — one test per command, so one failure does not
+//! hide the rest: a wrong path, a corrupt image, malformed JSON, malformed TOML, a teacher
+//! whose width does not match the store, an unknown backend, an empty or over-long question
+//! each give one `error:` line and a non-zero exit, without a panic, and leave the outputs that
+//! were there before exactly as they were. (`eval`: bench_eval.rs; `forward`: forward.rs.)
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test")).join("..")
+use super::common::{fails_cleanly, ok, root, s, student};
+
+/// Data, a good signal store and broken copies of the inputs, made per test.
+struct Inputs {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    teacher: PathBuf,
+    json: PathBuf,
+    images: PathBuf,
+    bad_json: PathBuf,
+    bad_images: PathBuf,
+    store: PathBuf,
+    nowhere: PathBuf,
 }
 
-fn lavit(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lavit"))
-        .args(args)
-        .output()
-        .expect("running lavit")
+/// `lavit extract` of `json` into `out` with the tiny-gqa teacher, plus `extra` flags.
+fn extract_args<'a>(
+    teacher: &'a Path,
+    json: &'a Path,
+    images: &'a Path,
+    out: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut a = vec![
+        "extract",
+        "--teacher",
+        s(teacher),
+        "--data",
+        s(json),
+        "--images",
+        s(images),
+        "--out",
+        s(out),
+        "--layers",
+        "2",
+        "--top-k",
+        "4",
+        "--steps",
+        "2",
+    ];
+    a.extend_from_slice(extra);
+    a
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Every file under `dir` with its bytes (sorted), to check a failed run changed nothing.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    if dir.is_file() {
-        return vec![(dir.to_path_buf(), std::fs::read(dir).unwrap())];
-    }
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in rd {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(snapshot(&p));
-        } else {
-            out.push((p.clone(), std::fs::read(&p).unwrap()));
+impl Inputs {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let data = dir.join("data");
+        ok(&[
+            "synth",
+            "--out",
+            s(&data),
+            "--n-train",
+            "3",
+            "--n-test",
+            "1",
+            "--seed",
+            "2",
+        ]);
+        let teacher = root().join("tests/fixtures/tiny-gqa");
+        let (json, images) = (data.join("train.json"), data.join("images"));
+        let store = dir.join("store");
+        ok(&extract_args(&teacher, &json, &images, &store, &[]));
+        let bad_json = dir.join("bad.json");
+        std::fs::write(&bad_json, "[{\"image\": \"train-00000.png\", ").unwrap();
+        let bad_images = dir.join("bad_images");
+        std::fs::create_dir_all(&bad_images).unwrap();
+        for f in std::fs::read_dir(&images).unwrap() {
+            let p = f.unwrap().path();
+            std::fs::write(
+                bad_images.join(p.file_name().unwrap()),
+                b"\x89PNG\r\n\x1a\n broken",
+            )
+            .unwrap();
+        }
+        Self {
+            nowhere: dir.join("nowhere"),
+            _tmp: tmp,
+            dir,
+            teacher,
+            json,
+            images,
+            bad_json,
+            bad_images,
+            store,
         }
     }
-    out.sort();
-    out
-}
-
-fn fails(args: &[&str], needle: &str, outputs: &[&Path]) {
-    let before: Vec<_> = outputs.iter().map(|p| snapshot(p)).collect();
-    let res = lavit(args);
-    let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(!res.status.success(), "{args:?} should fail");
-    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{args:?}: want one line, got {stderr}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "{args:?}: `{needle}` not in {stderr}"
-    );
-    let after: Vec<_> = outputs.iter().map(|p| snapshot(p)).collect();
-    assert!(before == after, "{args:?} changed its outputs");
 }
 
 #[test]
-fn bad_inputs_to_every_command() {
-    let tmp = tempfile::tempdir().unwrap();
-    let t = tmp.path();
-    let data = t.join("data");
-    let out = lavit(&[
-        "synth",
-        "--out",
-        s(&data),
-        "--n-train",
-        "3",
-        "--n-test",
-        "1",
-        "--seed",
-        "2",
-    ]);
-    assert!(out.status.success());
-    let teacher = root().join("tests/fixtures/tiny-gqa");
-    let student = root().join("assets/synthetic/student-lavit");
-    let (json, images) = (data.join("train.json"), data.join("images"));
-
-    // A good store to train from / render, made once.
-    let store = t.join("store");
-    let ok = lavit(&[
-        "extract",
-        "--teacher",
-        s(&teacher),
-        "--data",
-        s(&json),
-        "--images",
-        s(&images),
-        "--out",
-        s(&store),
-        "--layers",
-        "2",
-        "--top-k",
-        "4",
-        "--steps",
-        "2",
-    ]);
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-
-    let bad_json = t.join("bad.json");
-    std::fs::write(&bad_json, "[{\"image\": \"train-00000.png\", ").unwrap();
-    let bad_images = t.join("bad_images");
-    std::fs::create_dir_all(&bad_images).unwrap();
-    for f in std::fs::read_dir(&images).unwrap() {
-        let p = f.unwrap().path();
-        std::fs::write(
-            bad_images.join(p.file_name().unwrap()),
-            b"\x89PNG\r\n\x1a\n broken",
-        )
-        .unwrap();
-    }
-    let nowhere = t.join("nowhere");
-
-    // extract: existing store must survive every failure.
-    let extract = |teacher: &Path, data: &Path, imgs: &Path, extra: &[&str], needle: &str| {
-        let mut a = vec![
-            "extract",
-            "--teacher",
-            s(teacher),
-            "--data",
-            s(data),
-            "--images",
-            s(imgs),
-            "--out",
-            s(&store),
-            "--layers",
-            "2",
-            "--top-k",
-            "4",
-            "--steps",
-            "2",
-        ];
-        a.extend_from_slice(extra);
-        fails(&a, needle, &[&store]);
+fn extract_fails_cleanly() {
+    let i = Inputs::new();
+    let (store, nowhere) = (&i.store, &i.nowhere);
+    let run = |teacher: &Path, data: &Path, imgs: &Path, extra: &[&str], needle: &str| {
+        fails_cleanly(
+            &extract_args(teacher, data, imgs, store, extra),
+            needle,
+            &[store],
+        );
     };
-    extract(&nowhere, &json, &images, &[], "nowhere");
-    extract(&teacher, &nowhere, &images, &[], "nowhere");
-    extract(&teacher, &bad_json, &images, &[], "invalid JSON");
-    // A store with one sample done, resumed over broken images: fails on the next sample.
-    let partial = t.join("partial");
-    let ok = lavit(&[
-        "extract",
-        "--teacher",
-        s(&teacher),
-        "--data",
-        s(&json),
-        "--images",
-        s(&images),
-        "--out",
-        s(&partial),
-        "--layers",
-        "2",
-        "--top-k",
-        "4",
-        "--steps",
-        "2",
-        "--limit",
-        "1",
-    ]);
-    assert!(ok.status.success());
-    fails(
-        &[
-            "extract",
-            "--teacher",
-            s(&teacher),
-            "--data",
-            s(&json),
-            "--images",
-            s(&bad_images),
-            "--out",
-            s(&partial),
-            "--layers",
-            "2",
-            "--top-k",
-            "4",
-            "--steps",
-            "2",
-        ],
-        "not a readable image",
-        &[&partial],
-    );
-    extract(
-        &teacher,
-        &json,
-        &images,
+    run(nowhere, &i.json, &i.images, &[], "nowhere");
+    run(&i.teacher, nowhere, &i.images, &[], "nowhere");
+    run(&i.teacher, &i.bad_json, &i.images, &[], "invalid JSON");
+    run(
+        &i.teacher,
+        &i.json,
+        &i.images,
         &["--backend", "tpu"],
         "unknown backend",
     );
+    run(
+        &i.teacher,
+        &i.json,
+        &i.images,
+        &["--traj-rows", "sideways"],
+        "trajectory rows",
+    );
     // Another teacher into this store: d_T differs (tiny-tied is wider than tiny-gqa).
-    extract(
+    run(
         &root().join("tests/fixtures/tiny-tied"),
-        &json,
-        &images,
+        &i.json,
+        &i.images,
         &[],
         "d_T",
     );
+    // A store with one sample done, resumed over broken images: fails on the next sample.
+    let partial = i.dir.join("partial");
+    ok(&extract_args(
+        &i.teacher,
+        &i.json,
+        &i.images,
+        &partial,
+        &["--limit", "1"],
+    ));
+    fails_cleanly(
+        &extract_args(&i.teacher, &i.json, &i.bad_images, &partial, &[]),
+        "not a readable image",
+        &[&partial],
+    );
+}
 
-    // train: an existing run directory must survive.
-    let run = t.join("run");
-    std::fs::create_dir_all(&run).unwrap();
-    std::fs::write(run.join("metrics.jsonl"), "{\"step\": 1}\n").unwrap();
+#[test]
+fn train_fails_cleanly() {
+    let i = Inputs::new();
+    let run_dir = i.dir.join("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    std::fs::write(run_dir.join("metrics.jsonl"), "{\"step\": 1}\n").unwrap();
     let base = root().join("tests/fixtures/tiny-tied");
-    let train = |signals: &Path, imgs: &Path, extra: &[&str], needle: &str| {
+    let train = |student: &Path, signals: &Path, imgs: &Path, extra: &[&str], needle: &str| {
         let mut a = vec![
             "train",
             "--student",
-            s(&base),
+            s(student),
             "--max-pixels",
             "9408",
             "--signals",
@@ -219,55 +167,88 @@ fn bad_inputs_to_every_command() {
             "--images",
             s(imgs),
             "--out",
-            s(&run),
+            s(&run_dir),
             "--steps",
             "1",
         ];
         a.extend_from_slice(extra);
-        fails(&a, needle, &[&run, &store]);
+        fails_cleanly(&a, needle, &[&run_dir, &i.store]);
     };
-    train(&nowhere, &images, &[], "nowhere");
-    train(&store, &images, &["--backend", "tpu"], "unknown backend");
-    let bad_toml = t.join("bad.toml");
+    train(&base, &i.nowhere, &i.images, &[], "nowhere");
+    train(
+        &base,
+        &i.store,
+        &i.images,
+        &["--backend", "tpu"],
+        "unknown backend",
+    );
+    let bad_toml = i.dir.join("bad.toml");
     std::fs::write(&bad_toml, "steps = \"many\"\n").unwrap();
-    train(&store, &images, &["--config", s(&bad_toml)], "bad.toml");
-    train(&store, &bad_images, &[], "not a readable image");
-    let corrupt_store = t.join("corrupt_store");
+    train(
+        &base,
+        &i.store,
+        &i.images,
+        &["--config", s(&bad_toml)],
+        "bad.toml",
+    );
+    train(&base, &i.store, &i.bad_images, &[], "not a readable image");
+    train(
+        &base,
+        &i.store,
+        &i.images,
+        &["--traj-grad", "sideways"],
+        "traj-grad",
+    );
+    train(
+        &base,
+        &i.store,
+        &i.images,
+        &["--stage2-lr", "1e-4", "--gate", "off"],
+        "two-stage",
+    );
+    let corrupt_store = i.dir.join("corrupt_store");
     std::fs::create_dir_all(&corrupt_store).unwrap();
-    for f in std::fs::read_dir(&store).unwrap() {
+    for f in std::fs::read_dir(&i.store).unwrap() {
         let p = f.unwrap().path();
         if p.is_file() {
             std::fs::copy(&p, corrupt_store.join(p.file_name().unwrap())).unwrap();
         }
     }
     std::fs::write(corrupt_store.join("index.jsonl"), "{\"id\": \n").unwrap();
-    train(&corrupt_store, &images, &[], "index.jsonl");
-    // A LaViT student built for another teacher (d_T 128) on this store (d_T 64).
-    fails(
+    train(&base, &corrupt_store, &i.images, &[], "index.jsonl");
+    // A LaViT student built for another teacher (its d_T) on this store (d_T 64).
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(student().join("config.json")).unwrap()).unwrap();
+    let d_t = meta["lavit"]["d_teacher"].as_u64().unwrap();
+    assert_ne!(d_t, 64);
+    fails_cleanly(
         &[
             "train",
             "--student",
-            s(&student),
+            s(&student()),
             "--signals",
-            s(&store),
+            s(&i.store),
             "--images",
-            s(&images),
+            s(&i.images),
             "--out",
-            s(&run),
+            s(&run_dir),
             "--steps",
             "1",
         ],
-        "d_T = 128",
-        &[&run, &store],
+        &format!("d_T = {d_t}"),
+        &[&run_dir, &i.store],
     );
+}
 
-    // infer: an existing heatmap folder must survive.
-    let heat = t.join("heat");
+#[test]
+fn infer_fails_cleanly() {
+    let i = Inputs::new();
+    let heat = i.dir.join("heat");
     std::fs::create_dir_all(&heat).unwrap();
     std::fs::write(heat.join("latent-1.png"), b"old").unwrap();
-    let img = images.join("train-00000.png");
-    let bad_img = bad_images.join("train-00000.png");
-    let infer = |model: &Path, image: &Path, extra: &[&str], needle: &str| {
+    let img = i.images.join("train-00000.png");
+    let bad_img = i.bad_images.join("train-00000.png");
+    let infer = |model: &Path, image: &Path, question: &str, extra: &[&str], needle: &str| {
         let mut a = vec![
             "infer",
             "--model",
@@ -275,20 +256,42 @@ fn bad_inputs_to_every_command() {
             "--image",
             s(image),
             "--question",
-            "What colour?",
+            question,
             "--heatmaps",
             s(&heat),
             "--max-new-tokens",
             "4",
         ];
         a.extend_from_slice(extra);
-        fails(&a, needle, &[&heat]);
+        fails_cleanly(&a, needle, &[&heat]);
     };
-    infer(&nowhere, &img, &[], "nowhere");
-    infer(&student, &nowhere.join("x.png"), &[], "nowhere");
-    infer(&student, &bad_img, &[], "not a readable image");
-    infer(&student, &img, &["--backend", "tpu"], "unknown backend");
-    let bad_model = t.join("bad_model");
+    let student = student();
+    infer(&i.nowhere, &img, "What colour?", &[], "nowhere");
+    infer(
+        &student,
+        &i.nowhere.join("x.png"),
+        "What colour?",
+        &[],
+        "nowhere",
+    );
+    infer(
+        &student,
+        &bad_img,
+        "What colour?",
+        &[],
+        "not a readable image",
+    );
+    infer(
+        &student,
+        &img,
+        "What colour?",
+        &["--backend", "tpu"],
+        "unknown backend",
+    );
+    infer(&student, &img, "   ", &[], "the question is empty");
+    let long = "colour ".repeat(3000);
+    infer(&student, &img, &long, &[], "max_position_embeddings");
+    let bad_model = i.dir.join("bad_model");
     std::fs::create_dir_all(&bad_model).unwrap();
     for f in [
         "model.safetensors",
@@ -298,13 +301,16 @@ fn bad_inputs_to_every_command() {
         std::fs::copy(student.join(f), bad_model.join(f)).unwrap();
     }
     std::fs::write(bad_model.join("config.json"), "{\"model_type\": ").unwrap();
-    infer(&bad_model, &img, &[], "config.json");
+    infer(&bad_model, &img, "What colour?", &[], "config.json");
+}
 
-    // viz: an existing picture must survive.
-    let pic = t.join("viz.png");
+#[test]
+fn viz_fails_cleanly() {
+    let i = Inputs::new();
+    let pic = i.dir.join("viz.png");
     std::fs::write(&pic, b"old picture").unwrap();
     let viz = |signals: &Path, id: &str, imgs: &Path, needle: &str| {
-        fails(
+        fails_cleanly(
             &[
                 "viz",
                 "--signals",
@@ -320,7 +326,12 @@ fn bad_inputs_to_every_command() {
             &[&pic],
         );
     };
-    viz(&nowhere, "train-00000", &images, "nowhere");
-    viz(&store, "no-such-id", &images, "no-such-id");
-    viz(&store, "train-00000", &bad_images, "not a readable image");
+    viz(&i.nowhere, "train-00000", &i.images, "nowhere");
+    viz(&i.store, "no-such-id", &i.images, "no-such-id");
+    viz(
+        &i.store,
+        "train-00000",
+        &i.bad_images,
+        "not a readable image",
+    );
 }

@@ -7,10 +7,7 @@ use std::time::{Duration, Instant};
 
 use lavit_core::teacher::SignalStore;
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test"))
-        .join("../tests/fixtures")
-}
+use super::common::fixtures;
 
 /// A Visual-CoT dataset of `n` samples over the tiny-gqa fixture image.
 fn dataset(dir: &Path, n: usize) -> (PathBuf, PathBuf) {

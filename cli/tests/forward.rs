@@ -1,22 +1,11 @@
 //! `lavit forward` through the binary: parity with the HF fixture logits, and one clear line
 //! with a non-zero exit (never a panic) on bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use lavit_core::io::tensors::read_safetensors;
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test"))
-        .join("../tests/fixtures")
-}
-
-fn lavit(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lavit"))
-        .args(args)
-        .output()
-        .expect("running lavit")
-}
+use super::common::{assert_failed_cleanly, fixtures, lavit};
 
 fn meta(name: &str) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(fixtures().join(name).join("reference.json")).unwrap())
@@ -110,16 +99,7 @@ fn forward_matches_hf_logits_on_each_fixture() {
 /// output file.
 #[track_caller]
 fn assert_clean_failure(res: &std::process::Output, needle: &str, out: &Path) {
-    let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(!res.status.success(), "expected failure, got success");
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    assert!(
-        stderr.to_lowercase().contains(&needle.to_lowercase()),
-        "`{needle}` not in: {stderr}"
-    );
+    assert_failed_cleanly("lavit forward", res, needle);
     assert!(!out.exists(), "an output was written despite the error");
 }
 

@@ -14,5 +14,20 @@ pub const TRAJ_LAYERS: usize = 8;
 /// Top-K patches kept of each trajectory map: 1/32 of the grid, at least one — the
 /// reference's 8 of a 16 × 16 merged grid (448-px images), scaled to other grids.
 pub const TRAJ_TOP_K: TopK = TopK::Fraction(1.0 / 32.0);
+/// AdamW of the reference runs: decoupled weight decay 0.1, β = (0.9, 0.999), ε = 1e-8.
+pub const WEIGHT_DECAY: f64 = 0.1;
+pub const ADAM_BETAS: (f64, f64) = (0.9, 0.999);
+pub const ADAM_EPSILON: f64 = 1e-8;
+
+/// burn's AdamW with these defaults and weight decay `weight_decay`.
+pub fn adamw(weight_decay: f64) -> burn::optim::ModuleOptimizer {
+    burn::optim::AdamWConfig::new()
+        .with_beta_1(ADAM_BETAS.0 as f32)
+        .with_beta_2(ADAM_BETAS.1 as f32)
+        .with_epsilon(ADAM_EPSILON as f32)
+        .with_weight_decay(weight_decay as f32)
+        .init()
+}
+
 /// Optimiser steps with the gate closed in the reference's two-stage schedule (of 1000).
 pub const GATE_CLOSED_STEPS: usize = 400;

@@ -18,6 +18,7 @@ pub mod io;
 pub mod lavit;
 pub mod model;
 pub mod perf;
+pub mod student;
 pub mod teacher;
 pub mod train;
 pub mod util;

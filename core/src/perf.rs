@@ -25,10 +25,9 @@ use crate::lavit::student::{
     LavitConfig, LavitStudent, SampleTargets, StudentSample, sample_losses,
 };
 use crate::model::config::Qwen25VlConfig;
+use crate::model::init::hf_init;
 use crate::model::vlm::{ForwardOptions, LogitRows, Qwen25Vl};
 use crate::teacher::{ExtractConfig, extract_signals};
-use crate::train::export::hf_init;
-use crate::train::{TrainConfig, optim::adamw};
 use crate::util::to_vec_f32;
 
 /// The shape of the work.
@@ -234,8 +233,7 @@ pub fn train_step(
     };
     let mut student = LavitStudent::new(random_model(cfg, w.seed, device)?, lavit, w.seed).train();
     student.vlm.visual = student.vlm.visual.clone().no_grad();
-    let tc = TrainConfig::default();
-    let mut optim = adamw(&tc);
+    let mut optim = crate::defaults::adamw(crate::defaults::WEIGHT_DECAY);
     let weights = LossWeights::default();
     ready();
     timed(warmup, iters, || {
@@ -245,7 +243,7 @@ pub fn train_step(
             return Err(LavitError::Other(format!("bench: non-finite loss {loss}")));
         }
         let grads = GradientsParams::from_grads(parts.total.backward(), &student);
-        student = optim.step(tc.lr, student.clone(), grads);
+        student = optim.step(5e-6, student.clone(), grads);
         Ok(())
     })
 }

@@ -15,12 +15,10 @@ use lavit_core::lavit::student::{
     LavitConfig, LavitStudent, add_latent_tokens, init_latent_embeddings,
 };
 use lavit_core::lavit::{GateSchedule, LossWeights};
+use lavit_core::student::{Student, StudentFiles, export};
 use lavit_core::teacher::pipeline::{ExtractJob, extract_all};
 use lavit_core::teacher::{ExtractConfig, SignalStore, SignalWriter};
 use lavit_core::train::data::{TargetConfig, samples_from_store};
-use lavit_core::train::export::{
-    StudentFiles, export_student, load_student, load_student_from_memory,
-};
 use lavit_core::train::{StepLog, TrainConfig, read_metrics, train};
 use lavit_tests::fixture;
 
@@ -207,12 +205,17 @@ fn exported_student_reloads_and_generates() {
     )
     .unwrap();
     let out = tmp.path().join("export");
-    export_student(&trained, &tok, &out, burn::tensor::DType::F32).unwrap();
+    let proc0 = Checkpoint::open(&fixture("tiny-tied")).unwrap().processor;
+    export(&trained, &tok, &proc0, &out, burn::tensor::DType::F32).unwrap();
 
     let device = lavit_backends::select("cpu", 0).unwrap();
-    let (ckpt, reloaded) = load_student(&out, &device).unwrap();
+    let Student {
+        model: reloaded,
+        tokenizer: tok2,
+        processor: reloaded_proc,
+    } = Student::load(&out, &device).unwrap();
     assert_eq!(reloaded.lavit.num_latent, K);
-    let tok2 = ckpt.tokenizer(None).unwrap();
+    assert_eq!(reloaded_proc, proc0);
     assert_eq!(
         tok2.token_to_id("<lvr1>"),
         Some(reloaded.lavit.latent_token_ids[0])
@@ -232,7 +235,7 @@ fn exported_student_reloads_and_generates() {
     assert!(d < 1e-5, "reloaded logits differ by {d}");
 
     let img = load_rgb(&images.join("a.png")).unwrap();
-    let mut proc = ckpt.processor.clone();
+    let mut proc = reloaded_proc.clone();
     proc.max_pixels = 28 * 28 * 12;
     let host = HostInputs::build(
         &tok2,
@@ -267,23 +270,24 @@ fn exported_student_reloads_and_generates() {
 
     // The in-memory loader (the browser's path) gives the same student and tokenizer.
     let read = |f: &str| std::fs::read(out.join(f)).unwrap();
-    let mem = load_student_from_memory(
+    let mem = Student::from_files(
         StudentFiles {
             config_json: read("config.json"),
             model_safetensors: read("model.safetensors"),
             heads_safetensors: read("lavit_heads.safetensors"),
             tokenizer_json: read("tokenizer.json"),
+            preprocessor_json: Some(read("preprocessor_config.json")),
         },
         &device,
     )
     .unwrap();
-    assert_eq!(mem.student.lavit, reloaded.lavit);
-    assert_eq!(mem.processor, ckpt.processor);
+    assert_eq!(mem.model.lavit, reloaded.lavit);
+    assert_eq!(mem.processor, reloaded_proc);
     assert_eq!(
         mem.tokenizer.encode("<lvr1> Which shape?").unwrap(),
         tok2.encode("<lvr1> Which shape?").unwrap()
     );
-    assert_eq!(f(&mem.student), f(&reloaded), "in-memory load differs");
+    assert_eq!(f(&mem.model), f(&reloaded), "in-memory load differs");
     let h = |m: &LavitStudent| {
         let d = m.vlm.config.text.hidden_size;
         let x: Vec<f32> = (0..4 * d).map(|i| (i as f32 * 0.37).sin()).collect();
@@ -293,7 +297,7 @@ fn exported_student_reloads_and_generates() {
         v.extend(lavit_core::util::to_vec_f32(m.vtop_head.forward(states)));
         v
     };
-    assert_eq!(h(&mem.student), h(&reloaded), "heads differ");
+    assert_eq!(h(&mem.model), h(&reloaded), "heads differ");
 }
 
 #[test]
@@ -337,9 +341,10 @@ fn lora_training_learns_and_merges_on_export() {
     );
 
     let out = tmp.path().join("export");
-    export_student(&trained, &tok, &out, burn::tensor::DType::F32).unwrap();
+    let proc0 = Checkpoint::open(&fixture("tiny-tied")).unwrap().processor;
+    export(&trained, &tok, &proc0, &out, burn::tensor::DType::F32).unwrap();
     let device = lavit_backends::select("cpu", 0).unwrap();
-    let (_, reloaded) = load_student(&out, &device).unwrap();
+    let reloaded = Student::load(&out, &device).unwrap().model;
     assert_eq!(
         reloaded.vlm.model.lora_params(),
         0,

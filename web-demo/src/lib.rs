@@ -1,13 +1,14 @@
 //! The LaViT student in the browser: ask a question about a synthetic scene (or any image)
 //! and see, for each latent token, where the student looks.
 //!
-//! [`Session`] is plain Rust over `lavit-core` — the same [`answer_image`] that `lavit infer`
-//! runs — so it is tested natively; on wasm32 the `web` module exposes it to JavaScript.
+//! [`Session`] is plain Rust over `lavit-core` — the same [`Student::answer`] that
+//! `lavit infer` runs — so it is tested natively; on wasm32 the `web` module exposes it to
+//! JavaScript.
 
 use lavit_backends::Device;
 use lavit_core::data::synthetic::{SceneConfig, generate};
-use lavit_core::infer::{GenerateConfig, Thoughts, answer_image, answer_images_async};
-use lavit_core::train::export::{LoadedStudent, StudentFiles, load_student_from_memory};
+use lavit_core::infer::{GenerateConfig, Thoughts};
+use lavit_core::student::{Student, StudentFiles};
 use serde::Serialize;
 
 /// A generated scene and its question (the demo's task generator, seeded).
@@ -29,7 +30,7 @@ pub struct Scene {
 
 /// A loaded student on one backend.
 pub struct Session {
-    loaded: LoadedStudent,
+    student: Student,
     backend: String,
 }
 
@@ -43,9 +44,9 @@ impl Session {
 
     /// Loads on an already initialised device (the browser's WebGPU device).
     pub fn load_on(files: StudentFiles, device: Device) -> Result<Self, String> {
-        let loaded = load_student_from_memory(files, &device).map_err(|e| e.to_string())?;
+        let student = Student::from_files(files, &device).map_err(|e| e.to_string())?;
         Ok(Self {
-            loaded,
+            student,
             backend: lavit_backends::device_label(&device),
         })
     }
@@ -80,36 +81,18 @@ impl Session {
     /// block forced as in the reference evaluation.
     pub fn ask(&self, image_bytes: &[u8], question: &str) -> Result<Thoughts, String> {
         let img = decode(image_bytes, question)?;
-        let s = &self.loaded.student;
-        answer_image(
-            &s.vlm,
-            Some(&s.traj_head),
-            &s.lavit.latent_token_ids,
-            &self.loaded.tokenizer,
-            &self.loaded.processor,
-            &img,
-            question,
-            &ask_config(),
-        )
-        .map_err(|e| e.to_string())
+        self.student
+            .answer(std::slice::from_ref(&img), question, &ask_config())
+            .map_err(|e| e.to_string())
     }
 
     /// [`Session::ask`] with asynchronous read-backs (required on WebGPU in the browser).
     pub async fn ask_async(&self, image_bytes: &[u8], question: &str) -> Result<Thoughts, String> {
         let img = decode(image_bytes, question)?;
-        let s = &self.loaded.student;
-        answer_images_async(
-            &s.vlm,
-            Some(&s.traj_head),
-            &s.lavit.latent_token_ids,
-            &self.loaded.tokenizer,
-            &self.loaded.processor,
-            std::slice::from_ref(&img),
-            question,
-            &ask_config(),
-        )
-        .await
-        .map_err(|e| e.to_string())
+        self.student
+            .answer_async(std::slice::from_ref(&img), question, &ask_config())
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -166,6 +149,7 @@ mod web {
                 model_safetensors,
                 heads_safetensors,
                 tokenizer_json,
+                preprocessor_json: None,
             };
             let fallback = if prefer_gpu {
                 match lavit_backends::init_wgpu_async().await {

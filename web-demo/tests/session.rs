@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use lavit_core::infer::{GenerateConfig, answer_image};
-use lavit_core::train::export::{StudentFiles, export_student, load_student, open_student};
+use lavit_core::infer::GenerateConfig;
+use lavit_core::student::{Student, StudentFiles};
 use lavit_web_demo::Session;
 
 fn assets() -> PathBuf {
@@ -15,9 +15,10 @@ fn assets() -> PathBuf {
 /// The shipped student base with 3 latent tokens and fresh heads, exported like `lavit train`.
 fn exported_student(dir: &std::path::Path) {
     let device = lavit_backends::select("cpu", 0).unwrap();
-    let (_, tok, student) =
-        open_student(&assets().join("student-base"), 3, 128, None, 7, &device).unwrap();
-    export_student(&student, &tok, dir, burn::tensor::DType::F32).unwrap();
+    let student =
+        Student::open_for_training(&assets().join("student-base"), 3, 128, None, 7, &device)
+            .unwrap();
+    student.save(dir, burn::tensor::DType::F32).unwrap();
 }
 
 fn files(dir: &std::path::Path) -> StudentFiles {
@@ -27,6 +28,7 @@ fn files(dir: &std::path::Path) -> StudentFiles {
         model_safetensors: read("model.safetensors"),
         heads_safetensors: read("lavit_heads.safetensors"),
         tokenizer_json: read("tokenizer.json"),
+        preprocessor_json: None,
     }
 }
 
@@ -48,23 +50,19 @@ fn session_answers_like_the_native_loader() {
     let web = session.ask(&scene.png, &scene.question).unwrap();
 
     let device = lavit_backends::select("cpu", 0).unwrap();
-    let (ckpt, s) = load_student(tmp.path(), &device).unwrap();
+    let s = Student::load(tmp.path(), &device).unwrap();
     let img = image::load_from_memory(&scene.png).unwrap().to_rgb8();
-    let native = answer_image(
-        &s.vlm,
-        Some(&s.traj_head),
-        &s.lavit.latent_token_ids,
-        &ckpt.tokenizer(None).unwrap(),
-        &ckpt.processor,
-        &img,
-        &scene.question,
-        &GenerateConfig {
-            max_new_tokens: 32,
-            force_lvr: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let native = s
+        .answer(
+            &[img],
+            &scene.question,
+            &GenerateConfig {
+                max_new_tokens: 32,
+                force_lvr: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(web.tokens, native.tokens);
     assert_eq!(web.answer, native.answer);
     assert_eq!(web.grid, native.grid);

@@ -8,22 +8,18 @@ use super::data::DemoData;
 use super::signals::{TeacherStage, greedy};
 use super::{DemoConfig, ModelResult, Progress};
 use crate::error::Result;
+use crate::eval::Prediction;
 use crate::eval::metrics::{accuracy, map_metrics, map_metrics_by_type};
-use crate::eval::{Prediction, predict};
-use crate::io::chat::ChatTokenizer;
-use crate::io::processor::ProcessorConfig;
-use crate::lavit::student::LavitStudent;
 use crate::lavit::targets::{TopK, trajectory_targets};
+use crate::student::Student;
 
 /// Patches compared by the top-K overlap of the gaze metrics.
 pub const GAZE_TOP_K: usize = 4;
 
-/// A trained student and what it needs to answer.
+/// A trained student, named.
 pub struct StudentUnderTest<'a> {
     pub name: &'a str,
-    pub student: &'a LavitStudent,
-    pub tokenizer: &'a ChatTokenizer,
-    pub processor: &'a ProcessorConfig,
+    pub student: &'a Student,
     /// Whether its TrajectoryHead was trained (`λ_traj > 0`); an untrained head says nothing.
     pub head_trained: bool,
 }
@@ -37,20 +33,13 @@ pub fn evaluate_student(
     s: &StudentUnderTest<'_>,
     progress: Progress<'_>,
 ) -> Result<(ModelResult, Vec<Prediction>)> {
-    let ids = &s.student.lavit.latent_token_ids;
     let n = data.eval_items.len();
     let stage = format!("eval {}", s.name);
-    let preds = predict(
-        &s.student.vlm,
-        Some(&s.student.traj_head),
-        s.tokenizer,
-        s.processor,
-        ids,
-        &data.eval_items,
-        &data.images,
-        &greedy(),
-        &mut |i| progress(&stage, i, n),
-    )?;
+    let preds = s
+        .student
+        .predict(&data.eval_items, &data.images, &greedy(), &mut |i| {
+            progress(&stage, i, n)
+        })?;
     // The teacher's maps on this student's grid, one per latent token (dense).
     let mut teacher_on_student = BTreeMap::new();
     for p in &preds {

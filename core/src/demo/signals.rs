@@ -9,10 +9,10 @@ use burn::prelude::*;
 use super::data::DemoData;
 use super::{DemoConfig, ModelResult, Progress};
 use crate::error::Result;
+use crate::eval::Prediction;
 use crate::eval::metrics::{MapMetrics, accuracy, grounding_by_type, grounding_of};
-use crate::eval::{Prediction, predict};
 use crate::infer::GenerateConfig;
-use crate::io::checkpoint::Checkpoint;
+use crate::student::Student;
 use crate::teacher::pipeline::{ExtractJob, extract_all};
 use crate::teacher::{ExtractConfig, SignalStore, SignalWriter};
 
@@ -46,13 +46,11 @@ pub fn teacher_stage(
     device: &Device,
     progress: Progress<'_>,
 ) -> Result<TeacherStage> {
-    let tckpt = Checkpoint::open(&cfg.assets.join("teacher"))?;
-    let teacher = tckpt.load(device)?;
-    let ttok = tckpt.tokenizer(None)?;
+    let teacher = Student::load(&cfg.assets.join("teacher"), device)?;
     let job = ExtractJob {
-        teacher: &teacher,
-        tokenizer: &ttok,
-        processor: &tckpt.processor,
+        teacher: teacher.vlm(),
+        tokenizer: &teacher.tokenizer,
+        processor: &teacher.processor,
         images_root: &data.images,
         cfg: ExtractConfig {
             top_k: cfg.traj_top_k,
@@ -83,17 +81,9 @@ pub fn teacher_stage(
 
     let n = data.eval_items.len();
     let stage = "eval teacher".to_string();
-    let preds = predict(
-        &teacher,
-        None,
-        &ttok,
-        &tckpt.processor,
-        &[],
-        &data.eval_items,
-        &data.images,
-        &greedy(),
-        &mut |i| progress(&stage, i, n),
-    )?;
+    let preds = teacher.predict(&data.eval_items, &data.images, &greedy(), &mut |i| {
+        progress(&stage, i, n)
+    })?;
     let sizes: BTreeMap<String, (usize, usize)> =
         preds.iter().map(|p| (p.id.clone(), p.image_size)).collect();
     let grid_of = |it: &crate::eval::EvalItem| (grids[&it.id], sizes[&it.id]);
@@ -111,7 +101,7 @@ pub fn teacher_stage(
         trajectory: grounding_of(&data.eval_items, &maps, grid_of),
         trajectory_by_type: grounding_by_type(&data.eval_items, &maps, grid_of),
         preds,
-        d_teacher: tckpt.config.text.hidden_size,
+        d_teacher: teacher.vlm().config.text.hidden_size,
         maps,
         grids,
     })

@@ -17,9 +17,9 @@ use crate::error::{LavitError, Result};
 use crate::eval::Prediction;
 use crate::lavit::gating::GateSchedule;
 use crate::lavit::losses::LossWeights;
+use crate::student::Student;
 use crate::teacher::SignalStore;
 use crate::train::data::{TargetConfig, samples_from_store};
-use crate::train::export::{export_student, open_student};
 use crate::train::{Stage2, TrainConfig, train};
 
 /// One student of the comparison.
@@ -176,9 +176,12 @@ fn train_one(
     progress: Progress<'_>,
 ) -> Result<EvaluatedStudent> {
     let t = Instant::now();
-    let base = cfg.assets.join("student-base");
-    let (ckpt, tok, mut student) = open_student(
-        &base,
+    let Student {
+        model: mut student,
+        tokenizer,
+        processor,
+    } = Student::open_for_training(
+        &cfg.assets.join("student-base"),
         cfg.num_latent,
         teacher.d_teacher,
         None,
@@ -192,8 +195,8 @@ fn train_one(
     let samples = samples_from_store(
         &mut store,
         &data.images,
-        &tok,
-        &ckpt.processor,
+        &tokenizer,
+        &processor,
         &ids,
         teacher.d_teacher,
         TargetConfig {
@@ -211,17 +214,24 @@ fn train_one(
         true
     })?;
     let train_seconds = t.elapsed().as_secs_f64();
-    export_student(&trained, &tok, &run_dir.join("final"), DType::F32)?;
-    let trained = trained.valid();
-    let t = Instant::now();
-    let under_test = StudentUnderTest {
-        name: &v.name,
-        student: &trained,
-        tokenizer: &tok,
-        processor: &ckpt.processor,
-        head_trained: v.loss.lambda_traj > 0.0,
+    let trained = Student {
+        model: trained.valid(),
+        tokenizer,
+        processor,
     };
-    let (mut result, preds) = evaluate_student(cfg, data, teacher, &under_test, progress)?;
+    trained.save(&run_dir.join("final"), DType::F32)?;
+    let t = Instant::now();
+    let (mut result, preds) = evaluate_student(
+        cfg,
+        data,
+        teacher,
+        &StudentUnderTest {
+            name: &v.name,
+            student: &trained,
+            head_trained: v.loss.lambda_traj > 0.0,
+        },
+        progress,
+    )?;
     result.train_seconds = Some(train_seconds);
     result.final_loss = last_loss;
     Ok(EvaluatedStudent {

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LavitError, Result};
 use crate::lavit::heads::{HeadStates, TrajectoryHead};
-use crate::model::attention::{RowCapture, causal_mask};
-use crate::model::text::{DecoderInputs, KvCache};
+use crate::model::attention::RowCapture;
+use crate::model::text::KvCache;
 use crate::model::vlm::{Qwen25Vl, VlmInputs};
 use crate::util::{index_tensor, read_f32};
 
@@ -222,7 +222,7 @@ pub async fn generate_async(
         } else {
             vec![]
         };
-        let (lg, out) = decode_with_mask(model, next, &mut rope, &mut cache, cap, &blocked)?;
+        let (lg, out) = model.decode_step(next, &mut rope, &mut cache, cap, &blocked)?;
         logits = lg;
         if is_latent {
             let h_lat = read(&out).reshape([1, d]);
@@ -242,62 +242,6 @@ pub async fn generate_async(
         latent_steps,
         image_positions,
     })
-}
-
-/// One decoding step whose query may not see `blocked` key positions (besides the future).
-fn decode_with_mask(
-    model: &Qwen25Vl,
-    token: u32,
-    rope: &mut crate::model::rope::RopeIndex,
-    cache: &mut KvCache,
-    capture: Option<(&[usize], &RowCapture)>,
-    blocked: &[usize],
-) -> Result<(Tensor<2>, crate::model::text::DecoderOutput)> {
-    if blocked.is_empty() {
-        return model.decode_step(token, rope, cache, capture);
-    }
-    let device = model.device();
-    let past = cache.len();
-    rope.extend_text(1);
-    let (cos, sin) = model.rope_tables(rope, past..past + 1);
-    let (embeds, _) = model.embed(&VlmInputs {
-        input_ids: vec![token],
-        pixel_values: None,
-        grids: vec![],
-    })?;
-    let mut m = vec![false; past + 1];
-    for &b in blocked {
-        if b < past {
-            m[b] = true;
-        }
-    }
-    let extra = Tensor::<1, Bool>::from_data(TensorData::new(m, [past + 1]), &device).reshape([
-        1,
-        1,
-        1,
-        past + 1,
-    ]);
-    let mask = causal_mask(1, past, &device).bool_or(extra);
-    let out = model.model.forward(
-        embeds,
-        DecoderInputs {
-            cos,
-            sin,
-            mask,
-            bias: None,
-            capture,
-            output_hidden_states: false,
-        },
-        Some(cache),
-    );
-    let [_, s, d] = out.last_hidden_state.dims();
-    let logits = model.lm_logits(
-        out.last_hidden_state
-            .clone()
-            .reshape([s, d])
-            .narrow(0, s - 1, 1),
-    );
-    Ok((logits, out))
 }
 
 /// Mean over captured layers and heads: per captured row, a map over the image tokens.
@@ -344,96 +288,4 @@ pub struct Thoughts {
     /// Merged image grid `(h, w)` of the maps.
     pub grid: (usize, usize),
     pub latent_steps: Vec<LatentStep>,
-}
-
-/// Asks `question` about `image` (one user turn, generation prompt appended) and decodes the
-/// answer; `latent_ids` and `head` are the student's (empty / `None` for a plain VLM).
-#[allow(clippy::too_many_arguments)]
-pub fn answer_image(
-    vlm: &Qwen25Vl,
-    head: Option<&TrajectoryHead>,
-    latent_ids: &[u32],
-    tok: &crate::io::chat::ChatTokenizer,
-    processor: &crate::io::processor::ProcessorConfig,
-    image: &image::RgbImage,
-    question: &str,
-    cfg: &GenerateConfig,
-) -> Result<Thoughts> {
-    answer_images(
-        vlm,
-        head,
-        latent_ids,
-        tok,
-        processor,
-        std::slice::from_ref(image),
-        question,
-        cfg,
-    )
-}
-
-/// [`answer_image`] with several images in the one user turn (placed before the question, as
-/// the BLINK prompts of lmms-eval do). The latent-step maps then run over the image tokens of
-/// all images in order; `grid` is the first image's.
-#[allow(clippy::too_many_arguments)]
-pub fn answer_images(
-    vlm: &Qwen25Vl,
-    head: Option<&TrajectoryHead>,
-    latent_ids: &[u32],
-    tok: &crate::io::chat::ChatTokenizer,
-    processor: &crate::io::processor::ProcessorConfig,
-    images: &[image::RgbImage],
-    question: &str,
-    cfg: &GenerateConfig,
-) -> Result<Thoughts> {
-    pollster::block_on(answer_images_async(
-        vlm, head, latent_ids, tok, processor, images, question, cfg,
-    ))
-}
-
-/// [`answer_images`] without blocking (the browser's WebGPU path).
-#[allow(clippy::too_many_arguments)]
-pub async fn answer_images_async(
-    vlm: &Qwen25Vl,
-    head: Option<&TrajectoryHead>,
-    latent_ids: &[u32],
-    tok: &crate::io::chat::ChatTokenizer,
-    processor: &crate::io::processor::ProcessorConfig,
-    images: &[image::RgbImage],
-    question: &str,
-    cfg: &GenerateConfig,
-) -> Result<Thoughts> {
-    if images.is_empty() {
-        return Err(LavitError::Prompt(
-            "a question needs at least one image".into(),
-        ));
-    }
-    let host = crate::io::checkpoint::HostInputs::build(
-        tok,
-        processor,
-        images,
-        &[crate::io::chat::Message::user_image_question(
-            images.len(),
-            question,
-        )],
-        true,
-    )?;
-    let g = host.images[0].grid;
-    let grid = (g[1] / processor.merge_size, g[2] / processor.merge_size);
-    let mut cfg = cfg.clone();
-    if !cfg.stop_ids.contains(&tok.im_end) {
-        cfg.stop_ids.push(tok.im_end);
-    }
-    let out = generate_async(vlm, head, &host.to_device(&vlm.device()), latent_ids, &cfg).await?;
-    let ids: Vec<u32> = out
-        .tokens
-        .iter()
-        .copied()
-        .filter(|t| *t != tok.im_end && !latent_ids.contains(t))
-        .collect();
-    Ok(Thoughts {
-        answer: tok.decode(&ids, true)?,
-        tokens: out.tokens,
-        grid,
-        latent_steps: out.latent_steps,
-    })
 }

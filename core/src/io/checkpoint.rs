@@ -81,7 +81,6 @@ impl Checkpoint {
 /// `save_pretrained`); the defaults where neither file exists. Patch geometry comes from the
 /// model config.
 pub fn read_processor_config(dir: &Path, config: &Qwen25VlConfig) -> Result<ProcessorConfig> {
-    let mut processor = ProcessorConfig::default();
     let legacy = dir.join("preprocessor_config.json");
     let combined = dir.join("processor_config.json");
     let settings = if legacy.is_file() {
@@ -92,6 +91,15 @@ pub fn read_processor_config(dir: &Path, config: &Qwen25VlConfig) -> Result<Proc
     } else {
         None
     };
+    Ok(processor_from_json(settings.as_ref(), config))
+}
+
+/// The processor of an image-processor JSON object (`None`: the defaults) for `config`.
+pub fn processor_from_json(
+    settings: Option<&serde_json::Value>,
+    config: &Qwen25VlConfig,
+) -> ProcessorConfig {
+    let mut processor = ProcessorConfig::default();
     if let Some(v) = settings {
         let get = |k: &str| v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
         let size = |k: &str| {
@@ -110,7 +118,7 @@ pub fn read_processor_config(dir: &Path, config: &Qwen25VlConfig) -> Result<Proc
     processor.patch_size = config.vision.patch_size;
     processor.merge_size = config.vision.spatial_merge_size;
     processor.temporal_patch_size = config.vision.temporal_patch_size;
-    Ok(processor)
+    processor
 }
 
 /// Opens `dir` and loads the model onto `device`.

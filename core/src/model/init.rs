@@ -68,3 +68,50 @@ impl SeededInit {
         }
     }
 }
+
+/// HF-style initialisation (`_init_weights` of Qwen2.5-VL): weights `N(0, std)`, biases 0,
+/// norm scales 1.
+struct HfInit {
+    path: Vec<String>,
+    std: f64,
+    init: SeededInit,
+}
+
+impl burn::module::ModuleMapper for HfInit {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<Tensor<D>>,
+    ) -> burn::module::Param<Tensor<D>> {
+        let path = self.path.join(".");
+        let std = self.std;
+        let init = &mut self.init;
+        param.map(|t| {
+            let (dims, dtype, device) = (t.dims(), t.dtype(), t.device());
+            if D == 1 {
+                if path.contains("norm") || path.contains("ln_q") {
+                    Tensor::ones(dims, &device)
+                } else {
+                    Tensor::zeros(dims, &device)
+                }
+            } else {
+                init.normal(dims, std, &device).cast(dtype)
+            }
+        })
+    }
+}
+
+/// Re-initialises every parameter of `m` the way HF does for a fresh model, drawing from
+/// `seed`.
+pub fn hf_init<M: burn::module::Module>(m: M, std: f64, seed: u64) -> M {
+    m.map(&mut HfInit {
+        path: vec![],
+        std,
+        init: SeededInit::new(seed),
+    })
+}

@@ -94,17 +94,7 @@ impl Default for LoraConfig {
         Self {
             rank: 16,
             alpha: 32.0,
-            targets: [
-                "q_proj",
-                "k_proj",
-                "v_proj",
-                "o_proj",
-                "gate_proj",
-                "up_proj",
-                "down_proj",
-            ]
-            .map(String::from)
-            .to_vec(),
+            targets: Self::ALL_TARGETS.map(String::from).to_vec(),
         }
     }
 }

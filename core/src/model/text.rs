@@ -226,31 +226,58 @@ impl TextAttention {
     }
 }
 
+impl DecoderLayer {
+    /// The layer's seven projections by their HF names (the LoRA targets), in one list.
+    pub fn projections(&self) -> [(&'static str, &Proj); 7] {
+        let (a, m) = (&self.self_attn, &self.mlp);
+        [
+            ("q_proj", &a.q_proj),
+            ("k_proj", &a.k_proj),
+            ("v_proj", &a.v_proj),
+            ("o_proj", &a.o_proj),
+            ("gate_proj", &m.gate_proj),
+            ("up_proj", &m.up_proj),
+            ("down_proj", &m.down_proj),
+        ]
+    }
+
+    /// Replaces each projection by `f(name, projection)`, in the order of [`Self::projections`].
+    pub fn map_projections(self, mut f: impl FnMut(&str, Proj) -> Proj) -> Self {
+        let (a, m) = (self.self_attn, self.mlp);
+        Self {
+            self_attn: TextAttention {
+                q_proj: f("q_proj", a.q_proj),
+                k_proj: f("k_proj", a.k_proj),
+                v_proj: f("v_proj", a.v_proj),
+                o_proj: f("o_proj", a.o_proj),
+                ..a
+            },
+            mlp: super::mlp::Mlp {
+                gate_proj: f("gate_proj", m.gate_proj),
+                up_proj: f("up_proj", m.up_proj),
+                down_proj: f("down_proj", m.down_proj),
+            },
+            ..self
+        }
+    }
+}
+
 impl TextModel {
     /// Attaches LoRA adapters to the chosen projections of every decoder layer.
     /// `A` matrices are drawn from `seed`.
     pub fn apply_lora(mut self, cfg: &super::lora::LoraConfig, seed: u64, device: &Device) -> Self {
-        let want = |n: &str| cfg.targets.iter().any(|t| t == n);
         let mut init = super::init::SeededInit::new(seed);
-        let mut add = |p: Proj, n: &str| {
-            if want(n) {
-                p.with_lora(cfg.rank, cfg.alpha, &mut init, device)
-            } else {
-                p
-            }
-        };
         self.layers = self
             .layers
             .into_iter()
-            .map(|mut l| {
-                l.self_attn.q_proj = add(l.self_attn.q_proj, "q_proj");
-                l.self_attn.k_proj = add(l.self_attn.k_proj, "k_proj");
-                l.self_attn.v_proj = add(l.self_attn.v_proj, "v_proj");
-                l.self_attn.o_proj = add(l.self_attn.o_proj, "o_proj");
-                l.mlp.gate_proj = add(l.mlp.gate_proj, "gate_proj");
-                l.mlp.up_proj = add(l.mlp.up_proj, "up_proj");
-                l.mlp.down_proj = add(l.mlp.down_proj, "down_proj");
-                l
+            .map(|l| {
+                l.map_projections(|name, p| {
+                    if cfg.targets.iter().any(|t| t == name) {
+                        p.with_lora(cfg.rank, cfg.alpha, &mut init, device)
+                    } else {
+                        p
+                    }
+                })
             })
             .collect();
         self
@@ -261,20 +288,7 @@ impl TextModel {
         self.layers = self
             .layers
             .into_iter()
-            .map(|mut l| {
-                let a = l.self_attn;
-                l.self_attn = TextAttention {
-                    q_proj: a.q_proj.merge(),
-                    k_proj: a.k_proj.merge(),
-                    v_proj: a.v_proj.merge(),
-                    o_proj: a.o_proj.merge(),
-                    ..a
-                };
-                l.mlp.gate_proj = l.mlp.gate_proj.merge();
-                l.mlp.up_proj = l.mlp.up_proj.merge();
-                l.mlp.down_proj = l.mlp.down_proj.merge();
-                l
-            })
+            .map(|l| l.map_projections(|_, p| p.merge()))
             .collect();
         self
     }
@@ -282,29 +296,17 @@ impl TextModel {
     /// Freezes everything of the decoder except the LoRA adapters and the token embeddings
     /// (the latent tokens' rows must learn).
     pub fn freeze_base_for_lora(mut self) -> Self {
-        let f = |p: Proj| Proj {
-            inner: p.inner.no_grad(),
-            lora: p.lora,
-        };
         self.layers = self
             .layers
             .into_iter()
-            .map(|l| DecoderLayer {
-                self_attn: TextAttention {
-                    q_proj: f(l.self_attn.q_proj),
-                    k_proj: f(l.self_attn.k_proj),
-                    v_proj: f(l.self_attn.v_proj),
-                    o_proj: f(l.self_attn.o_proj),
-                    num_heads: l.self_attn.num_heads,
-                    num_kv_heads: l.self_attn.num_kv_heads,
-                },
-                mlp: super::mlp::Mlp {
-                    gate_proj: f(l.mlp.gate_proj),
-                    up_proj: f(l.mlp.up_proj),
-                    down_proj: f(l.mlp.down_proj),
-                },
-                input_layernorm: l.input_layernorm.no_grad(),
-                post_attention_layernorm: l.post_attention_layernorm.no_grad(),
+            .map(|l| {
+                let mut l = l.map_projections(|_, p| Proj {
+                    inner: p.inner.no_grad(),
+                    lora: p.lora,
+                });
+                l.input_layernorm = l.input_layernorm.no_grad();
+                l.post_attention_layernorm = l.post_attention_layernorm.no_grad();
+                l
             })
             .collect();
         self.norm = self.norm.no_grad();
@@ -315,16 +317,7 @@ impl TextModel {
     pub fn lora_params(&self) -> usize {
         self.layers
             .iter()
-            .map(|l| {
-                let a = &l.self_attn;
-                a.q_proj.lora_params()
-                    + a.k_proj.lora_params()
-                    + a.v_proj.lora_params()
-                    + a.o_proj.lora_params()
-                    + l.mlp.gate_proj.lora_params()
-                    + l.mlp.up_proj.lora_params()
-                    + l.mlp.down_proj.lora_params()
-            })
+            .flat_map(|l| l.projections().map(|(_, p)| p.lora_params()))
             .sum()
     }
 }

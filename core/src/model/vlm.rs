@@ -195,22 +195,17 @@ impl Qwen25Vl {
     /// Full forward pass over one sequence (no cache): training, teacher extraction, parity.
     pub fn forward(&self, inputs: &VlmInputs, opts: ForwardOptions<'_>) -> Result<VlmOutput> {
         let rope = self.rope_index(inputs)?;
-        let (embeds, image_embeds) = self.embed(inputs)?;
-        let s = inputs.input_ids.len();
-        let (cos, sin) = self.rope_tables(&rope, 0..s);
-        let device = self.device();
-        let decoder = self.model.forward(
-            embeds,
-            DecoderInputs {
-                cos,
-                sin,
-                mask: causal_mask(s, 0, &device),
+        let (decoder, image_embeds) = self.run(
+            inputs,
+            &rope,
+            DecodeExtras {
                 bias: opts.bias,
                 capture: opts.capture,
                 output_hidden_states: opts.output_hidden_states,
+                blocked: &[],
             },
             None,
-        );
+        )?;
         let logits = self.head_rows(&decoder.last_hidden_state, opts.logits);
         Ok(VlmOutput {
             logits,
@@ -218,6 +213,47 @@ impl Qwen25Vl {
             image_embeds,
             rope,
         })
+    }
+
+    /// The one decoder pass of [`Self::forward`], [`Self::prefill`] and [`Self::decode_step`]:
+    /// embeds `inputs` (the new tokens; their positions follow `cache`), builds the rope tables
+    /// of those positions and the causal mask — with `extras.blocked` key positions hidden
+    /// too — and runs the decoder, appending to `cache` when given.
+    fn run(
+        &self,
+        inputs: &VlmInputs,
+        rope: &RopeIndex,
+        extras: DecodeExtras<'_>,
+        cache: Option<&mut KvCache>,
+    ) -> Result<(DecoderOutput, Option<Tensor<2>>)> {
+        let (embeds, image_embeds) = self.embed(inputs)?;
+        let s = inputs.input_ids.len();
+        let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
+        let (cos, sin) = self.rope_tables(rope, past..past + s);
+        let device = self.device();
+        let mut mask = causal_mask(s, past, &device);
+        if !extras.blocked.is_empty() {
+            let mut m = vec![false; past + s];
+            for &b in extras.blocked.iter().filter(|&&b| b < past) {
+                m[b] = true;
+            }
+            let hidden = Tensor::<1, Bool>::from_data(TensorData::new(m, [past + s]), &device)
+                .reshape([1, 1, 1, past + s]);
+            mask = mask.bool_or(hidden);
+        }
+        let decoder = self.model.forward(
+            embeds,
+            DecoderInputs {
+                cos,
+                sin,
+                mask,
+                bias: extras.bias,
+                capture: extras.capture,
+                output_hidden_states: extras.output_hidden_states,
+            },
+            cache,
+        );
+        Ok((decoder, image_embeds))
     }
 
     fn head_rows(&self, last: &Tensor<3>, rows: LogitRows) -> Option<Tensor<2>> {
@@ -240,62 +276,61 @@ impl Qwen25Vl {
         capture: Option<(&[usize], &RowCapture)>,
     ) -> Result<(Tensor<2>, RopeIndex, DecoderOutput)> {
         let rope = self.rope_index(inputs)?;
-        let (embeds, _) = self.embed(inputs)?;
-        let s = inputs.input_ids.len();
-        let (cos, sin) = self.rope_tables(&rope, 0..s);
-        let device = self.device();
-        let out = self.model.forward(
-            embeds,
-            DecoderInputs {
-                cos,
-                sin,
-                mask: causal_mask(s, 0, &device),
-                bias: None,
+        let (out, _) = self.run(
+            inputs,
+            &rope,
+            DecodeExtras {
                 capture,
-                output_hidden_states: false,
+                ..Default::default()
             },
             Some(cache),
-        );
+        )?;
         let logits = self
             .head_rows(&out.last_hidden_state, LogitRows::Last)
             .expect("rows");
         Ok((logits, rope, out))
     }
 
-    /// One decoding step: appends `token`'s position to `rope`, runs it against `cache`.
-    /// Returns the logits `[1, vocab]` and the decoder output of that position.
+    /// One decoding step: appends `token`'s position to `rope`, runs it against `cache`; the
+    /// token may not see the key positions in `blocked` (e.g. latent tokens under
+    /// `mask_lvr`). Returns the logits `[1, vocab]` and the decoder output of that position.
     pub fn decode_step(
         &self,
         token: u32,
         rope: &mut RopeIndex,
         cache: &mut KvCache,
         capture: Option<(&[usize], &RowCapture)>,
+        blocked: &[usize],
     ) -> Result<(Tensor<2>, DecoderOutput)> {
-        let device = self.device();
-        let past = cache.len();
         rope.extend_text(1);
-        let (cos, sin) = self.rope_tables(rope, past..past + 1);
         let ids = VlmInputs {
             input_ids: vec![token],
             pixel_values: None,
             grids: vec![],
         };
-        let (embeds, _) = self.embed(&ids)?;
-        let out = self.model.forward(
-            embeds,
-            DecoderInputs {
-                cos,
-                sin,
-                mask: causal_mask(1, past, &device),
-                bias: None,
+        let (out, _) = self.run(
+            &ids,
+            rope,
+            DecodeExtras {
                 capture,
-                output_hidden_states: false,
+                blocked,
+                ..Default::default()
             },
             Some(cache),
-        );
+        )?;
         let logits = self
             .head_rows(&out.last_hidden_state, LogitRows::Last)
             .expect("rows");
         Ok((logits, out))
     }
+}
+
+/// What a decoder pass adds to the causal mask and returns besides the last states.
+#[derive(Default)]
+struct DecodeExtras<'a> {
+    bias: Option<Tensor<4>>,
+    capture: Option<(&'a [usize], &'a RowCapture)>,
+    output_hidden_states: bool,
+    /// Key positions hidden from every new token.
+    blocked: &'a [usize],
 }

@@ -5,7 +5,6 @@
 
 pub mod checkpoint;
 pub mod data;
-pub mod export;
 pub mod optim;
 
 use std::collections::BTreeMap;
@@ -78,14 +77,16 @@ impl Default for TrainConfig {
             lr: 5e-6,
             warmup_steps: 30,
             min_lr_ratio: 0.1,
-            weight_decay: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            epsilon: 1e-8,
+            weight_decay: crate::defaults::WEIGHT_DECAY,
+            beta1: crate::defaults::ADAM_BETAS.0,
+            beta2: crate::defaults::ADAM_BETAS.1,
+            epsilon: crate::defaults::ADAM_EPSILON,
             grad_accum: 16,
             clip_norm: Some(1.0),
             loss: LossWeights::default(),
-            gate: GateSchedule::TwoStage { closed_steps: 400 },
+            gate: GateSchedule::TwoStage {
+                closed_steps: crate::defaults::GATE_CLOSED_STEPS,
+            },
             gate_prompt: true,
             freeze_vision: true,
             lora: None,

@@ -21,11 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use super::choice::extract_choice;
 use crate::error::{LavitError, Result};
-use crate::infer::{GenerateConfig, Thoughts, answer_images};
-use crate::io::chat::ChatTokenizer;
-use crate::io::processor::{ProcessorConfig, decode_rgb, load_rgb};
-use crate::lavit::heads::TrajectoryHead;
-use crate::model::vlm::Qwen25Vl;
+use crate::infer::{GenerateConfig, Thoughts};
+use crate::io::processor::{decode_rgb, load_rgb};
+use crate::student::Student;
 
 /// The benchmarks `lavit eval --bench` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,14 +215,9 @@ pub struct McPrediction {
     pub latent_steps: usize,
 }
 
-/// Answers `q` with the model (greedy unless `cfg` samples) and grades it.
-#[allow(clippy::too_many_arguments)]
+/// Answers `q` with `model` (greedy unless `cfg` samples) and grades it.
 pub fn answer_question(
-    vlm: &Qwen25Vl,
-    head: Option<&TrajectoryHead>,
-    latent_ids: &[u32],
-    tok: &ChatTokenizer,
-    processor: &ProcessorConfig,
+    model: &Student,
     q: &McQuestion,
     cfg: &GenerateConfig,
 ) -> Result<McPrediction> {
@@ -238,7 +231,7 @@ pub fn answer_question(
         answer,
         latent_steps,
         ..
-    } = answer_images(vlm, head, latent_ids, tok, processor, &images, &prompt, cfg)?;
+    } = model.answer(&images, &prompt, cfg)?;
     let predicted = extract_choice(&answer, &q.options);
     Ok(McPrediction {
         id: q.id.clone(),

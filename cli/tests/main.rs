@@ -1,0 +1,11 @@
+//! The `lavit` binary's tests in one test binary (one link instead of one per file).
+
+mod common;
+
+mod bench;
+mod bench_eval;
+mod demo;
+mod e2e;
+mod errors;
+mod extract;
+mod forward;

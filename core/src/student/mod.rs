@@ -1,0 +1,368 @@
+//! The student as a user holds it: the model (a LaViT student with its latent tokens and
+//! heads, or a plain Qwen2.5-VL — a teacher, a base), its tokenizer and its image processor;
+//! loaded from a directory or from memory (the browser), saved, and asked questions.
+//!
+//! ```text
+//! DIR/config.json                Qwen2.5-VL config (+ "lavit": K, latent ids, d_T, heads)
+//! DIR/model.safetensors          the VLM (hub key layout; or sharded, or the newer layout)
+//! DIR/lavit_heads.safetensors    VTopHead + TrajectoryHead (LaViT students)
+//! DIR/tokenizer.json             with <lvr1>…<lvrK> for students
+//! DIR/preprocessor_config.json   the image processor's pixel bounds
+//! ```
+//!
+//! Training works on the [`LavitStudent`] module inside (`model`); everything that answers —
+//! `lavit infer`, `lavit eval`, the demo, the browser — goes through [`Student::answer`].
+
+mod files;
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::prelude::*;
+use burn::tensor::DType;
+use image::RgbImage;
+
+pub use files::StudentFiles;
+
+use crate::data::synthetic::predicted_key;
+use crate::error::{LavitError, Result};
+use crate::eval::{EvalItem, Prediction};
+use crate::infer::{GenerateConfig, Thoughts, generate_async};
+use crate::io::chat::{ChatTokenizer, Message};
+use crate::io::checkpoint::{Checkpoint, HostInputs, write_atomic};
+use crate::io::config::to_hf_json;
+use crate::io::processor::{ProcessorConfig, load_rgb};
+use crate::io::weights::save_hf_safetensors;
+use crate::lavit::heads::TrajectoryHead;
+use crate::lavit::student::{LavitConfig, LavitStudent, add_latent_tokens, init_latent_embeddings};
+use crate::model::Qwen25Vl;
+use crate::model::init::hf_init;
+
+/// A model with what it needs to turn images and questions into inputs.
+pub struct Student {
+    pub model: LavitStudent,
+    pub tokenizer: ChatTokenizer,
+    pub processor: ProcessorConfig,
+}
+
+impl Student {
+    /// Loads `dir`: a LaViT student (its `lavit` section, heads and latent tokens) or a plain
+    /// Qwen2.5-VL (no latent tokens; its heads are unused placeholders).
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let ckpt = Checkpoint::open(dir)?;
+        let tokenizer = ckpt.tokenizer(None)?;
+        let model = load_model(&ckpt, device)?;
+        Ok(Self {
+            model,
+            tokenizer,
+            processor: ckpt.processor.clone(),
+        })
+    }
+
+    /// [`Student::load`] from in-memory files (no file system: the browser build).
+    pub fn from_files(files: StudentFiles, device: &Device) -> Result<Self> {
+        files.load(device)
+    }
+
+    /// A training starting point: a LaViT student directory (its latent tokens are kept; `k`
+    /// and `d_teacher` must match) or a plain Qwen2.5-VL directory, which gets `k` latent
+    /// tokens (rows set to the mean embedding) and fresh heads for a teacher of width
+    /// `d_teacher`, drawn from `seed`. `tokenizer` overrides `DIR/tokenizer.json`.
+    pub fn open_for_training(
+        dir: &Path,
+        k: usize,
+        d_teacher: usize,
+        tokenizer: Option<&Path>,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let ckpt = Checkpoint::open(dir)?;
+        let mut tok = ckpt.tokenizer(tokenizer)?;
+        let model = if ckpt.raw_config.get("lavit").is_some() {
+            let model = load_model(&ckpt, device)?;
+            if model.lavit.num_latent != k || model.lavit.d_teacher != d_teacher {
+                return Err(LavitError::Invalid(format!(
+                    "{} is a student with K = {} and d_T = {}, but K = {k} and d_T = {d_teacher} were asked for",
+                    dir.display(),
+                    model.lavit.num_latent,
+                    model.lavit.d_teacher
+                )));
+            }
+            model
+        } else {
+            let ids = add_latent_tokens(&mut tok, k)?;
+            let mut vlm = ckpt.load(device)?;
+            if !ids.is_empty() {
+                vlm = init_latent_embeddings(vlm, &ids);
+            }
+            LavitStudent::new(
+                vlm,
+                LavitConfig {
+                    num_latent: k,
+                    latent_token_ids: ids,
+                    d_teacher: d_teacher.max(1),
+                    ..LavitConfig::default()
+                },
+                seed,
+            )
+        };
+        Ok(Self {
+            model,
+            tokenizer: tok,
+            processor: ckpt.processor.clone(),
+        })
+    }
+
+    /// A freshly initialised (random, seeded) Qwen2.5-VL for `cfg` with tokenizer `tok`: HF's
+    /// `_init_weights` (weights `N(0, 0.02)`, biases 0, norm scales 1).
+    pub fn init(
+        cfg: &crate::model::Qwen25VlConfig,
+        tok: ChatTokenizer,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        cfg.validate().map_err(LavitError::Invalid)?;
+        let vocab = tok.inner.get_vocab_size(true);
+        if vocab > cfg.text.vocab_size {
+            return Err(LavitError::Invalid(format!(
+                "the tokenizer has {vocab} tokens but the model's vocab_size is {}",
+                cfg.text.vocab_size
+            )));
+        }
+        let vlm = hf_init(Qwen25Vl::new(cfg, device), 0.02, seed);
+        Ok(Self {
+            model: LavitStudent::new(vlm, LavitConfig::default(), seed),
+            tokenizer: tok,
+            processor: ProcessorConfig {
+                patch_size: cfg.vision.patch_size,
+                merge_size: cfg.vision.spatial_merge_size,
+                temporal_patch_size: cfg.vision.temporal_patch_size,
+                ..Default::default()
+            },
+        })
+    }
+
+    /// Whether this is a LaViT student (it has latent tokens).
+    pub fn is_lavit(&self) -> bool {
+        self.model.lavit.num_latent > 0
+    }
+
+    /// `<lvr1>…<lvrK>` ids (empty for a plain model).
+    pub fn latent_ids(&self) -> &[u32] {
+        &self.model.lavit.latent_token_ids
+    }
+
+    /// The TrajectoryHead of a LaViT student.
+    pub fn traj_head(&self) -> Option<&TrajectoryHead> {
+        self.is_lavit().then_some(&self.model.traj_head)
+    }
+
+    pub fn vlm(&self) -> &Qwen25Vl {
+        &self.model.vlm
+    }
+
+    pub fn device(&self) -> Device {
+        self.model.vlm.device()
+    }
+
+    /// Writes the student to `out` (LoRA merged; weights as `dtype`), in the layout
+    /// [`Student::load`] reads and transformers loads (the VLM part).
+    pub fn save(&self, out: &Path, dtype: DType) -> Result<()> {
+        export(&self.model, &self.tokenizer, &self.processor, out, dtype)
+    }
+
+    /// Checks a question and its images before they become a prompt.
+    fn check_question(&self, images: &[RgbImage], question: &str) -> Result<()> {
+        if question.trim().is_empty() {
+            return Err(LavitError::Prompt("the question is empty".into()));
+        }
+        if images.is_empty() {
+            return Err(LavitError::Prompt(
+                "a question needs at least one image".into(),
+            ));
+        }
+        if let Some(i) = images
+            .iter()
+            .position(|im| im.width() == 0 || im.height() == 0)
+        {
+            return Err(LavitError::Prompt(format!("image {} is empty", i + 1)));
+        }
+        Ok(())
+    }
+
+    /// The prompt of `question` about `images` (one user turn; the images before the question,
+    /// as lmms-eval places them), with the generation prompt appended.
+    pub fn prompt(&self, images: &[RgbImage], question: &str) -> Result<HostInputs> {
+        self.check_question(images, question)?;
+        let host = HostInputs::build(
+            &self.tokenizer,
+            &self.processor,
+            images,
+            &[Message::user_image_question(images.len(), question)],
+            true,
+        )?;
+        let max = self.model.vlm.config.text.max_position_embeddings;
+        if host.input_ids.len() > max {
+            return Err(LavitError::Prompt(format!(
+                "the prompt is {} tokens long, more than the model's max_position_embeddings ({max}); use fewer or smaller images (max_pixels) or a shorter question",
+                host.input_ids.len()
+            )));
+        }
+        Ok(host)
+    }
+
+    /// Answers `question` about `images` and reads out its latent visual thoughts: for each
+    /// latent token, the TrajectoryHead distribution and the raw attention to the image
+    /// tokens (over all images in order; `grid` is the first image's). Blocks on
+    /// [`Student::answer_async`].
+    pub fn answer(
+        &self,
+        images: &[RgbImage],
+        question: &str,
+        cfg: &GenerateConfig,
+    ) -> Result<Thoughts> {
+        pollster::block_on(self.answer_async(images, question, cfg))
+    }
+
+    /// [`Student::answer`] with asynchronous read-backs (the browser's WebGPU path).
+    pub async fn answer_async(
+        &self,
+        images: &[RgbImage],
+        question: &str,
+        cfg: &GenerateConfig,
+    ) -> Result<Thoughts> {
+        let host = self.prompt(images, question)?;
+        let g = host.images[0].grid;
+        let m = self.processor.merge_size;
+        let grid = (g[1] / m, g[2] / m);
+        let tok = &self.tokenizer;
+        let mut cfg = cfg.clone();
+        if !cfg.stop_ids.contains(&tok.im_end) {
+            cfg.stop_ids.push(tok.im_end);
+        }
+        // Generation stops at the last position the model has.
+        let room = self.model.vlm.config.text.max_position_embeddings - host.input_ids.len();
+        cfg.max_new_tokens = cfg.max_new_tokens.min(room);
+        let ids = self.latent_ids();
+        let out = generate_async(
+            self.vlm(),
+            self.traj_head(),
+            &host.to_device(&self.device()),
+            ids,
+            &cfg,
+        )
+        .await?;
+        let text: Vec<u32> = out
+            .tokens
+            .iter()
+            .copied()
+            .filter(|t| *t != tok.im_end && !ids.contains(t))
+            .collect();
+        Ok(Thoughts {
+            answer: tok.decode(&text, true)?,
+            tokens: out.tokens,
+            grid,
+            latent_steps: out.latent_steps,
+        })
+    }
+
+    /// Answers the synthetic task's `items` (images under `images_root`) with `cfg` and grades
+    /// each by its answer key; `progress(done)` after each.
+    pub fn predict(
+        &self,
+        items: &[EvalItem],
+        images_root: &Path,
+        cfg: &GenerateConfig,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Prediction>> {
+        let mut out = Vec::with_capacity(items.len());
+        for (i, it) in items.iter().enumerate() {
+            let img = load_rgb(&images_root.join(&it.image))?;
+            let image_size = (img.height() as usize, img.width() as usize);
+            let r = self.answer(std::slice::from_ref(&img), &it.question, cfg)?;
+            let predicted = predicted_key(&r.answer);
+            out.push(Prediction {
+                id: it.id.clone(),
+                qtype: it.qtype.clone(),
+                correct: predicted == it.key.to_lowercase(),
+                predicted,
+                text: r.answer,
+                emitted_latents: self.is_lavit() && r.latent_steps.len() == self.latent_ids().len(),
+                attn_maps: r.latent_steps.iter().map(|s| s.attn_map.clone()).collect(),
+                head_maps: r
+                    .latent_steps
+                    .iter()
+                    .filter_map(|s| s.head_map.clone())
+                    .collect(),
+                grid: r.grid,
+                image_size,
+            });
+            progress(i + 1);
+        }
+        Ok(out)
+    }
+}
+
+/// The model of an opened checkpoint: a LaViT student with its heads, or a plain VLM.
+fn load_model(ckpt: &Checkpoint, device: &Device) -> Result<LavitStudent> {
+    let vlm = ckpt.load(device)?;
+    let Some(section) = ckpt.raw_config.get("lavit") else {
+        return Ok(LavitStudent::new(vlm, LavitConfig::default(), 0));
+    };
+    let lavit: LavitConfig =
+        serde_json::from_value(section.clone()).map_err(|e| LavitError::Config {
+            path: ckpt.dir.join("config.json"),
+            message: format!("bad `lavit` section: {e}"),
+        })?;
+    let path = ckpt.dir.join("lavit_heads.safetensors");
+    let heads = crate::error::read_file(&path)?;
+    files::with_heads(LavitStudent::new(vlm, lavit, 0), heads, &path)
+}
+
+/// Writes `model` with `tok` and `processor` to `out`:
+///
+/// ```text
+/// OUT/config.json             Qwen2.5-VL config + "lavit" (students)
+/// OUT/model.safetensors       the VLM in the hub key layout (PyTorch orientation)
+/// OUT/lavit_heads.safetensors VTopHead + TrajectoryHead (students)
+/// OUT/tokenizer.json          with <lvr1>…<lvrK>
+/// OUT/preprocessor_config.json
+/// ```
+pub fn export(
+    model: &LavitStudent,
+    tok: &ChatTokenizer,
+    processor: &ProcessorConfig,
+    out: &Path,
+    dtype: DType,
+) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| LavitError::Io {
+        path: out.into(),
+        source: e,
+    })?;
+    // A model without latent tokens (a teacher, a pre-trained base) is a plain Qwen2.5-VL.
+    let plain = model.lavit.num_latent == 0;
+    let lavit = serde_json::json!({ "lavit": model.lavit });
+    let cfg = to_hf_json(&model.vlm.config, (!plain).then_some(&lavit));
+    write_atomic(
+        &out.join("config.json"),
+        &serde_json::to_vec_pretty(&cfg).expect("config serialises"),
+    )?;
+    let mut vlm = model.vlm.valid();
+    vlm.model = vlm.model.merge_lora();
+    save_hf_safetensors(&vlm, &out.join("model.safetensors"), dtype)?;
+    write_atomic(
+        &out.join("preprocessor_config.json"),
+        &serde_json::to_vec_pretty(&files::preprocessor_json(processor)).expect("serialises"),
+    )?;
+    let heads_path = out.join("lavit_heads.safetensors");
+    if plain {
+        let _ = std::fs::remove_file(&heads_path);
+    } else {
+        write_atomic(&heads_path, &files::heads_bytes(model)?)?;
+    }
+    let json = tok
+        .inner
+        .to_string(true)
+        .map_err(|e| LavitError::Other(format!("serialising the tokenizer: {e}")))?;
+    write_atomic(&out.join("tokenizer.json"), json.as_bytes())
+}
