@@ -365,32 +365,6 @@ pub fn device_label(device: &Device) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_backend_lists_compiled() {
-        let err = select("tpu", 0).unwrap_err().to_string();
-        assert!(err.contains("unknown backend `tpu`"), "{err}");
-        assert!(err.contains("cpu"), "{err}");
-    }
-
-    #[test]
-    fn not_compiled_backend_is_clear() {
-        if !BackendKind::Cuda.compiled() {
-            let err = select("cuda", 0).unwrap_err().to_string();
-            assert!(err.contains("not compiled"), "{err}");
-        }
-    }
-
-    #[test]
-    fn cpu_has_one_device() {
-        assert!(select("cpu", 0).is_ok());
-        assert!(select("cpu", 3).is_err());
-    }
-}
-
 /// How many threads the CPU backend uses, and running work inside its pool.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod threads {

@@ -26,6 +26,20 @@ impl BackendArgs {
     }
 }
 
+/// `Opts::over(self, base)` for an options struct whose fields are all `Option`s: each field
+/// of `self` wins over `base`'s (flags over a TOML file). Shared by `extract` and `train`.
+#[macro_export]
+macro_rules! overlay {
+    ($t:ident { $($f:ident),* $(,)? }) => {
+        impl $t {
+            /// `self` wins over `base`, field by field.
+            pub fn over(self, base: $t) -> $t {
+                $t { $($f: self.$f.or(base.$f)),* }
+            }
+        }
+    };
+}
+
 /// Options from a TOML file (`None`: the type's defaults); `what` names it in errors.
 pub fn read_toml<T: serde::de::DeserializeOwned + Default>(
     path: Option<&std::path::Path>,

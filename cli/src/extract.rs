@@ -63,25 +63,38 @@ pub struct Opts {
     pub flush_every: Option<usize>,
 }
 
-impl Opts {
-    /// `self` wins over `base`.
-    fn over(self, base: Opts) -> Opts {
-        macro_rules! pick { ($($f:ident),*) => { Opts { $($f: self.$f.or(base.$f)),* } } }
-        pick!(
-            steps,
-            generate_steps,
-            filter_correct,
-            max_new_tokens,
+crate::overlay!(Opts {
+    steps,
+    generate_steps,
+    filter_correct,
+    max_new_tokens,
+    layers,
+    top_k,
+    traj_rows,
+    vtop_dtype,
+    max_pixels,
+    shard,
+    num_shards,
+    limit,
+    flush_every,
+});
+
+/// The signals the options ask for: the library defaults (`defaults.rs`) where an option is
+/// not given. Unparsable values are errors naming the option.
+impl TryFrom<&Opts> for ExtractConfig {
+    type Error = anyhow::Error;
+    fn try_from(o: &Opts) -> Result<Self> {
+        let d = ExtractConfig::default();
+        let layers = o.layers.unwrap_or(d.layers);
+        anyhow::ensure!(layers > 0, "--layers must be positive");
+        Ok(ExtractConfig {
             layers,
-            top_k,
-            traj_rows,
-            vtop_dtype,
-            max_pixels,
-            shard,
-            num_shards,
-            limit,
-            flush_every
-        )
+            top_k: o.top_k.map(|t| t.0).unwrap_or(d.top_k),
+            rows: match &o.traj_rows {
+                Some(r) => TrajRows::parse(r).map_err(anyhow::Error::msg)?,
+                None => d.rows,
+            },
+        })
     }
 }
 
@@ -114,6 +127,9 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let file: Opts = read_toml(a.config.as_deref(), "extraction")?;
     let o = a.opts.clone().over(file);
+    let cfg = ExtractConfig::try_from(&o)?;
+    let vtop_dtype =
+        VtopDtype::parse(o.vtop_dtype.as_deref().unwrap_or("bf16")).map_err(anyhow::Error::msg)?;
     let (shard, num_shards) = (o.shard.unwrap_or(0), o.num_shards.unwrap_or(1));
     let device = a.backend.device()?;
     let mut samples = read_viscot(&a.data).context("reading the dataset")?;
@@ -126,10 +142,6 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(m) = o.max_pixels {
         processor.max_pixels = m;
     }
-    let vtop_dtype =
-        VtopDtype::parse(o.vtop_dtype.as_deref().unwrap_or("bf16")).map_err(anyhow::Error::msg)?;
-    let rows =
-        TrajRows::parse(o.traj_rows.as_deref().unwrap_or("step")).map_err(anyhow::Error::msg)?;
     let mut writer = SignalWriter::open(&a.out, shard, num_shards, o.flush_every.unwrap_or(16))
         .context("opening the signal store")?
         .with_vtop_dtype(vtop_dtype);
@@ -149,14 +161,7 @@ pub fn run(a: Args) -> Result<()> {
         tokenizer: &tokenizer,
         processor: &processor,
         images_root: &a.images,
-        cfg: ExtractConfig {
-            layers: o.layers.unwrap_or(lavit_core::defaults::TRAJ_LAYERS),
-            top_k: o
-                .top_k
-                .map(|t| t.0)
-                .unwrap_or(lavit_core::defaults::TRAJ_TOP_K),
-            rows,
-        },
+        cfg,
         max_steps: o.steps,
         filter_correct: o.filter_correct.unwrap_or(false),
         generate: o.generate_steps.unwrap_or(false).then(|| GenerateConfig {

@@ -111,40 +111,103 @@ pub struct Opts {
     pub export_every: Option<usize>,
 }
 
-impl Opts {
-    /// `self` wins over `base`.
-    fn over(self, base: Opts) -> Opts {
-        macro_rules! pick { ($($f:ident),*) => { Opts { $($f: self.$f.or(base.$f)),* } } }
-        pick!(
-            steps,
-            lr,
-            warmup,
-            min_lr_ratio,
-            weight_decay,
-            grad_accum,
-            clip,
-            num_latent,
-            lambda_vtop,
-            lambda_traj,
-            no_ce,
+crate::overlay!(Opts {
+    steps,
+    lr,
+    warmup,
+    min_lr_ratio,
+    weight_decay,
+    grad_accum,
+    clip,
+    num_latent,
+    lambda_vtop,
+    lambda_traj,
+    no_ce,
+    gate,
+    gate_prompt,
+    traj_top_k,
+    traj_grad,
+    head_states,
+    stage2_lr,
+    stage2_warmup,
+    term_grads_every,
+    train_vision,
+    lora_rank,
+    lora_alpha,
+    lora_targets,
+    checkpoint_every,
+    seed,
+    max_pixels,
+    export_dtype,
+    export_every,
+});
+
+/// The run the options describe: the library defaults (LaViT training, `defaults.rs`) where
+/// an option is not given. Unparsable values are errors naming the option.
+impl TryFrom<&Opts> for TrainConfig {
+    type Error = anyhow::Error;
+    fn try_from(o: &Opts) -> Result<Self> {
+        let d = TrainConfig::default();
+        let gate = match &o.gate {
+            Some(g) => GateSchedule::parse(g).map_err(anyhow::Error::msg)?,
+            None => d.gate,
+        };
+        let lora = match o.lora_rank.unwrap_or(0) {
+            0 => None,
+            rank => Some(LoraConfig {
+                rank,
+                alpha: o.lora_alpha.unwrap_or(2.0 * rank as f64),
+                targets: match &o.lora_targets {
+                    Some(t) => t.split(',').map(|s| s.trim().to_string()).collect(),
+                    None => LoraConfig::default().targets,
+                },
+            }),
+        };
+        if let Some(l) = &lora {
+            l.validate().map_err(anyhow::Error::msg)?;
+        }
+        let cfg = TrainConfig {
+            steps: o.steps.unwrap_or(d.steps),
+            lr: o.lr.unwrap_or(d.lr),
+            warmup_steps: o.warmup.unwrap_or(d.warmup_steps),
+            min_lr_ratio: o.min_lr_ratio.unwrap_or(d.min_lr_ratio),
+            weight_decay: o.weight_decay.unwrap_or(d.weight_decay),
+            grad_accum: o.grad_accum.unwrap_or(d.grad_accum),
+            clip_norm: o
+                .clip
+                .map(|c| (c > 0.0).then_some(c))
+                .unwrap_or(d.clip_norm),
+            loss: LossWeights {
+                ce: !o.no_ce.unwrap_or(false),
+                lambda_vtop: o.lambda_vtop.unwrap_or(d.loss.lambda_vtop),
+                lambda_traj: o.lambda_traj.unwrap_or(d.loss.lambda_traj),
+                traj_grad: match &o.traj_grad {
+                    Some(g) => TrajGrad::parse(g).map_err(anyhow::Error::msg)?,
+                    None => d.loss.traj_grad,
+                },
+            },
             gate,
-            gate_prompt,
-            traj_top_k,
-            traj_grad,
-            head_states,
-            stage2_lr,
-            stage2_warmup,
-            term_grads_every,
-            train_vision,
-            lora_rank,
-            lora_alpha,
-            lora_targets,
-            checkpoint_every,
-            seed,
-            max_pixels,
-            export_dtype,
-            export_every
-        )
+            gate_prompt: o.gate_prompt.unwrap_or(d.gate_prompt),
+            freeze_vision: !o.train_vision.unwrap_or(!d.freeze_vision),
+            lora,
+            checkpoint_every: o.checkpoint_every.unwrap_or(d.checkpoint_every),
+            seed: o.seed.unwrap_or(d.seed),
+            term_grads_every: o.term_grads_every.unwrap_or(d.term_grads_every),
+            stage2: o.stage2_lr.map(|lr| Stage2 {
+                lr,
+                warmup_steps: o
+                    .stage2_warmup
+                    .unwrap_or(o.warmup.unwrap_or(d.warmup_steps)),
+            }),
+            ..d
+        };
+        if cfg.steps == 0 || cfg.grad_accum == 0 {
+            bail!("--steps and --grad-accum must be positive");
+        }
+        if cfg.stage2.is_some() && !matches!(cfg.gate, GateSchedule::TwoStage { .. }) {
+            bail!("--stage2-lr needs a two-stage gate (--gate two-stage:S)");
+        }
+        Ok(cfg)
     }
 }
 
@@ -193,65 +256,14 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         0
     });
-    let defaults = TrainConfig::default();
-    let lambda = |v: Option<f64>, default: f64| {
-        if with_signals {
-            v.unwrap_or(default)
-        } else {
-            0.0
+    let mut cfg = TrainConfig::try_from(&o)?;
+    if !with_signals {
+        // CE only: no teacher targets, and no gate unless one was asked for.
+        cfg.loss.lambda_vtop = 0.0;
+        cfg.loss.lambda_traj = 0.0;
+        if o.gate.is_none() {
+            cfg.gate = GateSchedule::Off;
         }
-    };
-    let gate = match &o.gate {
-        Some(g) => GateSchedule::parse(g).map_err(anyhow::Error::msg)?,
-        None if with_signals => defaults.gate,
-        None => GateSchedule::Off,
-    };
-    let lora = match o.lora_rank.unwrap_or(0) {
-        0 => None,
-        rank => Some(LoraConfig {
-            rank,
-            alpha: o.lora_alpha.unwrap_or(2.0 * rank as f64),
-            targets: match &o.lora_targets {
-                Some(t) => t.split(',').map(|s| s.trim().to_string()).collect(),
-                None => LoraConfig::default().targets,
-            },
-        }),
-    };
-    let cfg = TrainConfig {
-        steps: o.steps.unwrap_or(defaults.steps),
-        lr: o.lr.unwrap_or(defaults.lr),
-        warmup_steps: o.warmup.unwrap_or(defaults.warmup_steps),
-        min_lr_ratio: o.min_lr_ratio.unwrap_or(defaults.min_lr_ratio),
-        weight_decay: o.weight_decay.unwrap_or(defaults.weight_decay),
-        grad_accum: o.grad_accum.unwrap_or(defaults.grad_accum),
-        clip_norm: o
-            .clip
-            .map(|c| (c > 0.0).then_some(c))
-            .unwrap_or(defaults.clip_norm),
-        loss: LossWeights {
-            ce: !o.no_ce.unwrap_or(false),
-            lambda_vtop: lambda(o.lambda_vtop, lavit_core::defaults::LAMBDA_VTOP),
-            lambda_traj: lambda(o.lambda_traj, lavit_core::defaults::LAMBDA_TRAJ),
-            traj_grad: TrajGrad::parse(o.traj_grad.as_deref().unwrap_or("image"))
-                .map_err(anyhow::Error::msg)?,
-        },
-        gate,
-        gate_prompt: o.gate_prompt.unwrap_or(true),
-        freeze_vision: !o.train_vision.unwrap_or(false),
-        lora,
-        checkpoint_every: o.checkpoint_every.unwrap_or(defaults.checkpoint_every),
-        seed: o.seed.unwrap_or(0),
-        term_grads_every: o.term_grads_every.unwrap_or(0),
-        stage2: o.stage2_lr.map(|lr| Stage2 {
-            lr,
-            warmup_steps: o
-                .stage2_warmup
-                .unwrap_or(o.warmup.unwrap_or(defaults.warmup_steps)),
-        }),
-        ..defaults
-    };
-    if cfg.stage2.is_some() && !matches!(cfg.gate, GateSchedule::TwoStage { .. }) {
-        bail!("--stage2-lr needs a two-stage gate (--gate two-stage:S)");
     }
     let head_states = o
         .head_states

@@ -9,3 +9,4 @@ mod e2e;
 mod errors;
 mod extract;
 mod forward;
+mod options;

@@ -1,6 +1,7 @@
 //! The cross-crate test suite in one binary (one link of burn instead of one per file). The
 //! precision tests are separate binaries: a device's float dtype is set once per process.
 
+mod backends;
 mod conformance;
 mod gating;
 mod generation;

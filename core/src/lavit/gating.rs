@@ -1,4 +1,4 @@
-//! Curriculum sensory gating (DESIGN §1): gated queries — the answer tokens after the latent
+//! Curriculum sensory gating (docs/ARCHITECTURE.md): gated queries — the answer tokens after the latent
 //! block and, by default, the prompt text after the image — get an additive score bias
 //! `ln g(step)` on image keys (`g = 0` blocks them, `g = 1` is the plain causal mask). The
 //! latent tokens always see the image, so early in training visual information reaches the

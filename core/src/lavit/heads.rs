@@ -1,4 +1,4 @@
-//! The two heads that read the latent tokens' last-layer hidden states `h` (paper §3.2:
+//! The two heads that read the latent tokens' last-layer hidden states `h` (the paper's
 //! "what to see" and "where to look").
 
 use burn::nn::Linear;

@@ -1,4 +1,4 @@
-//! The three LaViT losses (DESIGN §1):
+//! The three LaViT losses (docs/ARCHITECTURE.md, "The method, equation by equation"):
 //!
 //! * `L_ce` — next-token cross-entropy on the assistant turn (latent tokens + answer);
 //! * `L_vtop = mean_k (1 − cos(VTopHead(h_k), mean_patches(V_top)))`;

@@ -1,4 +1,4 @@
-//! The LaViT method (DESIGN §1): latent tokens, heads, losses, targets, sensory gating.
+//! The LaViT method (arXiv 2601.10129; docs/ARCHITECTURE.md): latent tokens, heads, losses, targets, sensory gating.
 
 pub mod gating;
 pub mod heads;

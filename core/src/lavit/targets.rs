@@ -1,4 +1,4 @@
-//! Host-side preparation of the trajectory targets (DESIGN §1, "TrajectoryHead"):
+//! Host-side preparation of the trajectory targets `p_k` (docs/ARCHITECTURE.md):
 //!
 //! teacher steps `p_1..p_T` (min-max normalised maps on the teacher's merged grid) →
 //! resampled to the student's `K` latent steps → bilinearly resized to the student's merged

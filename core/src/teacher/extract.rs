@@ -1,4 +1,4 @@
-//! Teacher signals (DESIGN §1): `V_top` and the attention trajectory, from one forward pass
+//! Teacher signals (the LaViT paper's "what to see" and "where to look"; docs/ARCHITECTURE.md): `V_top` and the attention trajectory, from one forward pass
 //! over `prompt + answer`.
 //!
 //! * `V_top` — output of the last decoder layer, before the final norm, at the image-token
