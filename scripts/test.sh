@@ -15,6 +15,24 @@ cargo test --workspace
 # The adapters the suite ran on (lavapipe shows up as llvmpipe).
 "$CARGO_TARGET_DIR/debug/lavit" devices 2>/dev/null
 cargo test --workspace --test suite conformance -- --nocapture 2>&1 | grep -E '^(cpu|wgpu|vulkan|cuda|metal|dx12|webgpu) \[' || true
+# HF transformers loads what lavit exports — the shipped student and one trained just now — and
+# computes the same logits (tests/fixtures/hf_check_export.py). Runs where python3 has torch and
+# transformers (tests/fixtures/requirements.txt); CI does not install PyTorch.
+if python3 -c "import torch, transformers" 2>/dev/null; then
+  tmp=$(mktemp -d)
+  L="$CARGO_TARGET_DIR/debug/lavit"
+  "$L" synth --out "$tmp/s" --n-train 1 --n-test 1 --seed 4 >/dev/null
+  "$L" demo --out "$tmp/d" --n-train 8 --n-val 2 --n-test 2 --steps 2 >/dev/null 2>&1
+  img="$tmp/s/images/test-00000.png"
+  for m in assets/synthetic/student-lavit "$tmp/d/students/lavit/final"; do
+    "$L" forward --model "$m" --image "$img" --prompt "<image>What colour is the circle?" \
+      --out "$tmp/f.safetensors" >/dev/null
+    python3 tests/fixtures/hf_check_export.py "$m" "$img" "$tmp/f.safetensors"
+  done
+  rm -rf "$tmp"
+else
+  echo "python3 has no torch/transformers: skipping the check that HF loads our exports" >&2
+fi
 # Backends that cannot run here still have to compile (native SPIR-V Vulkan, CUDA, DX12, Metal):
 # the crate that names them, checked with every backend feature. DOCS_RS=1 makes cubecl-llvm
 # (pulled in by CUDA) skip downloading LLVM, which a check does not need.
