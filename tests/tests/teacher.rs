@@ -260,3 +260,84 @@ fn correctness_filter_counts_and_resume() {
         (0, 3, 0)
     );
 }
+
+/// A crash in the middle of an index append leaves a torn last line: the store still opens
+/// without it (its sample is extracted again on resume, and nothing is duplicated); a damaged
+/// line elsewhere in the index is an error naming the file.
+#[test]
+fn torn_index_tail_is_dropped_and_redone() {
+    use lavit_core::data::Sample;
+    use lavit_core::teacher::pipeline::{ExtractJob, extract_all};
+    use lavit_core::teacher::{SignalStore, SignalWriter};
+    let device = lavit_backends::select("cpu", 0).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::copy(fixture("images/tiny-gqa.png"), images.join("a.png")).unwrap();
+    let ckpt = Checkpoint::open(&fixture("tiny-gqa")).unwrap();
+    let teacher = ckpt.load(&device).unwrap();
+    let tok = ckpt.tokenizer(None).unwrap();
+    let mut proc = ckpt.processor.clone();
+    proc.max_pixels = 28 * 28 * 12;
+    let samples: Vec<Sample> = (0..4)
+        .map(|i| Sample {
+            id: format!("s{i}"),
+            image: "a.png".into(),
+            question: format!("Where is thing {i}?"),
+            answer: format!("Look left. It is {i}."),
+            extra: serde_json::Value::Null,
+        })
+        .collect();
+    let job = ExtractJob {
+        teacher: &teacher,
+        tokenizer: &tok,
+        processor: &proc,
+        images_root: &images,
+        cfg: ExtractConfig {
+            layers: 2,
+            top_k: TopK::Count(4),
+            ..Default::default()
+        },
+        max_steps: None,
+        generate: None,
+        filter_correct: false,
+    };
+    let refs: Vec<&Sample> = samples.iter().collect();
+    let store = tmp.path().join("store");
+    let mut w = SignalWriter::open(&store, 0, 1, 1).unwrap();
+    extract_all(&job, &refs, &mut w, &mut |_, _| {}).unwrap();
+    drop(w);
+    let index = store.join("index.jsonl");
+    let text = std::fs::read_to_string(&index).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4);
+    // Torn: the last record cut in the middle, no newline.
+    let torn = format!(
+        "{}\n{}",
+        lines[..3].join("\n"),
+        &lines[3][..lines[3].len() / 2]
+    );
+    std::fs::write(&index, &torn).unwrap();
+    let st = SignalStore::open(&store).unwrap();
+    let ids: Vec<&str> = st.records.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["s0", "s1", "s2"], "the torn record is dropped");
+    let mut w = SignalWriter::open(&store, 0, 1, 1).unwrap();
+    let again = extract_all(&job, &refs, &mut w, &mut |_, _| {}).unwrap();
+    drop(w);
+    assert_eq!((again.extracted, again.skipped_done), (1, 3));
+    let mut st = SignalStore::open(&store).unwrap();
+    let ids: Vec<String> = st.records.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids, ["s0", "s1", "s2", "s3"], "redone once, no duplicate");
+    for r in st.records.clone() {
+        st.load(&r).unwrap();
+    }
+    // Damage in the middle is not a torn append: an error naming the index.
+    let text = std::fs::read_to_string(&index).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines[1].truncate(10);
+    std::fs::write(&index, lines.join("\n") + "\n").unwrap();
+    let e = SignalStore::open(&store)
+        .err()
+        .expect("a damaged middle line is an error");
+    assert!(e.to_string().contains("index.jsonl"), "{e}");
+}

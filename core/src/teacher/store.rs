@@ -118,7 +118,9 @@ fn index_name(shard: usize, num_shards: usize) -> String {
     }
 }
 
-/// Reads an index file, dropping a torn (unterminated or unparsable) last line.
+/// Reads an index file. A torn final line — what a crash in the middle of an append leaves:
+/// no closing newline — is dropped with a warning (resume extracts that sample again); an
+/// unparsable line anywhere else is an error naming the file.
 fn read_index(path: &Path) -> Result<Vec<SignalRecord>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -135,7 +137,12 @@ fn read_index(path: &Path) -> Result<Vec<SignalRecord>> {
     for (i, line) in lines.iter().enumerate() {
         let last = i + 1 == lines.len();
         if last && !line.ends_with('\n') {
-            break; // torn write
+            tracing::warn!(
+                "{}: dropping a torn last line ({} bytes; a crash during an append): its sample is extracted again on resume",
+                path.display(),
+                line.len()
+            );
+            break;
         }
         let trimmed = line.trim();
         if trimmed.is_empty() {
