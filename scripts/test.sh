@@ -24,7 +24,8 @@ if python3 -c "import torch, transformers" 2>/dev/null; then
   "$L" synth --out "$tmp/s" --n-train 1 --n-test 1 --seed 4 >/dev/null
   "$L" demo --out "$tmp/d" --n-train 8 --n-val 2 --n-test 2 --steps 2 >/dev/null 2>&1
   img="$tmp/s/images/test-00000.png"
-  for m in assets/synthetic/student-lavit "$tmp/d/students/lavit/final"; do
+  "$L" export --model "$tmp/d/students/lavit/final" --out "$tmp/ref" --layout reference >/dev/null
+  for m in assets/synthetic/student-lavit "$tmp/d/students/lavit/final" "$tmp/ref"; do
     "$L" forward --model "$m" --image "$img" --prompt "<image>What colour is the circle?" \
       --out "$tmp/f.safetensors" >/dev/null
     python3 tests/fixtures/hf_check_export.py "$m" "$img" "$tmp/f.safetensors"

@@ -11,6 +11,7 @@ pub mod common;
 pub mod demo;
 pub mod devices;
 pub mod eval;
+pub mod export;
 pub mod extract;
 pub mod forward;
 pub mod infer;
@@ -46,6 +47,8 @@ pub enum Command {
     Extract(extract::Args),
     /// Train a student (LaViT from a signal store, or CE only from a dataset).
     Train(train::Args),
+    /// Write a model again, in our layout or the LaViT reference implementation's.
+    Export(export::Args),
     /// Generate the synthetic grounded-reasoning dataset.
     Synth(synth::Args),
     /// Train the synthetic task's tokenizer.
@@ -93,6 +96,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Devices => devices::run(),
         Command::Extract(args) => extract::run(args),
         Command::Train(args) => train::run(args),
+        Command::Export(args) => export::run(args),
         Command::Synth(args) => synth::run(args),
         Command::TaskTokenizer(args) => synth::run_tokenizer(args),
         Command::Init(args) => init::run(args),

@@ -12,7 +12,7 @@ use lavit_core::lavit::heads::HeadStates;
 use lavit_core::lavit::losses::TrajGrad;
 use lavit_core::lavit::{GateSchedule, LossWeights};
 use lavit_core::model::lora::LoraConfig;
-use lavit_core::student::{Student, export};
+use lavit_core::student::{Layout, Student, export, reference};
 use lavit_core::teacher::SignalStore;
 use lavit_core::train::data::{TargetConfig, samples_from_store, samples_from_viscot};
 use lavit_core::train::{Stage2, TrainConfig, train};
@@ -109,6 +109,10 @@ pub struct Opts {
     /// Also export the model every N steps, to OUT/step-N (0 = only at the end).
     #[arg(long)]
     pub export_every: Option<usize>,
+    /// Layout of the exported student: `ours` or `reference` (the LaViT reference
+    /// implementation's LaViTQwen2VL) [ours].
+    #[arg(long)]
+    pub export_layout: Option<String>,
 }
 
 crate::overlay!(Opts {
@@ -140,6 +144,7 @@ crate::overlay!(Opts {
     max_pixels,
     export_dtype,
     export_every,
+    export_layout,
 });
 
 /// The run the options describe: the library defaults (LaViT training, `defaults.rs`) where
@@ -289,11 +294,15 @@ pub fn run(a: Args) -> Result<()> {
         }
         None => (None, 1),
     };
-    let was_student = Checkpoint::open(&a.student)
+    let raw = Checkpoint::open(&a.student)
         .context("opening the student")?
-        .raw_config
-        .get("lavit")
-        .is_some();
+        .raw_config;
+    let was_student = raw.get("lavit").is_some() || reference::is_reference(&raw);
+    let layout =
+        Layout::parse(o.export_layout.as_deref().unwrap_or("ours")).map_err(anyhow::Error::msg)?;
+    if layout == Layout::Reference && k == 0 {
+        bail!("--export-layout reference needs a LaViT student (latent tokens)");
+    }
     let Student {
         model: mut student,
         tokenizer: tok,
@@ -322,6 +331,10 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(m) = o.max_pixels {
         processor.max_pixels = m;
     }
+    let save = |model: &lavit_core::lavit::LavitStudent, dir: &std::path::Path| match layout {
+        Layout::Ours => export(model, &tok, &processor, dir, export_dtype),
+        Layout::Reference => reference::export(model, &tok, &processor, dir, export_dtype),
+    };
     let ids = student.lavit.latent_token_ids.clone();
     let samples = match (store, &a.data) {
         (Some(mut store), _) => {
@@ -365,7 +378,7 @@ pub fn run(a: Args) -> Result<()> {
         &mut |l, model| {
             if export_every > 0 && l.step % export_every == 0 && l.step < cfg.steps {
                 let dir = a.out.join(format!("step-{}", l.step));
-                if let Err(e) = export(model, &tok, &processor, &dir, export_dtype) {
+                if let Err(e) = save(model, &dir) {
                     export_error = Some(e);
                     return false;
                 }
@@ -387,7 +400,7 @@ pub fn run(a: Args) -> Result<()> {
         return Err(e).context("exporting an intermediate model");
     }
     let final_dir = a.out.join("final");
-    export(&trained, &tok, &processor, &final_dir, export_dtype)?;
+    save(&trained, &final_dir)?;
     println!(
         "trained {} steps on {} samples; model in {}",
         cfg.steps,

@@ -137,3 +137,53 @@ fn extract_train_infer_eval() {
     ]);
     assert!(viz.is_file());
 }
+
+/// A student in the reference implementation's layout answers through `lavit infer
+/// --force-lvr` with one heatmap per latent token (K = 4, read from its tokenizer), and `lavit
+/// export` turns it into our layout and back.
+#[test]
+fn reference_layout_student_infers_and_exports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = fixtures().join("tiny-reference");
+    let heat = tmp.path().join("heat");
+    let out = lavit(&[
+        "infer",
+        "--model",
+        s(&model),
+        "--image",
+        s(&fixtures().join("images/tiny-gqa.png")),
+        "--question",
+        "Where is the red circle?",
+        "--force-lvr",
+        "--max-new-tokens",
+        "4",
+        "--json",
+        "--heatmaps",
+        s(&heat),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["latent_steps"].as_array().unwrap().len(), 4);
+    assert_eq!(v["heatmaps"].as_array().unwrap().len(), 4);
+    for k in 1..=4 {
+        assert!(heat.join(format!("latent-{k}.png")).is_file());
+    }
+    let ours = tmp.path().join("ours");
+    let back = tmp.path().join("back");
+    lavit(&["export", "--model", s(&model), "--out", s(&ours)]);
+    lavit(&[
+        "export",
+        "--model",
+        s(&ours),
+        "--out",
+        s(&back),
+        "--layout",
+        "reference",
+    ]);
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ours.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["lavit"]["traj_scale"], "none");
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(back.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["v_top_dim"], 40);
+    assert!(back.join("model.safetensors.index.json").is_file());
+}

@@ -439,3 +439,94 @@ fn our_configs_round_trip_through_transformers() {
         );
     }
 }
+
+/// A student in the LaViT reference implementation's layout (`tests/fixtures/tiny-reference`,
+/// made by `make_reference_student.py` with transformers: `LaViTQwen2VL` with its
+/// `v_top_head` / `traj_head`, `<lvr1..4>` added to the tokenizer) loads as a LaViT student:
+/// K = 4 read from the tokenizer, d_T from `v_top_dim`, HF's logits, and its heads' outputs —
+/// the TrajectoryHead's scores without 1/√d, as the reference computes them. Written again in
+/// either layout and reloaded, it computes exactly the same.
+#[test]
+fn reference_layout_student_matches_hf_and_round_trips() {
+    use lavit_core::lavit::heads::{HeadStates, TrajScale};
+    use lavit_core::student::{Layout, Student};
+    let name = "tiny-reference";
+    let r = reference(name);
+    let meta = reference_meta(name);
+    let device = lavit_backends::select("cpu", 0).unwrap();
+    let s = Student::load(&fixture(name), &device).unwrap();
+    let l = &s.model.lavit;
+    assert_eq!(l.num_latent, 4);
+    assert_eq!(l.d_teacher, 40);
+    assert_eq!(
+        (l.traj_scale, l.head_states),
+        (TrajScale::None, HeadStates::PostNorm)
+    );
+    let ids: Vec<i64> = l.latent_token_ids.iter().map(|&i| i as i64).collect();
+    let lat: Vec<usize> = r["latent_positions"]
+        .to_i64()
+        .iter()
+        .map(|&p| p as usize)
+        .collect();
+    let want_ids: Vec<i64> = lat.iter().map(|&p| r["input_ids"].to_i64()[p]).collect();
+    assert_eq!(ids, want_ids, "latent ids from the tokenizer");
+    let img_pos: Vec<usize> = r["image_positions"]
+        .to_i64()
+        .iter()
+        .map(|&p| p as usize)
+        .collect();
+    // HF's token ids (prompt, <lvr1..4>, answer) with our pixels for the fixture image.
+    let img = load_rgb(&fixture(meta["image"].as_str().unwrap())).unwrap();
+    let msgs = [Message::user_image_question(
+        1,
+        meta["question"].as_str().unwrap(),
+    )];
+    let mut host = HostInputs::build(&s.tokenizer, &s.processor, &[img], &msgs, true).unwrap();
+    let grid: Vec<i64> = host.grids()[0].iter().map(|&g| g as i64).collect();
+    assert_eq!(
+        grid,
+        r["image_grid_thw"].to_i64(),
+        "grid from processor_config.json"
+    );
+    host.input_ids = r["input_ids"].to_i64().iter().map(|&i| i as u32).collect();
+    let outputs = |s: &Student| {
+        let out = s
+            .vlm()
+            .forward(&host.to_device(&device), ForwardOptions::default())
+            .unwrap();
+        let [_, n, d] = out.decoder.last_hidden_state.dims();
+        let h = out.decoder.last_hidden_state.reshape([n, d]);
+        let h_lat = h.clone().select(0, index_tensor(&lat, &device));
+        let h_img = h.select(0, index_tensor(&img_pos, &device));
+        (
+            to_vec_f32(out.logits.unwrap()),
+            to_vec_f32(s.model.vtop_head.forward(h_lat.clone())),
+            to_vec_f32(s.model.traj_head.forward(h_lat, h_img)),
+        )
+    };
+    let (logits, vtop, traj) = outputs(&s);
+    assert_close("reference: logits", &logits, &r["logits"].to_f32(), 1e-4);
+    assert_close(
+        "reference: V_top head",
+        &vtop,
+        &r["vtop_head"].to_f32(),
+        1e-4,
+    );
+    assert_close(
+        "reference: trajectory scores",
+        &traj,
+        &r["traj_scores"].to_f32(),
+        1e-4,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    for layout in [Layout::Reference, Layout::Ours] {
+        let dir = tmp.path().join(format!("{layout:?}"));
+        s.save_as(&dir, burn::tensor::DType::F32, layout).unwrap();
+        let again = Student::load(&dir, &device).unwrap();
+        assert_eq!(again.model.lavit, s.model.lavit, "{layout:?}: lavit config");
+        assert!(
+            outputs(&again) == (logits.clone(), vtop.clone(), traj.clone()),
+            "{layout:?}: export → reload is not exact"
+        );
+    }
+}

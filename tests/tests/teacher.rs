@@ -211,6 +211,7 @@ fn correctness_filter_counts_and_resume() {
             image: "a.png".into(),
             question: q.clone(),
             answer: a.clone(),
+            steps: vec![],
             extra: serde_json::Value::Null,
         })
         .collect();
@@ -285,6 +286,7 @@ fn torn_index_tail_is_dropped_and_redone() {
             image: "a.png".into(),
             question: format!("Where is thing {i}?"),
             answer: format!("Look left. It is {i}."),
+            steps: vec![],
             extra: serde_json::Value::Null,
         })
         .collect();

@@ -37,6 +37,7 @@ fn make_store(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
             image: if i % 2 == 0 { "a.png" } else { "b.png" }.into(),
             question: format!("Which shape is number {i}?"),
             answer: format!("Look at the left. It is shape {}.", i % 3),
+            steps: vec![],
             extra: serde_json::Value::Null,
         })
         .collect();

@@ -538,6 +538,7 @@ pub fn write_split(
             image: rel,
             question: s.question.clone(),
             answer: s.answer(),
+            steps: vec![],
             extra: serde_json::json!({
                 "qtype": s.qtype, "key": s.key, "steps": s.steps, "regions": s.regions, "objects": s.objects,
             }),

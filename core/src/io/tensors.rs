@@ -171,3 +171,40 @@ pub fn parse_safetensors(
     }
     Ok(out)
 }
+
+/// The tensor names of a safetensors file and their sizes in bytes, from its header alone (the
+/// 8-byte length, then the JSON header), without reading the data.
+pub fn safetensors_header(path: &Path) -> Result<Vec<(String, u64)>> {
+    use std::io::Read;
+    let io = |e| LavitError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let bad = |message: String| LavitError::Weights {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(io)?;
+    let n = u64::from_le_bytes(len);
+    if n > 100 << 20 {
+        return Err(bad(format!("header of {n} bytes: not a safetensors file")));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).map_err(io)?;
+    let v: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| bad(format!("not a safetensors header ({e})")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| bad("the header is not a JSON object".into()))?;
+    let mut out = Vec::new();
+    for (k, t) in obj.iter().filter(|(k, _)| *k != "__metadata__") {
+        let off = t["data_offsets"]
+            .as_array()
+            .and_then(|o| Some((o.first()?.as_u64()?, o.get(1)?.as_u64()?)))
+            .ok_or_else(|| bad(format!("tensor {k}: no data_offsets")))?;
+        out.push((k.clone(), off.1.saturating_sub(off.0)));
+    }
+    Ok(out)
+}

@@ -81,9 +81,21 @@ pub enum WeightSource {
 
 /// Loads all parameters of `model` from `source`.
 pub fn load_weights(model: Qwen25Vl, source: WeightSource) -> Result<Qwen25Vl> {
-    let mut model = model;
     // Weights take the device's float dtype (f32 unless the device was configured otherwise).
     let float: DType = model.device().settings().float_dtype.into();
+    load_module(model, source, LOAD_REMAP, float)
+}
+
+/// Loads every parameter of `model` from the tensors of `source` renamed by `remap`
+/// (PyTorch orientation on disk, cast to `float`); tensors the module does not have are
+/// ignored, a parameter found nowhere is an error naming it.
+pub fn load_module<M: ModuleSnapshot>(
+    model: M,
+    source: WeightSource,
+    remap: &[(&str, &str)],
+    float: DType,
+) -> Result<M> {
+    let mut model = model;
     let stores: Vec<(String, SafetensorsStore)> = match source {
         WeightSource::Files(files) => files
             .into_iter()
@@ -105,7 +117,7 @@ pub fn load_weights(model: Qwen25Vl, source: WeightSource) -> Result<Qwen25Vl> {
     let mut applied: BTreeSet<String> = BTreeSet::new();
     let mut missing: Option<BTreeSet<String>> = None;
     for (name, store) in stores {
-        let mut store = LOAD_REMAP
+        let mut store = remap
             .iter()
             .fold(store, |s, (from, to)| s.with_key_remapping(*from, *to))
             .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(float)))
@@ -194,9 +206,20 @@ fn is_linear_weight(path: &str) -> bool {
 /// Saves `module`'s parameters as an HF-layout safetensors file (hub key names, PyTorch
 /// orientation) at `path`, written through a temporary file and renamed.
 pub fn save_hf_safetensors<M: Module>(module: &M, path: &Path, dtype: DType) -> Result<()> {
+    save_module(module, path, SAVE_REMAP, dtype)
+}
+
+/// Saves `module`'s parameters at `path` with keys renamed by `remap`, in PyTorch orientation
+/// (Linear weights `[out, in]`) as `dtype`, written through a temporary file and renamed.
+pub fn save_module<M: Module>(
+    module: &M,
+    path: &Path,
+    remap: &[(&str, &str)],
+    dtype: DType,
+) -> Result<()> {
     let tmp = path.with_extension("safetensors.tmp");
     let _ = std::fs::remove_file(&tmp);
-    let mut store = SAVE_REMAP
+    let mut store = remap
         .iter()
         .fold(SafetensorsStore::from_file(&tmp), |s, (from, to)| {
             s.with_key_remapping(*from, *to)

@@ -14,8 +14,9 @@
 //! `lavit infer`, `lavit eval`, the demo, the browser — goes through [`Student::answer`].
 
 mod files;
+pub mod reference;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::prelude::*;
@@ -38,6 +39,27 @@ use crate::lavit::student::{LavitConfig, LavitStudent, add_latent_tokens, init_l
 use crate::model::Qwen25Vl;
 use crate::model::init::hf_init;
 
+/// How a student is written to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// Ours: `model.safetensors` (the VLM), `lavit_heads.safetensors`, a `lavit` section in
+    /// `config.json`.
+    #[default]
+    Ours,
+    /// The LaViT reference implementation's ([`reference`]).
+    Reference,
+}
+
+impl Layout {
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "ours" => Ok(Self::Ours),
+            "reference" => Ok(Self::Reference),
+            o => Err(format!("layout `{o}`: expected ours or reference")),
+        }
+    }
+}
+
 /// A model with what it needs to turn images and questions into inputs.
 pub struct Student {
     pub model: LavitStudent,
@@ -51,7 +73,7 @@ impl Student {
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let ckpt = Checkpoint::open(dir)?;
         let tokenizer = ckpt.tokenizer(None)?;
-        let model = load_model(&ckpt, device)?;
+        let model = load_model(&ckpt, &tokenizer, device)?;
         Ok(Self {
             model,
             tokenizer,
@@ -78,8 +100,10 @@ impl Student {
     ) -> Result<Self> {
         let ckpt = Checkpoint::open(dir)?;
         let mut tok = ckpt.tokenizer(tokenizer)?;
-        let model = if ckpt.raw_config.get("lavit").is_some() {
-            let model = load_model(&ckpt, device)?;
+        let is_student =
+            ckpt.raw_config.get("lavit").is_some() || reference::is_reference(&ckpt.raw_config);
+        let model = if is_student {
+            let model = load_model(&ckpt, &tok, device)?;
             if model.lavit.num_latent != k || model.lavit.d_teacher != d_teacher {
                 return Err(LavitError::Invalid(format!(
                     "{} is a student with K = {} and d_T = {}, but K = {k} and d_T = {d_teacher} were asked for",
@@ -169,6 +193,16 @@ impl Student {
     /// [`Student::load`] reads and transformers loads (the VLM part).
     pub fn save(&self, out: &Path, dtype: DType) -> Result<()> {
         export(&self.model, &self.tokenizer, &self.processor, out, dtype)
+    }
+
+    /// [`Student::save`] in `layout`.
+    pub fn save_as(&self, out: &Path, dtype: DType, layout: Layout) -> Result<()> {
+        match layout {
+            Layout::Ours => self.save(out, dtype),
+            Layout::Reference => {
+                reference::export(&self.model, &self.tokenizer, &self.processor, out, dtype)
+            }
+        }
     }
 
     /// Checks a question and its images before they become a prompt.
@@ -303,8 +337,12 @@ impl Student {
     }
 }
 
-/// The model of an opened checkpoint: a LaViT student with its heads, or a plain VLM.
-fn load_model(ckpt: &Checkpoint, device: &Device) -> Result<LavitStudent> {
+/// The model of an opened checkpoint: a LaViT student with its heads (our layout or the
+/// reference implementation's), or a plain VLM.
+fn load_model(ckpt: &Checkpoint, tok: &ChatTokenizer, device: &Device) -> Result<LavitStudent> {
+    if reference::is_reference(&ckpt.raw_config) {
+        return reference::load(ckpt, tok, device);
+    }
     let vlm = ckpt.load(device)?;
     let Some(section) = ckpt.raw_config.get("lavit") else {
         return Ok(LavitStudent::new(vlm, LavitConfig::default(), 0));
@@ -335,10 +373,7 @@ pub fn export(
     out: &Path,
     dtype: DType,
 ) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|e| LavitError::Io {
-        path: out.into(),
-        source: e,
-    })?;
+    prepare_dir(out)?;
     // A model without latent tokens (a teacher, a pre-trained base) is a plain Qwen2.5-VL.
     let plain = model.lavit.num_latent == 0;
     let lavit = serde_json::json!({ "lavit": model.lavit });
@@ -350,19 +385,72 @@ pub fn export(
     let mut vlm = model.vlm.valid();
     vlm.model = vlm.model.merge_lora();
     save_hf_safetensors(&vlm, &out.join("model.safetensors"), dtype)?;
-    write_atomic(
-        &out.join("preprocessor_config.json"),
-        &serde_json::to_vec_pretty(&files::preprocessor_json(processor)).expect("serialises"),
-    )?;
     let heads_path = out.join("lavit_heads.safetensors");
     if plain {
         let _ = std::fs::remove_file(&heads_path);
     } else {
         write_atomic(&heads_path, &files::heads_bytes(model)?)?;
     }
+    write_tokenizer_and_processor(tok, processor, out)
+}
+
+/// Creates `out` and removes weight files another layout may have left there (shards and
+/// their index, single files), so a reload reads only what this export wrote.
+fn prepare_dir(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| LavitError::Io {
+        path: out.into(),
+        source: e,
+    })?;
+    if let Ok(rd) = std::fs::read_dir(out) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("model-") && name.ends_with(".safetensors")
+                || name == "model.safetensors.index.json"
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `tokenizer.json` and `preprocessor_config.json` of an export.
+fn write_tokenizer_and_processor(
+    tok: &ChatTokenizer,
+    processor: &ProcessorConfig,
+    out: &Path,
+) -> Result<()> {
+    write_atomic(
+        &out.join("preprocessor_config.json"),
+        &serde_json::to_vec_pretty(&files::preprocessor_json(processor)).expect("serialises"),
+    )?;
     let json = tok
         .inner
         .to_string(true)
         .map_err(|e| LavitError::Other(format!("serialising the tokenizer: {e}")))?;
     write_atomic(&out.join("tokenizer.json"), json.as_bytes())
+}
+
+/// `model.safetensors.index.json` for the shards `files` (in `out`), read from their headers.
+fn write_shard_index(out: &Path, files: &[PathBuf]) -> Result<()> {
+    let mut weight_map = serde_json::Map::new();
+    let mut total = 0u64;
+    for f in files {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        for (key, bytes) in crate::io::tensors::safetensors_header(f)? {
+            weight_map.insert(key, serde_json::Value::String(name.clone()));
+            total += bytes;
+        }
+    }
+    let index = serde_json::json!({
+        "metadata": {"total_size": total},
+        "weight_map": weight_map,
+    });
+    write_atomic(
+        &out.join("model.safetensors.index.json"),
+        &serde_json::to_vec_pretty(&index).expect("index serialises"),
+    )
 }

@@ -143,11 +143,28 @@ pub fn extract_all(
             progress(i + 1, total);
             continue;
         }
-        let traced = match (&job.generate, &teacher_answer) {
-            (Some(_), Some(t)) => t.clone(),
-            _ => s.answer.clone(),
+        // The steps the trajectory is taken over: the teacher's own answer, else the steps the
+        // data gives (Visual-CoT's box turn and answer, one per line), else the answer split
+        // into sentences.
+        let steps = match (&job.generate, &teacher_answer) {
+            (Some(_), Some(t)) => split_steps(t),
+            _ if !s.steps.is_empty() => {
+                let n = s.steps.len();
+                s.steps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, st)| {
+                        if i + 1 < n {
+                            format!("{st}\n")
+                        } else {
+                            st.clone()
+                        }
+                    })
+                    .collect()
+            }
+            _ => split_steps(&s.answer),
         };
-        let steps = cap_steps(split_steps(&traced), job.max_steps.unwrap_or(0));
+        let steps = cap_steps(steps, job.max_steps.unwrap_or(0));
         let (ids, spans) = append_steps(job.tokenizer, &prompt.input_ids, &steps)?;
         let inputs = HostInputs {
             input_ids: ids,

@@ -1,0 +1,53 @@
+//! `lavit export`: a model directory written again, in our layout or in the LaViT reference
+//! implementation's (and any weight dtype).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use burn::tensor::DType;
+use lavit_core::student::{Layout, Student};
+
+use crate::common::BackendArgs;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model directory (a LaViT student in either layout, or a plain Qwen2.5-VL).
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// `ours` or `reference` (the reference's LaViTQwen2VL checkpoint layout).
+    #[arg(long, default_value = "ours")]
+    pub layout: String,
+    /// dtype of the written weights: f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let layout = Layout::parse(&a.layout).map_err(anyhow::Error::msg)?;
+    let dtype = match a.dtype.as_str() {
+        "f32" => DType::F32,
+        "f16" => DType::F16,
+        "bf16" => DType::BF16,
+        other => anyhow::bail!("--dtype `{other}`: expected f32, f16 or bf16"),
+    };
+    anyhow::ensure!(
+        a.out.canonicalize().ok() != a.model.canonicalize().ok() || !a.out.exists(),
+        "--out must differ from --model"
+    );
+    let device = a.backend.device()?;
+    let model = Student::load(&a.model, &device).context("loading the model")?;
+    model
+        .save_as(&a.out, dtype, layout)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "wrote {} ({} layout, {})",
+        a.out.display(),
+        a.layout,
+        a.dtype
+    );
+    Ok(())
+}
