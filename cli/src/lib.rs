@@ -14,6 +14,7 @@ pub mod eval;
 pub mod export;
 pub mod extract;
 pub mod forward;
+pub mod import;
 pub mod infer;
 pub mod init;
 pub mod params;
@@ -45,6 +46,8 @@ pub enum Command {
     Forward(forward::Args),
     /// Teacher signals (V_top + attention trajectories) for a Visual-CoT dataset.
     Extract(extract::Args),
+    /// Teacher signals in the LaViT reference implementation's format, into a signal store.
+    ImportSignals(import::Args),
     /// Train a student (LaViT from a signal store, or CE only from a dataset).
     Train(train::Args),
     /// Write a model again, in our layout or the LaViT reference implementation's.
@@ -95,6 +98,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Devices => devices::run(),
         Command::Extract(args) => extract::run(args),
+        Command::ImportSignals(args) => import::run(args),
         Command::Train(args) => train::run(args),
         Command::Export(args) => export::run(args),
         Command::Synth(args) => synth::run(args),

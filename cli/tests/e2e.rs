@@ -187,3 +187,88 @@ fn reference_layout_student_infers_and_exports() {
     assert_eq!(cfg["v_top_dim"], 40);
     assert!(back.join("model.safetensors.index.json").is_file());
 }
+
+/// `lavit import-signals --format reference` on training data in the reference
+/// implementation's format, then `lavit train` on the store; a rerun imports nothing twice; a
+/// truncated `.pth`, a V_top of the wrong shape and one holding NaN each stop the import with
+/// one line naming the sample, and nothing of that sample is written.
+#[test]
+fn reference_signals_import_then_train() {
+    use super::common::fails_cleanly;
+    use lavit_core::teacher::SignalStore;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = fixtures().join("reference-signals");
+    let store = tmp.path().join("signals");
+    let import = |data: &std::path::Path, out: &std::path::Path| {
+        vec![
+            "import-signals".to_string(),
+            "--format".into(),
+            "reference".into(),
+            "--data".into(),
+            s(data).into(),
+            "--root".into(),
+            s(&src).into(),
+            "--images".into(),
+            s(&fixtures().join("images")).into(),
+            "--out".into(),
+            s(out).into(),
+        ]
+    };
+    let args = import(&src.join("train.json"), &store);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(lavit(&args).contains("imported 3 samples"));
+    assert!(
+        lavit(&args).contains("imported 0 samples"),
+        "a rerun resumes"
+    );
+    let st = SignalStore::open(&store).unwrap();
+    assert_eq!(st.records.len(), 3);
+    assert_eq!((st.records[0].grid_h, st.records[0].grid_w), (5, 8));
+    let run = tmp.path().join("run");
+    let out = lavit(&[
+        "train",
+        "--student",
+        s(&fixtures().join("tiny-tied")),
+        "--signals",
+        s(&store),
+        "--images",
+        s(&fixtures().join("images")),
+        "--out",
+        s(&run),
+        "--steps",
+        "2",
+        "--grad-accum",
+        "1",
+        "--max-pixels",
+        "9408",
+    ]);
+    assert!(out.contains("trained 2 steps on 3 samples"), "{out}");
+
+    // Broken V_top files: the bad sample comes after a good one.
+    let data: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("train.json")).unwrap()).unwrap();
+    for (bad, needle) in [
+        ("bad/truncated.pth", "truncated.pth"),
+        ("bad/wrong-shape.pth", "N = 41 image tokens"),
+        ("bad/nan.pth", "NaN"),
+    ] {
+        let mut d = data.clone();
+        d["results"][1]["v_top_path_abs"] = bad.into();
+        let path = tmp.path().join("bad.json");
+        std::fs::write(&path, serde_json::to_vec(&d).unwrap()).unwrap();
+        let out_dir = tmp.path().join(format!("bad-{}", bad.replace('/', "-")));
+        let args = import(&path, &out_dir);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let before = out_dir.join("missing");
+        fails_cleanly(&args, "sample 1", &[&before]);
+        let e = String::from_utf8_lossy(&super::common::lavit(&args).stderr).to_string();
+        assert!(e.contains(needle), "{bad}: {e}");
+        let ids: Vec<String> = SignalStore::open(&out_dir)
+            .map(|s| s.records.into_iter().map(|r| r.id).collect())
+            .unwrap_or_default();
+        assert!(
+            !ids.contains(&"1".to_string()),
+            "{bad}: the bad sample was written"
+        );
+    }
+}

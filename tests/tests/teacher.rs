@@ -343,3 +343,30 @@ fn torn_index_tail_is_dropped_and_redone() {
         .expect("a damaged middle line is an error");
     assert!(e.to_string().contains("index.jsonl"), "{e}");
 }
+
+/// The reference implementation's V_top files (`torch.save` of a bare bf16 tensor) read with
+/// burn's PyTorch reader give the values torch has; its trajectories land on the grid its data
+/// loader would use; broken files are errors naming the sample and the file.
+#[test]
+fn reference_signals_import_as_torch_wrote_them() {
+    use lavit_core::teacher::import::{read_pth_tensor, read_reference_data};
+    let dir = fixture("reference-signals");
+    let samples = read_reference_data(&dir.join("train.json"), &dir).unwrap();
+    assert_eq!(samples.len(), 3);
+    assert_eq!(
+        samples[0].answer, "It is left of the square.",
+        "<answer> tags stripped"
+    );
+    let expected =
+        lavit_core::io::tensors::read_safetensors(&dir.join("expected.safetensors")).unwrap();
+    for (i, s) in samples.iter().enumerate() {
+        let (values, shape) = read_pth_tensor(&s.vtop).unwrap();
+        let want = &expected[&format!("{i}.vtop")];
+        assert_eq!(shape, want.shape().to_vec());
+        assert_eq!(values, want.to_f32(), "sample {i}: V_top values");
+    }
+    let e = read_pth_tensor(&dir.join("bad/truncated.pth")).unwrap_err();
+    assert!(!e.is_empty());
+    let (_, shape) = read_pth_tensor(&dir.join("bad/wrong-shape.pth")).unwrap();
+    assert_eq!(shape, vec![41, 16]);
+}

@@ -1,6 +1,8 @@
 //! Teacher signal extraction (`V_top`, attention trajectories) and the signal store.
 
 pub mod extract;
+#[cfg(feature = "import")]
+pub mod import;
 pub mod pipeline;
 pub mod store;
 
