@@ -7,8 +7,9 @@ use lavit_core::data::read_viscot;
 use lavit_core::infer::GenerateConfig;
 use lavit_core::io::Checkpoint;
 use lavit_core::teacher::extract::TrajRows;
-use lavit_core::teacher::pipeline::{ExtractJob, extract_all, shard_of};
+use lavit_core::teacher::pipeline::{ExtractJob, Teacher, extract_all, shard_of};
 use lavit_core::teacher::store::VtopDtype;
+use lavit_core::teacher::stream::{StreamedTeacher, fits};
 use lavit_core::teacher::{ExtractConfig, SignalWriter};
 use serde::Deserialize;
 
@@ -61,6 +62,17 @@ pub struct Opts {
     /// Samples per written shard file [16].
     #[arg(long)]
     pub flush_every: Option<usize>,
+    /// Read the teacher one block at a time from its safetensors files instead of loading it
+    /// whole (for a teacher larger than memory) [automatic with --max-memory].
+    #[arg(long)]
+    pub stream_layers: Option<bool>,
+    /// Memory for the teacher, in GiB: the teacher is streamed when its weights in the compute
+    /// dtype do not fit three quarters of it.
+    #[arg(long)]
+    pub max_memory: Option<f64>,
+    /// Samples pushed through each streamed block together [8].
+    #[arg(long)]
+    pub stream_batch: Option<usize>,
 }
 
 crate::overlay!(Opts {
@@ -77,6 +89,9 @@ crate::overlay!(Opts {
     num_shards,
     limit,
     flush_every,
+    stream_layers,
+    max_memory,
+    stream_batch,
 });
 
 /// The signals the options ask for: the library defaults (`defaults.rs`) where an option is
@@ -154,10 +169,35 @@ pub fn run(a: Args) -> Result<()> {
             ckpt.config.text.hidden_size
         );
     }
-    let teacher = ckpt.load(&device).context("loading the teacher")?;
+    let mut streamed = StreamedTeacher::open(&ckpt, &device).context("opening the teacher")?;
+    streamed.batch = o.stream_batch.unwrap_or(8).max(1);
+    let stream = o.stream_layers.unwrap_or_else(|| {
+        o.max_memory.is_some_and(|gib| {
+            !fits(
+                streamed.weight_bytes(),
+                (gib * (1u64 << 30) as f64) as usize,
+            )
+        })
+    });
+    if stream {
+        eprintln!(
+            "streaming the teacher layer by layer ({:.1} GiB of weights; {} samples per pass)",
+            streamed.weight_bytes() as f64 / (1u64 << 30) as f64,
+            streamed.batch
+        );
+    }
+    let loaded = if stream {
+        None
+    } else {
+        Some(ckpt.load(&device).context("loading the teacher")?)
+    };
+    let teacher = match &loaded {
+        Some(t) => Teacher::Loaded(t),
+        None => Teacher::Streamed(&streamed),
+    };
     let mine = shard_of(&samples, shard, num_shards);
     let job = ExtractJob {
-        teacher: &teacher,
+        teacher,
         tokenizer: &tokenizer,
         processor: &processor,
         images_root: &a.images,

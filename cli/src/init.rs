@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use burn::tensor::DType;
 use lavit_core::io::ChatTokenizer;
 use lavit_core::io::config::load_config;
-use lavit_core::student::Student;
+use lavit_core::student::{Student, write_random_checkpoint};
 
 use crate::common::BackendArgs;
 
@@ -21,6 +22,13 @@ pub struct Args {
     pub out: PathBuf,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// dtype of the written weights: f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Write one block at a time (one shard each), for models larger than memory
+    /// [automatic when the f32 weights exceed 4 GiB].
+    #[arg(long)]
+    pub stream: Option<bool>,
     #[command(flatten)]
     pub backend: BackendArgs,
 }
@@ -29,10 +37,20 @@ pub fn run(a: Args) -> Result<()> {
     let device = a.backend.device()?;
     let cfg = load_config(&a.config)?;
     let tok = ChatTokenizer::from_file(&a.tokenizer)?;
-    Student::init(&cfg, tok, a.seed, &device)
-        .and_then(|s| s.save(&a.out, burn::tensor::DType::F32))
-        .context("writing the checkpoint")?;
+    let dtype = match a.dtype.as_str() {
+        "f32" => DType::F32,
+        "f16" => DType::F16,
+        "bf16" => DType::BF16,
+        other => anyhow::bail!("--dtype `{other}`: expected f32, f16 or bf16"),
+    };
     let n = cfg.param_counts();
+    let stream = a.stream.unwrap_or(n.total * 4 > 4 << 30);
+    if stream {
+        write_random_checkpoint(&cfg, &tok, a.seed, &a.out, dtype, &device)
+    } else {
+        Student::init(&cfg, tok, a.seed, &device).and_then(|s| s.save(&a.out, dtype))
+    }
+    .context("writing the checkpoint")?;
     println!(
         "initialised {} ({} parameters) -> {}",
         a.config.display(),

@@ -217,7 +217,7 @@ fn correctness_filter_counts_and_resume() {
         .collect();
     let store = tmp.path().join("store");
     let job = ExtractJob {
-        teacher: &teacher,
+        teacher: (&teacher).into(),
         tokenizer: &tok,
         processor: &proc,
         images_root: &images,
@@ -291,7 +291,7 @@ fn torn_index_tail_is_dropped_and_redone() {
         })
         .collect();
     let job = ExtractJob {
-        teacher: &teacher,
+        teacher: (&teacher).into(),
         tokenizer: &tok,
         processor: &proc,
         images_root: &images,
@@ -369,4 +369,51 @@ fn reference_signals_import_as_torch_wrote_them() {
     assert!(!e.is_empty());
     let (_, shape) = read_pth_tensor(&dir.join("bad/wrong-shape.pth")).unwrap();
     assert_eq!(shape, vec![41, 16]);
+}
+
+/// Layer-streamed extraction (one block of the teacher in memory at a time, embeddings read
+/// row by row from the memory-mapped checkpoint) gives exactly the signals of the whole
+/// teacher, on both fixtures (hub layout bf16, and the newer layout f16 in ten shards), for a
+/// batch of samples with different prompts and step rows.
+#[test]
+fn streamed_extraction_equals_in_memory() {
+    use lavit_core::teacher::extract::TrajRows;
+    use lavit_core::teacher::stream::{StreamSample, StreamedTeacher};
+    let device = lavit_backends::select("cpu", 0).unwrap();
+    for name in ["tiny-gqa", "tiny-tied"] {
+        let r = reference(name);
+        let ckpt = Checkpoint::open(&fixture(name)).unwrap();
+        let teacher = ckpt.load(&device).unwrap();
+        let host = inputs(name, &ckpt);
+        let split: Vec<usize> = r["traj_step_split"]
+            .to_i64()
+            .iter()
+            .map(|&v| v as usize)
+            .collect();
+        let mut other = host.clone();
+        other.input_ids.truncate(split[1] + 2);
+        let batch = vec![
+            StreamSample {
+                inputs: host.clone(),
+                steps: vec![split[0]..split[1], split[1]..split[2]],
+            },
+            StreamSample {
+                inputs: other,
+                steps: vec![split[0]..split[1] + 2],
+            },
+        ];
+        let streamed = StreamedTeacher::open(&ckpt, &device).unwrap();
+        for rows in [TrajRows::Step, TrajRows::SinceImage] {
+            let cfg = ExtractConfig {
+                layers: 2,
+                top_k: TopK::Count(4),
+                rows,
+            };
+            let got = streamed.extract_batch(&batch, &cfg).unwrap();
+            for (s, g) in batch.iter().zip(&got) {
+                let want = extract_signals(&teacher, &s.inputs, &s.steps, &cfg).unwrap();
+                assert_eq!(g, &want, "{name} {rows:?}: streamed signals differ");
+            }
+        }
+    }
 }

@@ -49,7 +49,7 @@ fn make_store(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let store = dir.join("store");
     let mut w = SignalWriter::open(&store, 0, 1, 4).unwrap();
     let job = ExtractJob {
-        teacher: &teacher,
+        teacher: (&teacher).into(),
         tokenizer: &tok,
         processor: &proc,
         images_root: &images,

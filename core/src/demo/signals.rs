@@ -48,7 +48,7 @@ pub fn teacher_stage(
 ) -> Result<TeacherStage> {
     let teacher = Student::load(&cfg.assets.join("teacher"), device)?;
     let job = ExtractJob {
-        teacher: teacher.vlm(),
+        teacher: teacher.vlm().into(),
         tokenizer: &teacher.tokenizer,
         processor: &teacher.processor,
         images_root: &data.images,

@@ -171,7 +171,9 @@ impl TextModel {
 }
 
 impl DecoderLayer {
-    fn forward(
+    /// One decoder layer (HF `Qwen2_5_VLDecoderLayer.forward`): returns its output and, with
+    /// `capture`, the captured probability rows.
+    pub fn forward(
         &self,
         x: Tensor<3>,
         inp: &DecoderInputs<'_>,

@@ -221,55 +221,96 @@ impl VisionTransformer {
     /// `pixel_values [N, C·T·P·P]` of all images (processor order) and their `(t, h, w)`
     /// patch grids → merged image features `[N / merge², out_hidden]` in the same order.
     pub fn forward(&self, pixel_values: Tensor<2>, grids: &[[usize; 3]]) -> Tensor<2> {
-        let device = pixel_values.device();
-        let c = &self.config;
+        let plan = VisionPlan::new(&self.config, grids, &pixel_values.device());
+        let mut x = plan.embed(&self.patch_embed, pixel_values);
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = plan.block(i, block, x);
+        }
+        plan.merge(&self.merger, x)
+    }
+}
+
+/// The per-call geometry of the vision tower for a set of images: window reordering, rotary
+/// tables and attention segments. Split out so that the tower can also run one block at a
+/// time with blocks loaded one by one (the streamed teacher), computing exactly what
+/// [`VisionTransformer::forward`] computes.
+pub struct VisionPlan {
+    config: VisionConfig,
+    unit: usize,
+    order: Tensor<1, Int>,
+    inverse: Tensor<1, Int>,
+    cos: Tensor<3>,
+    sin: Tensor<3>,
+    windows: Segments,
+    full: Segments,
+}
+
+impl VisionPlan {
+    pub fn new(config: &VisionConfig, grids: &[[usize; 3]], device: &Device) -> Self {
+        let c = config;
         let merge = c.spatial_merge_size;
         let unit = merge * merge;
-        let n = pixel_values.dims()[0];
-
         let (win_index, win_lens) = window_index(grids, merge, c.merger_window_size());
         let full_lens: Vec<usize> = grids
             .iter()
             .flat_map(|&[t, h, w]| std::iter::repeat_n(h * w, t))
             .collect();
-        let windows = Segments::new(win_lens, &device);
-        let full = Segments::new(full_lens, &device);
-
         // Patch order after window reordering of merge units.
         let order: Vec<usize> = win_index
             .iter()
             .flat_map(|&u| (0..unit).map(move |k| u * unit + k))
             .collect();
+        let n = order.len();
         let positions = vision_positions(grids, merge);
         let (cos, sin) = vision_cos_sin(&positions, &order, c.head_dim(), c.rope_theta);
         let hd = c.head_dim();
         let cos =
-            Tensor::<2>::from_data(TensorData::new(cos, [n, hd]), &device).unsqueeze_dim::<3>(1);
+            Tensor::<2>::from_data(TensorData::new(cos, [n, hd]), device).unsqueeze_dim::<3>(1);
         let sin =
-            Tensor::<2>::from_data(TensorData::new(sin, [n, hd]), &device).unsqueeze_dim::<3>(1);
-
-        let order_t = Tensor::<1, Int>::from_data(
+            Tensor::<2>::from_data(TensorData::new(sin, [n, hd]), device).unsqueeze_dim::<3>(1);
+        let order = Tensor::<1, Int>::from_data(
             TensorData::new(order.iter().map(|&i| i as i64).collect::<Vec<_>>(), [n]),
-            &device,
+            device,
         );
-        let mut x = self.patch_embed.forward(pixel_values).select(0, order_t);
-        for (i, block) in self.blocks.iter().enumerate() {
-            let segs = if c.fullatt_block_indexes.contains(&i) {
-                &full
-            } else {
-                &windows
-            };
-            x = block.forward(x, cos.clone(), sin.clone(), segs);
-        }
-        let merged = self.merger.forward(x, unit);
-        // Undo the window permutation (HF: `merged[argsort(window_index)]`).
+        // Undoes the window permutation of the merged units (HF: `argsort(window_index)`).
         let mut inverse = vec![0i64; win_index.len()];
         for (pos, &u) in win_index.iter().enumerate() {
             inverse[u] = pos as i64;
         }
         let inverse =
-            Tensor::<1, Int>::from_data(TensorData::new(inverse, [win_index.len()]), &device);
-        merged.select(0, inverse)
+            Tensor::<1, Int>::from_data(TensorData::new(inverse, [win_index.len()]), device);
+        Self {
+            config: config.clone(),
+            unit,
+            order,
+            inverse,
+            cos,
+            sin,
+            windows: Segments::new(win_lens, device),
+            full: Segments::new(full_lens, device),
+        }
+    }
+
+    /// Patch embedding, in window order.
+    pub fn embed(&self, patch_embed: &PatchEmbed, pixel_values: Tensor<2>) -> Tensor<2> {
+        patch_embed
+            .forward(pixel_values)
+            .select(0, self.order.clone())
+    }
+
+    /// Block `i` (window or full attention as the config says).
+    pub fn block(&self, i: usize, block: &VisionBlock, x: Tensor<2>) -> Tensor<2> {
+        let segs = if self.config.fullatt_block_indexes.contains(&i) {
+            &self.full
+        } else {
+            &self.windows
+        };
+        block.forward(x, self.cos.clone(), self.sin.clone(), segs)
+    }
+
+    /// The merger, back in the images' order.
+    pub fn merge(&self, merger: &PatchMerger, x: Tensor<2>) -> Tensor<2> {
+        merger.forward(x, self.unit).select(0, self.inverse.clone())
     }
 }
 

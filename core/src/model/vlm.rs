@@ -22,6 +22,30 @@ pub struct Qwen25Vl {
     pub config: Qwen25VlConfig,
 }
 
+/// Token embeddings `text [S, d]` with the image features `feats [N_img, d]` in place of the
+/// `image_token` placeholders (runs of text and image rows concatenated in sequence order) →
+/// `[1, S, d]`.
+pub fn splice(ids: &[u32], image_token: u32, text: Tensor<2>, feats: &Tensor<2>) -> Tensor<3> {
+    let s = ids.len();
+    let mut parts = Vec::new();
+    let (mut i, mut img_row) = (0, 0);
+    while i < s {
+        let is_img = ids[i] == image_token;
+        let run = ids[i..]
+            .iter()
+            .take_while(|&&t| (t == image_token) == is_img)
+            .count();
+        if is_img {
+            parts.push(feats.clone().narrow(0, img_row, run));
+            img_row += run;
+        } else {
+            parts.push(text.clone().narrow(0, i, run));
+        }
+        i += run;
+    }
+    Tensor::cat(parts, 0).unsqueeze::<3>()
+}
+
 /// One sequence: token ids with image placeholders, and the images' patches.
 #[derive(Debug, Clone)]
 pub struct VlmInputs {
@@ -144,24 +168,7 @@ impl Qwen25Vl {
             )));
         }
         let feats = self.visual.forward(pixels.clone(), &inputs.grids);
-        // Splice: concatenate runs of text rows and image rows in sequence order.
-        let mut parts = Vec::new();
-        let (mut i, mut img_row) = (0, 0);
-        while i < s {
-            let is_img = ids[i] == image_token;
-            let run = ids[i..]
-                .iter()
-                .take_while(|&&t| (t == image_token) == is_img)
-                .count();
-            if is_img {
-                parts.push(feats.clone().narrow(0, img_row, run));
-                img_row += run;
-            } else {
-                parts.push(text.clone().narrow(0, i, run));
-            }
-            i += run;
-        }
-        Ok((Tensor::cat(parts, 0).unsqueeze::<3>(), Some(feats)))
+        Ok((splice(ids, image_token, text, &feats), Some(feats)))
     }
 
     /// M-RoPE tables `[1, 1, len, head_dim]` for `range` of the sequence positions.

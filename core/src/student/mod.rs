@@ -454,3 +454,137 @@ fn write_shard_index(out: &Path, files: &[PathBuf]) -> Result<()> {
         &serde_json::to_vec_pretty(&index).expect("index serialises"),
     )
 }
+
+/// Writes a random (HF-initialised, seeded) Qwen2.5-VL for `cfg` to `out` one block at a
+/// time — one shard per vision block and decoder layer, plus the embeddings, the final norm
+/// and an untied LM head — so a model larger than memory can be written (a 7B or 32B
+/// teacher for streaming tests and benchmarks). Its weights differ from [`Student::init`]'s
+/// for the same seed (each block draws from its own seed).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_random_checkpoint(
+    cfg: &crate::model::Qwen25VlConfig,
+    tok: &ChatTokenizer,
+    seed: u64,
+    out: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<()> {
+    use crate::io::weights::save_module;
+    use crate::teacher::stream::blocks;
+    cfg.validate().map_err(LavitError::Invalid)?;
+    prepare_dir(out)?;
+    let _ = std::fs::remove_file(out.join("model.safetensors"));
+    write_atomic(
+        &out.join("config.json"),
+        &serde_json::to_vec_pretty(&to_hf_json(cfg, None)).expect("config serialises"),
+    )?;
+    let processor = ProcessorConfig {
+        patch_size: cfg.vision.patch_size,
+        merge_size: cfg.vision.spatial_merge_size,
+        temporal_patch_size: cfg.vision.temporal_patch_size,
+        ..Default::default()
+    };
+    write_tokenizer_and_processor(tok, &processor, out)?;
+    let n_parts = 1 + cfg.vision.depth + 1 + cfg.text.num_hidden_layers;
+    let name = |i: usize| out.join(format!("model-{:05}-of-{n_parts:05}.safetensors", i + 1));
+    let mut files = Vec::new();
+    let draw = |part: usize| seed.wrapping_mul(1_000_003).wrapping_add(part as u64);
+    let save = |m: &dyn Fn(&Path) -> Result<()>, i: usize, files: &mut Vec<PathBuf>| {
+        let f = name(i);
+        m(&f)?;
+        files.push(f);
+        Ok::<(), LavitError>(())
+    };
+    let b = blocks(cfg, device);
+    // Vision: patch embedding and merger, then each block.
+    let pe = hf_init(b.patch_embed(), 0.02, draw(0));
+    let mg = hf_init(b.merger(), 0.02, draw(1));
+    save(
+        &|f| {
+            save_module(
+                &(pe.clone(), mg.clone()),
+                f,
+                &[
+                    (r"^0\.", "visual.patch_embed."),
+                    (r"^1\.fc1\.", "visual.merger.mlp.0."),
+                    (r"^1\.fc2\.", "visual.merger.mlp.2."),
+                    (r"^1\.", "visual.merger."),
+                ],
+                dtype,
+            )
+        },
+        0,
+        &mut files,
+    )?;
+    drop((pe, mg));
+    for i in 0..cfg.vision.depth {
+        let block = hf_init(b.vision_block(), 0.02, draw(2 + i));
+        let prefix = format!("visual.blocks.{i}.");
+        save(
+            &|f| {
+                save_module(
+                    &block,
+                    f,
+                    &[("^", &prefix), (r"_proj\.inner\.", "_proj.")],
+                    dtype,
+                )
+            },
+            1 + i,
+            &mut files,
+        )?;
+    }
+    let base = 1 + cfg.vision.depth;
+    // Embeddings and the final norm (and an untied LM head).
+    let t = &cfg.text;
+    let embed = hf_init(
+        burn::nn::EmbeddingConfig::new(t.vocab_size, t.hidden_size).init(device),
+        0.02,
+        draw(base + 1),
+    );
+    let norm = burn::nn::RmsNormConfig::new(t.hidden_size)
+        .with_epsilon(t.rms_norm_eps)
+        .init(device);
+    let lm_head = (!cfg.tie_word_embeddings).then(|| {
+        hf_init(
+            burn::nn::LinearConfig::new(t.hidden_size, t.vocab_size)
+                .with_bias(false)
+                .init(device),
+            0.02,
+            draw(base + 2),
+        )
+    });
+    save(
+        &|f| {
+            save_module(
+                &(embed.clone(), norm.clone(), lm_head.clone()),
+                f,
+                &[
+                    (r"^0\.", "model.embed_tokens."),
+                    (r"^1\.", "model.norm."),
+                    (r"^2\.", "lm_head."),
+                ],
+                dtype,
+            )
+        },
+        base,
+        &mut files,
+    )?;
+    drop((embed, norm, lm_head));
+    for l in 0..t.num_hidden_layers {
+        let layer = hf_init(b.decoder_layer(), 0.02, draw(base + 3 + l));
+        let prefix = format!("model.layers.{l}.");
+        save(
+            &|f| {
+                save_module(
+                    &layer,
+                    f,
+                    &[("^", &prefix), (r"_proj\.inner\.", "_proj.")],
+                    dtype,
+                )
+            },
+            base + 1 + l,
+            &mut files,
+        )?;
+    }
+    write_shard_index(out, &files)
+}

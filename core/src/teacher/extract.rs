@@ -169,6 +169,131 @@ pub fn append_steps(
     Ok((ids, spans))
 }
 
+/// What extracting one sample needs besides the teacher: which key columns are the image,
+/// which query rows are captured, which layers, and how the rows make each step.
+pub struct SignalPlan {
+    cols: Vec<usize>,
+    rows: Vec<usize>,
+    step_rows: Vec<Range<usize>>,
+    /// Captured decoder layers (the last `L`).
+    pub layers: Vec<usize>,
+    grid: (usize, usize),
+    top_k: crate::lavit::targets::TopK,
+}
+
+impl SignalPlan {
+    /// The plan for `inputs` (prompt + answer, one image) of a teacher with `n_layers` decoder
+    /// layers, image placeholder `image_token` and merge size `merge`.
+    pub fn new(
+        inputs: &HostInputs,
+        step_spans: &[Range<usize>],
+        cfg: &ExtractConfig,
+        n_layers: usize,
+        image_token: u32,
+        merge: usize,
+    ) -> Result<Self> {
+        if inputs.images.len() != 1 {
+            return Err(LavitError::Invalid(format!(
+                "teacher signals need exactly one image per sample, got {}",
+                inputs.images.len()
+            )));
+        }
+        let cols: Vec<usize> = inputs
+            .input_ids
+            .iter()
+            .enumerate()
+            .filter(|&(_, &t)| t == image_token)
+            .map(|(i, _)| i)
+            .collect();
+        // The rows each step averages, and the union of them that is captured.
+        let after_image = cols.last().map(|&c| c + 1).unwrap_or(0);
+        let step_rows: Vec<Range<usize>> = match cfg.rows {
+            TrajRows::Step => step_spans.to_vec(),
+            TrajRows::SinceImage => step_spans.iter().map(|s| after_image..s.end).collect(),
+        };
+        let rows: Vec<usize> = match cfg.rows {
+            TrajRows::Step => step_spans.iter().flat_map(|r| r.clone()).collect(),
+            TrajRows::SinceImage => (after_image
+                ..step_spans
+                    .iter()
+                    .map(|s| s.end)
+                    .max()
+                    .unwrap_or(after_image))
+                .collect(),
+        };
+        if let Some(&r) = rows.iter().find(|&&r| r >= inputs.input_ids.len()) {
+            return Err(LavitError::Invalid(format!(
+                "step position {r} is past the sequence end"
+            )));
+        }
+        let l = cfg.layers.min(n_layers).max(1);
+        let g = inputs.images[0].grid;
+        Ok(Self {
+            cols,
+            rows,
+            step_rows,
+            layers: (n_layers - l..n_layers).collect(),
+            grid: (g[1] / merge, g[2] / merge),
+            top_k: cfg.top_k,
+        })
+    }
+
+    /// The rows × columns to capture in [`Self::layers`].
+    pub fn capture(&self, device: &Device) -> RowCapture {
+        RowCapture {
+            rows: index_tensor(&self.rows, device),
+            cols: index_tensor(&self.cols, device),
+        }
+    }
+
+    /// The signals from the captured probabilities (`[1, H, rows, cols]` per captured layer)
+    /// and the last layer's output before the final norm (`[1, S, d]`).
+    pub fn reduce(&self, captured: &[Tensor<4>], pre_norm_last: Tensor<3>) -> TeacherSignals {
+        let device = pre_norm_last.device();
+        // [1, H, R, N] per layer → mean over layers and heads → [R, N].
+        let n = self.cols.len();
+        let mut acc: Option<Tensor<2>> = None;
+        for probs in captured {
+            let [_, h, r, _] = probs.dims();
+            let m = probs.clone().sum_dim(1).reshape([r, n]) / h as f64;
+            acc = Some(match acc {
+                Some(a) => a + m,
+                None => m,
+            });
+        }
+        let per_row = to_vec_f32(acc.expect("captured layers") / captured.len() as f64);
+        let row_of = |pos: usize| self.rows.iter().position(|&r| r == pos);
+        let mut traj = Vec::with_capacity(self.step_rows.len());
+        let mut topk = Vec::with_capacity(self.step_rows.len());
+        let keep = self.top_k.keep(n).unwrap_or(n);
+        for span in &self.step_rows {
+            let len = span.len().max(1);
+            let mut m = vec![0f32; n];
+            for pos in span.clone() {
+                let r = row_of(pos).expect("every step row is captured");
+                for (a, b) in m.iter_mut().zip(&per_row[r * n..(r + 1) * n]) {
+                    *a += b / len as f32;
+                }
+            }
+            topk.push(top_k(&m, keep));
+            traj.push(min_max(&m));
+        }
+        let [_, s, d] = pre_norm_last.dims();
+        let vtop = to_vec_f32(
+            pre_norm_last
+                .reshape([s, d])
+                .select(0, index_tensor(&self.cols, &device)),
+        );
+        TeacherSignals {
+            vtop,
+            d_teacher: d,
+            traj,
+            topk,
+            grid: self.grid,
+        }
+    }
+}
+
 /// Runs the teacher on `inputs` (prompt + answer, one image) and reduces the captured rows.
 pub fn extract_signals(
     teacher: &Qwen25Vl,
@@ -176,101 +301,27 @@ pub fn extract_signals(
     step_spans: &[Range<usize>],
     cfg: &ExtractConfig,
 ) -> Result<TeacherSignals> {
-    if inputs.images.len() != 1 {
-        return Err(LavitError::Invalid(format!(
-            "teacher signals need exactly one image per sample, got {}",
-            inputs.images.len()
-        )));
-    }
+    let c = &teacher.config;
+    let plan = SignalPlan::new(
+        inputs,
+        step_spans,
+        cfg,
+        c.text.num_hidden_layers,
+        c.image_token_id,
+        c.vision.spatial_merge_size,
+    )?;
     let device = teacher.device();
-    let image_token = teacher.config.image_token_id;
-    let cols: Vec<usize> = inputs
-        .input_ids
-        .iter()
-        .enumerate()
-        .filter(|&(_, &t)| t == image_token)
-        .map(|(i, _)| i)
-        .collect();
-    // The rows each step averages, and the union of them that is captured.
-    let after_image = cols.last().map(|&c| c + 1).unwrap_or(0);
-    let step_rows: Vec<Range<usize>> = match cfg.rows {
-        TrajRows::Step => step_spans.to_vec(),
-        TrajRows::SinceImage => step_spans.iter().map(|s| after_image..s.end).collect(),
-    };
-    let rows: Vec<usize> = match cfg.rows {
-        TrajRows::Step => step_spans.iter().flat_map(|r| r.clone()).collect(),
-        TrajRows::SinceImage => (after_image
-            ..step_spans
-                .iter()
-                .map(|s| s.end)
-                .max()
-                .unwrap_or(after_image))
-            .collect(),
-    };
-    let row_of = |pos: usize| rows.iter().position(|&r| r == pos);
-    if let Some(&r) = rows.iter().find(|&&r| r >= inputs.input_ids.len()) {
-        return Err(LavitError::Invalid(format!(
-            "step position {r} is past the sequence end"
-        )));
-    }
-    let n_layers = teacher.config.text.num_hidden_layers;
-    let l = cfg.layers.min(n_layers).max(1);
-    let layers: Vec<usize> = (n_layers - l..n_layers).collect();
-    let capture = RowCapture {
-        rows: index_tensor(&rows, &device),
-        cols: index_tensor(&cols, &device),
-    };
+    let capture = plan.capture(&device);
     let out = teacher.forward(
         &inputs.to_device(&device),
         ForwardOptions {
             logits: LogitRows::None,
-            capture: Some((&layers, &capture)),
+            capture: Some((&plan.layers, &capture)),
             ..Default::default()
         },
     )?;
-    // [1, H, R, N] per layer → mean over layers and heads → [R, N].
-    let n = cols.len();
-    let mut acc: Option<Tensor<2>> = None;
-    for (_, probs) in &out.decoder.captured {
-        let [_, h, r, _] = probs.dims();
-        let m = probs.clone().sum_dim(1).reshape([r, n]) / h as f64;
-        acc = Some(match acc {
-            Some(a) => a + m,
-            None => m,
-        });
-    }
-    let per_row = to_vec_f32(acc.expect("captured layers") / layers.len() as f64);
-    let mut traj = Vec::with_capacity(step_spans.len());
-    let mut topk = Vec::with_capacity(step_spans.len());
-    let keep = cfg.top_k.keep(n).unwrap_or(n);
-    for span in &step_rows {
-        let len = span.len().max(1);
-        let mut m = vec![0f32; n];
-        for pos in span.clone() {
-            let r = row_of(pos).expect("every step row is captured");
-            for (a, b) in m.iter_mut().zip(&per_row[r * n..(r + 1) * n]) {
-                *a += b / len as f32;
-            }
-        }
-        topk.push(top_k(&m, keep));
-        traj.push(min_max(&m));
-    }
-    let [_, s, d] = out.decoder.pre_norm_last.dims();
-    let vtop = to_vec_f32(
-        out.decoder
-            .pre_norm_last
-            .reshape([s, d])
-            .select(0, index_tensor(&cols, &device)),
-    );
-    let merge = teacher.config.vision.spatial_merge_size;
-    let g = inputs.images[0].grid;
-    Ok(TeacherSignals {
-        vtop,
-        d_teacher: d,
-        traj,
-        topk,
-        grid: (g[1] / merge, g[2] / merge),
-    })
+    let captured: Vec<Tensor<4>> = out.decoder.captured.into_iter().map(|(_, p)| p).collect();
+    Ok(plan.reduce(&captured, out.decoder.pre_norm_last))
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ pub mod extract;
 pub mod import;
 pub mod pipeline;
 pub mod store;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod stream;
 
 pub use extract::{ExtractConfig, TeacherSignals, extract_signals, split_steps};
 pub use store::{SignalRecord, SignalStore, SignalWriter};

@@ -8,8 +8,10 @@
 
 use std::path::Path;
 
-use super::extract::{ExtractConfig, append_steps, extract_signals, split_steps};
+use super::extract::{ExtractConfig, TeacherSignals, append_steps, extract_signals, split_steps};
 use super::store::{SignalRecord, SignalWriter};
+#[cfg(not(target_arch = "wasm32"))]
+use super::stream::{StreamSample, StreamedTeacher};
 use crate::data::viscot::{Sample, image_path};
 use crate::error::{LavitError, Result};
 use crate::infer::{GenerateConfig, generate};
@@ -18,9 +20,33 @@ use crate::io::checkpoint::HostInputs;
 use crate::io::processor::{ProcessorConfig, load_rgb};
 use crate::model::vlm::Qwen25Vl;
 
+/// The teacher of an extraction: loaded whole, or read layer by layer.
+#[derive(Clone, Copy)]
+pub enum Teacher<'a> {
+    Loaded(&'a Qwen25Vl),
+    #[cfg(not(target_arch = "wasm32"))]
+    Streamed(&'a StreamedTeacher),
+}
+
+impl Teacher<'_> {
+    pub fn config(&self) -> &crate::model::Qwen25VlConfig {
+        match self {
+            Teacher::Loaded(t) => &t.config,
+            #[cfg(not(target_arch = "wasm32"))]
+            Teacher::Streamed(t) => &t.config,
+        }
+    }
+}
+
+impl<'a> From<&'a Qwen25Vl> for Teacher<'a> {
+    fn from(t: &'a Qwen25Vl) -> Self {
+        Teacher::Loaded(t)
+    }
+}
+
 /// What to extract with.
 pub struct ExtractJob<'a> {
-    pub teacher: &'a Qwen25Vl,
+    pub teacher: Teacher<'a>,
     pub tokenizer: &'a ChatTokenizer,
     pub processor: &'a ProcessorConfig,
     pub images_root: &'a Path,
@@ -85,8 +111,18 @@ pub fn shard_of(samples: &[Sample], shard: usize, num_shards: usize) -> Vec<&Sam
         .collect()
 }
 
+/// A sample ready for the teacher: its record and inputs.
+struct Prepared {
+    record: SignalRecord,
+    inputs: HostInputs,
+    spans: Vec<std::ops::Range<usize>>,
+    /// Position in the shard (for progress).
+    at: usize,
+}
+
 /// Extracts every not-yet-stored sample of `samples` (already sharded) into `writer`;
-/// `progress(done, total)` is called after each sample.
+/// `progress(done, total)` is called after each sample. A streamed teacher works through the
+/// samples in batches of [`StreamedTeacher::batch`].
 pub fn extract_all(
     job: &ExtractJob<'_>,
     samples: &[&Sample],
@@ -94,84 +130,140 @@ pub fn extract_all(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ExtractSummary> {
     let mut summary = ExtractSummary::default();
+    let hidden = job.teacher.config().text.hidden_size;
     if let Some(d) = writer.d_teacher()
-        && d != job.teacher.config.text.hidden_size
+        && d != hidden
     {
         return Err(LavitError::Invalid(format!(
-            "the signal store holds d_T = {d} but the teacher's hidden size is {}",
-            job.teacher.config.text.hidden_size
+            "the signal store holds d_T = {d} but the teacher's hidden size is {hidden}"
         )));
     }
+    let batch = match job.teacher {
+        Teacher::Loaded(_) => 1,
+        #[cfg(not(target_arch = "wasm32"))]
+        Teacher::Streamed(t) => t.batch.max(1),
+    };
     let total = samples.len();
+    let mut pending: Vec<Prepared> = Vec::new();
     for (i, s) in samples.iter().enumerate() {
         if writer.contains(&s.id) {
             summary.skipped_done += 1;
             progress(i + 1, total);
             continue;
         }
-        let img = load_rgb(&image_path(job.images_root, s))?;
-        let msgs = [Message::user_image_question(1, &s.question)];
-        let prompt = HostInputs::build(job.tokenizer, job.processor, &[img], &msgs, true)?;
-        let teacher_answer = if job.generate.is_some() || job.filter_correct {
-            let mut g = job.generate.clone().unwrap_or(GenerateConfig {
-                max_new_tokens: 256,
-                ..Default::default()
-            });
-            g.stop_ids = vec![job.tokenizer.im_end];
-            let out = generate(
-                job.teacher,
-                None,
-                &prompt.to_device(&job.teacher.device()),
-                &[],
-                &g,
-            )?;
-            let ids: Vec<u32> = out
-                .tokens
-                .into_iter()
-                .filter(|&t| t != job.tokenizer.im_end)
-                .collect();
-            Some(job.tokenizer.decode(&ids, true)?)
-        } else {
-            None
-        };
-        if job.filter_correct
-            && let Some(t) = &teacher_answer
-            && !answers_agree(&s.answer, t, s.extra.get("key").and_then(|k| k.as_str()))
-        {
-            writer.drop_sample(&s.id)?;
-            summary.dropped_incorrect += 1;
-            progress(i + 1, total);
-            continue;
-        }
-        // The steps the trajectory is taken over: the teacher's own answer, else the steps the
-        // data gives (Visual-CoT's box turn and answer, one per line), else the answer split
-        // into sentences.
-        let steps = match (&job.generate, &teacher_answer) {
-            (Some(_), Some(t)) => split_steps(t),
-            _ if !s.steps.is_empty() => {
-                let n = s.steps.len();
-                s.steps
-                    .iter()
-                    .enumerate()
-                    .map(|(i, st)| {
-                        if i + 1 < n {
-                            format!("{st}\n")
-                        } else {
-                            st.clone()
-                        }
-                    })
-                    .collect()
+        match prepare(job, s, i)? {
+            Some(p) => pending.push(p),
+            None => {
+                writer.drop_sample(&s.id)?;
+                summary.dropped_incorrect += 1;
+                progress(i + 1, total);
+                continue;
             }
-            _ => split_steps(&s.answer),
+        }
+        if pending.len() >= batch || i + 1 == total {
+            summary.extracted +=
+                run_batch(job, std::mem::take(&mut pending), writer, progress, total)?;
+        }
+    }
+    summary.extracted += run_batch(job, pending, writer, progress, total)?;
+    writer.flush()?;
+    Ok(summary)
+}
+
+/// Signals of `batch` into `writer`.
+fn run_batch(
+    job: &ExtractJob<'_>,
+    batch: Vec<Prepared>,
+    writer: &mut SignalWriter,
+    progress: &mut dyn FnMut(usize, usize),
+    total: usize,
+) -> Result<usize> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let n = batch.len();
+    let signals: Vec<TeacherSignals> = match job.teacher {
+        Teacher::Loaded(t) => batch
+            .iter()
+            .map(|p| extract_signals(t, &p.inputs, &p.spans, &job.cfg))
+            .collect::<Result<_>>()?,
+        #[cfg(not(target_arch = "wasm32"))]
+        Teacher::Streamed(t) => {
+            let samples: Vec<StreamSample> = batch
+                .iter()
+                .map(|p| StreamSample {
+                    inputs: p.inputs.clone(),
+                    steps: p.spans.clone(),
+                })
+                .collect();
+            t.extract_batch(&samples, &job.cfg)?
+        }
+    };
+    for (p, sig) in batch.into_iter().zip(signals) {
+        writer.push(p.record, sig)?;
+        progress(p.at + 1, total);
+    }
+    Ok(n)
+}
+
+/// Builds sample `s`'s record and inputs (generating the teacher's own answer when asked);
+/// `None` when the correctness filter drops it.
+fn prepare(job: &ExtractJob<'_>, s: &Sample, at: usize) -> Result<Option<Prepared>> {
+    let img = load_rgb(&image_path(job.images_root, s))?;
+    let msgs = [Message::user_image_question(1, &s.question)];
+    let prompt = HostInputs::build(job.tokenizer, job.processor, &[img], &msgs, true)?;
+    let teacher_answer = if job.generate.is_some() || job.filter_correct {
+        let Teacher::Loaded(teacher) = job.teacher else {
+            return Err(LavitError::Invalid(
+                "the teacher's own answers (generated steps, the correctness filter) need the whole teacher in memory, not streamed layers".into(),
+            ));
         };
-        let steps = cap_steps(steps, job.max_steps.unwrap_or(0));
-        let (ids, spans) = append_steps(job.tokenizer, &prompt.input_ids, &steps)?;
-        let inputs = HostInputs {
-            input_ids: ids,
-            images: prompt.images,
-        };
-        let signals = extract_signals(job.teacher, &inputs, &spans, &job.cfg)?;
-        let record = SignalRecord {
+        let mut g = job.generate.clone().unwrap_or(GenerateConfig {
+            max_new_tokens: 256,
+            ..Default::default()
+        });
+        g.stop_ids = vec![job.tokenizer.im_end];
+        let out = generate(teacher, None, &prompt.to_device(&teacher.device()), &[], &g)?;
+        let ids: Vec<u32> = out
+            .tokens
+            .into_iter()
+            .filter(|&t| t != job.tokenizer.im_end)
+            .collect();
+        Some(job.tokenizer.decode(&ids, true)?)
+    } else {
+        None
+    };
+    if job.filter_correct
+        && let Some(t) = &teacher_answer
+        && !answers_agree(&s.answer, t, s.extra.get("key").and_then(|k| k.as_str()))
+    {
+        return Ok(None);
+    }
+    // The steps the trajectory is taken over: the teacher's own answer, else the steps the
+    // data gives (Visual-CoT's box turn and answer, one per line), else the answer split
+    // into sentences.
+    let steps = match (&job.generate, &teacher_answer) {
+        (Some(_), Some(t)) => split_steps(t),
+        _ if !s.steps.is_empty() => {
+            let n = s.steps.len();
+            s.steps
+                .iter()
+                .enumerate()
+                .map(|(i, st)| {
+                    if i + 1 < n {
+                        format!("{st}\n")
+                    } else {
+                        st.clone()
+                    }
+                })
+                .collect()
+        }
+        _ => split_steps(&s.answer),
+    };
+    let steps = cap_steps(steps, job.max_steps.unwrap_or(0));
+    let (ids, spans) = append_steps(job.tokenizer, &prompt.input_ids, &steps)?;
+    Ok(Some(Prepared {
+        record: SignalRecord {
             id: s.id.clone(),
             image: s.image.clone(),
             question: s.question.clone(),
@@ -183,13 +275,14 @@ pub fn extract_all(
             d_teacher: 0,
             file: String::new(),
             extra: s.extra.clone(),
-        };
-        writer.push(record, signals)?;
-        summary.extracted += 1;
-        progress(i + 1, total);
-    }
-    writer.flush()?;
-    Ok(summary)
+        },
+        inputs: HostInputs {
+            input_ids: ids,
+            images: prompt.images,
+        },
+        spans,
+        at,
+    }))
 }
 
 #[cfg(test)]
