@@ -41,6 +41,20 @@ pub struct Args {
     /// config.json path.
     #[arg(long, default_value = "small")]
     pub config: String,
+    /// Keep only the first N text decoder layers (widths stay real; `--layers` is the
+    /// extraction window).
+    #[arg(long)]
+    pub text_layers: Option<usize>,
+    /// Keep only the first M vision blocks (full-attention blocks past M are dropped; the
+    /// last kept block is made full-attention if none is left).
+    #[arg(long)]
+    pub vision_layers: Option<usize>,
+    /// Train step with LoRA adapters of this rank (base frozen) instead of full fine-tuning.
+    #[arg(long)]
+    pub lora_rank: Option<usize>,
+    /// Train step with gradient checkpointing.
+    #[arg(long)]
+    pub grad_checkpointing: bool,
     /// Workloads, comma-separated: train, extract, generate.
     #[arg(long, default_value = "train,extract,generate")]
     pub what: String,
@@ -131,8 +145,40 @@ fn mib(b: Option<u64>) -> String {
         .unwrap_or_else(|| "n/a".into())
 }
 
+/// `cfg` cut to `text` decoder layers and `vision` blocks, widths unchanged.
+fn reduce_depth(
+    mut cfg: Qwen25VlConfig,
+    text: Option<usize>,
+    vision: Option<usize>,
+) -> Result<Qwen25VlConfig> {
+    if let Some(n) = text {
+        if n == 0 || n > cfg.text.num_hidden_layers {
+            bail!(
+                "--text-layers {n}: the model has {} decoder layers",
+                cfg.text.num_hidden_layers
+            );
+        }
+        cfg.text.num_hidden_layers = n;
+    }
+    if let Some(m) = vision {
+        if m == 0 || m > cfg.vision.depth {
+            bail!(
+                "--vision-layers {m}: the model has {} vision blocks",
+                cfg.vision.depth
+            );
+        }
+        cfg.vision.depth = m;
+        cfg.vision.fullatt_block_indexes.retain(|&i| i < m);
+        if cfg.vision.fullatt_block_indexes.is_empty() {
+            cfg.vision.fullatt_block_indexes.push(m - 1);
+        }
+    }
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    Ok(cfg)
+}
+
 pub fn run(a: Args) -> Result<()> {
-    let cfg = model_config(&a.config)?;
+    let cfg = reduce_depth(model_config(&a.config)?, a.text_layers, a.vision_layers)?;
     let what: Vec<&str> = a.what.split(',').map(str::trim).collect();
     if let Some(w) = what
         .iter()
@@ -149,6 +195,8 @@ pub fn run(a: Args) -> Result<()> {
         layers: a.layers,
         decode_tokens: a.decode_tokens,
         seed: 0,
+        lora_rank: a.lora_rank.filter(|&r| r > 0),
+        grad_checkpointing: a.grad_checkpointing,
     };
     let seq = Sequence::new(&cfg, &w)?;
     let device = a.backend.device()?;
@@ -156,8 +204,10 @@ pub fn run(a: Args) -> Result<()> {
     let s = seq.len();
     let n_img = seq.image_positions.len();
     eprintln!(
-        "bench {} on {label}: sequence {s} tokens ({n_img} image tokens), {} params",
+        "bench {} ({} text layers, {} vision blocks) on {label}: sequence {s} tokens ({n_img} image tokens), {} params",
         a.config,
+        cfg.text.num_hidden_layers,
+        cfg.vision.depth,
         cfg.param_counts().total
     );
     let mut rows: Vec<serde_json::Value> = Vec::new();
@@ -170,8 +220,14 @@ pub fn run(a: Args) -> Result<()> {
         })?;
         let tps = s as f64 / t.median_s;
         let flops = perf::train_step_flops(&cfg, &seq);
+        let how = match (w.lora_rank, w.grad_checkpointing) {
+            (Some(r), true) => format!("LoRA r={r}, checkpointed"),
+            (Some(r), false) => format!("LoRA r={r}"),
+            (None, true) => "full, checkpointed".into(),
+            (None, false) => "full".into(),
+        };
         table.push_str(&format!(
-            "| train step (fwd + bwd + AdamW, 3 losses, gate) | {:.3} s | {tps:.1} tokens/s ({:.2} GFLOP/s) | {} MiB |\n",
+            "| train step ({how}; fwd + bwd + AdamW, 3 losses, gate) | {:.3} s | {tps:.1} tokens/s ({:.2} GFLOP/s) | {} MiB |\n",
             t.median_s,
             flops / t.median_s / 1e9,
             mib(mem)
@@ -235,6 +291,8 @@ pub fn run(a: Args) -> Result<()> {
         let doc = json!({
             "tool": "lavit",
             "config": a.config,
+            "text_layers": cfg.text.num_hidden_layers,
+            "vision_layers": cfg.vision.depth,
             "params": cfg.param_counts().total,
             "backend": a.backend.backend,
             "device": label,

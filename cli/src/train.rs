@@ -15,7 +15,7 @@ use lavit_core::model::lora::LoraConfig;
 use lavit_core::student::{Layout, Student, export, reference};
 use lavit_core::teacher::SignalStore;
 use lavit_core::train::data::{TargetConfig, samples_from_store, samples_from_viscot};
-use lavit_core::train::{Stage2, TrainConfig, train};
+use lavit_core::train::{Stage2, TrainConfig, train_on};
 use serde::Deserialize;
 
 use crate::common::{BackendArgs, TopKArg, progress_bar, read_toml};
@@ -87,6 +87,10 @@ pub struct Opts {
     /// Train the vision tower too.
     #[arg(long)]
     pub train_vision: Option<bool>,
+    /// Gradient checkpointing: recompute memory-bound activations in the backward pass
+    /// (less memory, more time; same losses and gradients).
+    #[arg(long)]
+    pub grad_checkpointing: Option<bool>,
     /// LoRA rank on the text decoder (0 = full fine-tuning).
     #[arg(long)]
     pub lora_rank: Option<usize>,
@@ -136,6 +140,7 @@ crate::overlay!(Opts {
     stage2_warmup,
     term_grads_every,
     train_vision,
+    grad_checkpointing,
     lora_rank,
     lora_alpha,
     lora_targets,
@@ -198,6 +203,7 @@ impl TryFrom<&Opts> for TrainConfig {
             checkpoint_every: o.checkpoint_every.unwrap_or(d.checkpoint_every),
             seed: o.seed.unwrap_or(d.seed),
             term_grads_every: o.term_grads_every.unwrap_or(d.term_grads_every),
+            grad_checkpointing: o.grad_checkpointing.unwrap_or(d.grad_checkpointing),
             stage2: o.stage2_lr.map(|lr| Stage2 {
                 lr,
                 warmup_steps: o
@@ -242,6 +248,11 @@ pub struct Args {
     /// tokenizer.json (default: STUDENT/tokenizer.json).
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
+    /// Data-parallel replicas: adapter indices of --backend, comma-separated (`0,1`); each
+    /// step's micro-batches are split between them and their gradients all-reduced. The CPU
+    /// backend has one device: `0,0` runs two replicas in two threads on it.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<usize>,
     #[command(flatten)]
     pub opts: Opts,
     #[command(flatten)]
@@ -369,12 +380,31 @@ pub fn run(a: Args) -> Result<()> {
     let bar = progress_bar(cfg.steps as u64, "train");
     let export_every = o.export_every.unwrap_or(0);
     let mut export_error = None;
-    let trained = train(
+    let replicas = a
+        .devices
+        .iter()
+        .map(|&i| {
+            BackendArgs {
+                device: i,
+                ..a.backend.clone()
+            }
+            .device()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if replicas.len() > cfg.grad_accum {
+        bail!(
+            "--devices lists {} replicas but --grad-accum is {}: each replica needs a micro-batch",
+            replicas.len(),
+            cfg.grad_accum
+        );
+    }
+    let trained = train_on(
         student,
         &samples,
         &cfg,
         &a.out,
         a.resume,
+        &replicas,
         &mut |l, model| {
             if export_every > 0 && l.step % export_every == 0 && l.step < cfg.steps {
                 let dir = a.out.join(format!("step-{}", l.step));

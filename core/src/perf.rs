@@ -46,6 +46,12 @@ pub struct Workload {
     /// Tokens decoded by the generation benchmark.
     pub decode_tokens: usize,
     pub seed: u64,
+    /// Train LoRA adapters of this rank on the text decoder (base frozen) instead of all of it.
+    #[serde(default)]
+    pub lora_rank: Option<usize>,
+    /// Gradient checkpointing in the training step.
+    #[serde(default)]
+    pub grad_checkpointing: bool,
 }
 
 impl Default for Workload {
@@ -59,6 +65,8 @@ impl Default for Workload {
             layers: 8,
             decode_tokens: 16,
             seed: 0,
+            lora_rank: None,
+            grad_checkpointing: false,
         }
     }
 }
@@ -231,8 +239,24 @@ pub fn train_step(
         d_teacher: w.d_teacher,
         ..LavitConfig::default()
     };
-    let mut student = LavitStudent::new(random_model(cfg, w.seed, device)?, lavit, w.seed).train();
+    let mut student = LavitStudent::new(random_model(cfg, w.seed, device)?, lavit, w.seed);
+    if let Some(rank) = w.lora_rank {
+        let lora = crate::model::lora::LoraConfig {
+            rank,
+            alpha: 2.0 * rank as f64,
+            ..Default::default()
+        };
+        lora.validate().map_err(LavitError::Invalid)?;
+        student.vlm.model = student.vlm.model.apply_lora(&lora, w.seed, device);
+    }
+    student = student.train();
     student.vlm.visual = student.vlm.visual.clone().no_grad();
+    if w.lora_rank.is_some() {
+        student.vlm.model = student.vlm.model.freeze_base_for_lora();
+    }
+    if w.grad_checkpointing {
+        student = crate::train::with_checkpointing(student);
+    }
     let mut optim = crate::defaults::adamw(crate::defaults::WEIGHT_DECAY);
     let weights = LossWeights::default();
     ready();

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use burn::module::Module;
+use burn::tensor::GradientCheckpointingStrategy;
 use lavit_core::data::Sample;
 use lavit_core::infer::{GenerateConfig, generate};
 use lavit_core::io::chat::ChatTokenizer;
@@ -19,7 +20,7 @@ use lavit_core::student::{Student, StudentFiles, export};
 use lavit_core::teacher::pipeline::{ExtractJob, extract_all};
 use lavit_core::teacher::{ExtractConfig, SignalStore, SignalWriter};
 use lavit_core::train::data::{TargetConfig, samples_from_store};
-use lavit_core::train::{StepLog, TrainConfig, read_metrics, train};
+use lavit_core::train::{StepLog, TrainConfig, read_metrics, train, train_on};
 use lavit_tests::fixture;
 
 const K: usize = 2;
@@ -455,4 +456,139 @@ fn seeded_init_is_reproducible_and_in_range() {
     let sd = (n.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n.len() as f32).sqrt();
     assert!(mean.abs() < 2e-3, "mean {mean}");
     assert!((sd - 0.02).abs() < 2e-3, "std {sd}");
+}
+
+#[test]
+fn checkpointed_training_equals_plain_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, images) = make_store(tmp.path());
+    let run = |name: &str, grad_checkpointing: bool| {
+        let (student, _, samples) = student_and_samples(&store, &images);
+        let out = tmp.path().join(name);
+        let cfg = TrainConfig {
+            grad_checkpointing,
+            term_grads_every: 1,
+            ..cfg(6)
+        };
+        let trained = train(student, &samples, &cfg, &out, false, &mut |_, _| true).unwrap();
+        let weight = trained.vlm.model.embed_tokens.weight.val();
+        assert_eq!(
+            weight.gradient_checkpointing_strategy(),
+            Some(if grad_checkpointing {
+                GradientCheckpointingStrategy::Balanced
+            } else {
+                GradientCheckpointingStrategy::Disabled
+            }),
+            "the strategy the step ran under"
+        );
+        let params: Vec<f32> = weight.into_data().iter::<f32>().collect();
+        (read_metrics(&out.join("metrics.jsonl")).unwrap(), params)
+    };
+    let (plain, p) = run("plain", false);
+    let (ckpt, q) = run("ckpt", true);
+    assert_eq!(plain.len(), 6);
+    for (a, b) in plain.iter().zip(&ckpt) {
+        // Every loss term, the global gradient norm and each term's gradient norm by group.
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * x.abs().max(1e-3);
+        assert!(
+            close(a.loss, b.loss),
+            "step {}: loss {} vs {}",
+            a.step,
+            a.loss,
+            b.loss
+        );
+        assert!(
+            close(a.grad_norm, b.grad_norm),
+            "step {}: grad norm {} vs {}",
+            a.step,
+            a.grad_norm,
+            b.grad_norm
+        );
+        let (ta, tb) = (
+            a.term_grads.as_ref().unwrap(),
+            b.term_grads.as_ref().unwrap(),
+        );
+        for (term, ga) in ta {
+            let gb = &tb[term];
+            assert!(
+                close(ga.total, gb.total),
+                "step {}: {term} {ga:?} vs {gb:?}",
+                a.step
+            );
+            assert!(close(ga.decoder, gb.decoder), "step {}: {term}", a.step);
+        }
+    }
+    let max = p
+        .iter()
+        .zip(&q)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(max <= 1e-5, "updated embeddings differ by {max}");
+}
+
+#[test]
+fn two_replicas_with_half_the_batch_each_equal_one_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, images) = make_store(tmp.path());
+    let cpu = lavit_backends::select("cpu", 0).unwrap();
+    let run = |name: &str, replicas: &[burn::tensor::Device]| {
+        let (student, _, samples) = student_and_samples(&store, &images);
+        let out = tmp.path().join(name);
+        let cfg = TrainConfig {
+            grad_accum: 4,
+            ..cfg(6)
+        };
+        let trained = train_on(
+            student,
+            &samples,
+            &cfg,
+            &out,
+            false,
+            replicas,
+            &mut |_, _| true,
+        )
+        .unwrap();
+        let w: Vec<f32> = trained
+            .vlm
+            .model
+            .embed_tokens
+            .weight
+            .val()
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        (read_metrics(&out.join("metrics.jsonl")).unwrap(), w)
+    };
+    let (one, p) = run("one", &[]);
+    let (two, q) = run("two", &[cpu.clone(), cpu]);
+    assert_eq!(one.len(), 6);
+    for (a, b) in one.iter().zip(&two) {
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * x.abs().max(1e-3);
+        assert!(
+            close(a.loss, b.loss),
+            "step {}: loss {} vs {}",
+            a.step,
+            a.loss,
+            b.loss
+        );
+        assert!(close(a.ce.unwrap(), b.ce.unwrap()), "step {}: ce", a.step);
+        assert!(
+            close(a.traj.unwrap(), b.traj.unwrap()),
+            "step {}: traj",
+            a.step
+        );
+        assert!(
+            close(a.grad_norm, b.grad_norm),
+            "step {}: grad norm {} vs {}",
+            a.step,
+            a.grad_norm,
+            b.grad_norm
+        );
+    }
+    let max = p
+        .iter()
+        .zip(&q)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(max <= 1e-5, "weights after 6 updates differ by {max}");
 }

@@ -59,6 +59,11 @@ pub struct TrainConfig {
     /// Two-stage gating only: restart the learning-rate schedule when the gate opens.
     #[serde(default)]
     pub stage2: Option<Stage2>,
+    /// Gradient checkpointing (burn's balanced strategy): memory-bound activations are
+    /// recomputed in the backward pass instead of kept; compute-bound ones are still cached.
+    /// Same losses and gradients, less memory, more time.
+    #[serde(default)]
+    pub grad_checkpointing: bool,
 }
 
 /// The second stage of a two-stage run as a fresh schedule (the reference runs stage 2 as a
@@ -94,6 +99,7 @@ impl Default for TrainConfig {
             seed: 0,
             term_grads_every: 0,
             stage2: None,
+            grad_checkpointing: false,
         }
     }
 }
@@ -124,6 +130,151 @@ pub struct TermGrads {
     pub decoder: f64,
     pub embeddings: f64,
     pub vision: f64,
+}
+
+/// The summed gradients and loss statistics of some micro-batches of one step (each loss
+/// scaled by `1 / grad_accum`).
+struct MicroBatches {
+    acc: GradientsAccumulator<LavitStudent>,
+    sum: f64,
+    ce: Option<f64>,
+    vtop: Option<f64>,
+    traj: Option<f64>,
+    tokens: usize,
+    /// The first sample whose loss was not finite.
+    non_finite: Option<usize>,
+}
+
+/// Forward + backward of the samples `batch` (indices into `samples`) on `student`.
+fn micro_batches(
+    student: &LavitStudent,
+    batch: &[usize],
+    samples: &[StudentSample],
+    cfg: &TrainConfig,
+    g: f64,
+) -> Result<MicroBatches> {
+    let mut out = MicroBatches {
+        acc: GradientsAccumulator::new(),
+        sum: 0.0,
+        ce: None,
+        vtop: None,
+        traj: None,
+        tokens: 0,
+        non_finite: None,
+    };
+    let n = cfg.grad_accum as f64;
+    for &i in batch {
+        let parts = sample_losses(student, &samples[i], &cfg.loss, g, cfg.gate_prompt)?;
+        let total = parts.total / n;
+        let value: f64 = total.clone().into_scalar::<f32>() as f64;
+        if !value.is_finite() {
+            out.non_finite = Some(i);
+            return Ok(out);
+        }
+        out.sum += value;
+        let add = |t: Option<Tensor<1>>, acc: &mut Option<f64>| {
+            if let Some(t) = t {
+                *acc.get_or_insert(0.0) += t.into_scalar::<f32>() as f64 / n;
+            }
+        };
+        add(parts.ce, &mut out.ce);
+        add(parts.vtop, &mut out.vtop);
+        add(parts.traj, &mut out.traj);
+        out.tokens += parts.tokens;
+        let grads = GradientsParams::from_grads(total.backward(), student);
+        out.acc.accumulate(student, grads);
+    }
+    Ok(out)
+}
+
+/// [`micro_batches`] over `replicas`: micro-batch `j` runs on replica `j mod R` (a fork of
+/// `student` on that device, in its own thread); the replicas' gradient sums are moved to
+/// `student`'s device and added (the all-reduce), as are their loss statistics.
+fn data_parallel(
+    student: &LavitStudent,
+    replicas: &[Device],
+    batch: &[usize],
+    samples: &[StudentSample],
+    cfg: &TrainConfig,
+    g: f64,
+) -> Result<MicroBatches> {
+    let r = replicas.len();
+    let shares: Vec<Vec<usize>> = (0..r)
+        .map(|k| batch.iter().skip(k).step_by(r).copied().collect())
+        .collect();
+    let results: Vec<Result<(MicroBatches, GradientsParams)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = replicas
+            .iter()
+            .zip(&shares)
+            .map(|(device, share)| {
+                let replica = student.clone().fork(device);
+                scope.spawn(move || {
+                    let mut m = micro_batches(&replica, share, samples, cfg, g)?;
+                    let grads = m.acc.grads();
+                    Ok((m, grads))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(LavitError::Other("a replica thread panicked".into())))
+            })
+            .collect()
+    });
+    let home = student.vlm.device();
+    let mut total = MicroBatches {
+        acc: GradientsAccumulator::new(),
+        sum: 0.0,
+        ce: None,
+        vtop: None,
+        traj: None,
+        tokens: 0,
+        non_finite: None,
+    };
+    for res in results {
+        let (m, grads) = res?;
+        total
+            .acc
+            .accumulate(student, grads.to_device(&home, student));
+        total.sum += m.sum;
+        for (mine, theirs) in [
+            (&mut total.ce, m.ce),
+            (&mut total.vtop, m.vtop),
+            (&mut total.traj, m.traj),
+        ] {
+            if let Some(v) = theirs {
+                *mine.get_or_insert(0.0) += v;
+            }
+        }
+        total.tokens += m.tokens;
+        total.non_finite = total.non_finite.or(m.non_finite);
+    }
+    Ok(total)
+}
+
+/// Puts every autodiff parameter of `student` under burn's balanced checkpointing strategy,
+/// so the whole step's graph (the tensors derived from them) uses it.
+pub fn with_checkpointing(student: LavitStudent) -> LavitStudent {
+    struct Balanced;
+    impl burn::module::ModuleMapper for Balanced {
+        fn map_float<const D: usize>(
+            &mut self,
+            param: burn::module::Param<burn::tensor::Tensor<D>>,
+        ) -> burn::module::Param<burn::tensor::Tensor<D>> {
+            param.map(|t| {
+                if t.is_autodiff() {
+                    t.with_gradient_checkpointing_strategy(
+                        burn::tensor::GradientCheckpointingStrategy::Balanced,
+                    )
+                } else {
+                    t
+                }
+            })
+        }
+    }
+    student.map(&mut Balanced)
 }
 
 /// The gradient of each active loss term of `sample`, taken on its own.
@@ -200,13 +351,39 @@ impl RunDir {
 /// (progress bars, periodic exports); returning `false` stops the run at once, without a
 /// checkpoint (as a kill would).
 pub fn train(
-    mut student: LavitStudent,
+    student: LavitStudent,
     samples: &[StudentSample],
     cfg: &TrainConfig,
     out: &Path,
     resume: bool,
     on_step: &mut dyn FnMut(&StepLog, &LavitStudent) -> bool,
 ) -> Result<LavitStudent> {
+    train_on(student, samples, cfg, out, resume, &[], on_step)
+}
+
+/// [`train`] data-parallel over `replicas` (devices; none or one = the student's own): each
+/// step's `grad_accum` micro-batches are dealt round-robin to the replicas, each replica
+/// computes and sums its gradients on its own device (in its own thread), and the sums are
+/// all-reduced on the student's device before one optimiser step there; the updated weights go
+/// out to the replicas at the next step. The result equals single-device training with the
+/// same `grad_accum` up to float summation order. The same device may appear more than once
+/// (the CPU backend has one device: replicas are then threads sharing it).
+pub fn train_on(
+    mut student: LavitStudent,
+    samples: &[StudentSample],
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    replicas: &[Device],
+    on_step: &mut dyn FnMut(&StepLog, &LavitStudent) -> bool,
+) -> Result<LavitStudent> {
+    if replicas.len() > cfg.grad_accum {
+        return Err(LavitError::Invalid(format!(
+            "{} devices need at least as many micro-batches per step (grad_accum is {})",
+            replicas.len(),
+            cfg.grad_accum
+        )));
+    }
     if samples.is_empty() {
         return Err(LavitError::Invalid("no training samples".into()));
     }
@@ -256,6 +433,9 @@ pub fn train(
     if cfg.lora.is_some() {
         student.vlm.model = student.vlm.model.freeze_base_for_lora();
     }
+    if cfg.grad_checkpointing {
+        student = with_checkpointing(student);
+    }
     let mut metrics = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -269,12 +449,9 @@ pub fn train(
         let t0 = Instant::now();
         let step = state.step;
         let g = cfg.gate.open_fraction(step);
-        let mut acc = GradientsAccumulator::<LavitStudent>::new();
-        let (mut sum, mut ce, mut vt, mut tr) = (0.0, 0.0, 0.0, 0.0);
-        let (mut has_ce, mut has_vt, mut has_tr) = (false, false, false);
-        let mut tokens = 0;
-        let mut per_term = None;
-        for micro in 0..cfg.grad_accum {
+        // This step's micro-batches, in data order.
+        let mut batch = Vec::with_capacity(cfg.grad_accum);
+        for _ in 0..cfg.grad_accum {
             if state.cursor.index >= order.len() {
                 state.cursor = DataCursor {
                     epoch: state.cursor.epoch + 1,
@@ -282,35 +459,36 @@ pub fn train(
                 };
                 order = epoch_order(samples.len(), cfg.seed, state.cursor.epoch);
             }
-            let sample = &samples[order[state.cursor.index]];
+            batch.push(order[state.cursor.index]);
             state.cursor.index += 1;
-            if micro == 0 && cfg.term_grads_every > 0 && step.is_multiple_of(cfg.term_grads_every) {
-                per_term = Some(term_grads(&student, sample, cfg, g)?);
-            }
-            let parts = sample_losses(&student, sample, &cfg.loss, g, cfg.gate_prompt)?;
-            let total = parts.total / cfg.grad_accum as f64;
-            let value: f64 = total.clone().into_scalar::<f32>() as f64;
-            if !value.is_finite() {
-                return Err(LavitError::Other(format!(
-                    "non-finite loss at step {step} (sample {}); stopped — the last good checkpoint is in {}",
-                    order[state.cursor.index - 1],
-                    run.checkpoint().display()
-                )));
-            }
-            sum += value;
-            let scalar = |t: Option<Tensor<1>>, acc: &mut f64, has: &mut bool| {
-                if let Some(t) = t {
-                    *acc += t.into_scalar::<f32>() as f64 / cfg.grad_accum as f64;
-                    *has = true;
-                }
-            };
-            scalar(parts.ce, &mut ce, &mut has_ce);
-            scalar(parts.vtop, &mut vt, &mut has_vt);
-            scalar(parts.traj, &mut tr, &mut has_tr);
-            tokens += parts.tokens;
-            let grads = GradientsParams::from_grads(total.backward(), &student);
-            acc.accumulate(&student, grads);
         }
+        let per_term = if cfg.term_grads_every > 0 && step.is_multiple_of(cfg.term_grads_every) {
+            Some(term_grads(&student, &samples[batch[0]], cfg, g)?)
+        } else {
+            None
+        };
+        let micro = if replicas.len() <= 1 {
+            micro_batches(&student, &batch, samples, cfg, g)?
+        } else {
+            data_parallel(&student, replicas, &batch, samples, cfg, g)?
+        };
+        if let Some(i) = micro.non_finite {
+            return Err(LavitError::Other(format!(
+                "non-finite loss at step {step} (sample {i}); stopped — the last good checkpoint is in {}",
+                run.checkpoint().display()
+            )));
+        }
+        let MicroBatches {
+            mut acc,
+            sum,
+            ce,
+            vtop: vt,
+            traj: tr,
+            tokens,
+            ..
+        } = micro;
+        let (has_ce, has_vt, has_tr) = (ce.is_some(), vt.is_some(), tr.is_some());
+        let (ce, vt, tr) = (ce.unwrap_or(0.0), vt.unwrap_or(0.0), tr.unwrap_or(0.0));
         let mut grads = acc.grads();
         let grad_norm = clip_global_norm(&student, &mut grads, cfg.clip_norm);
         if !grad_norm.is_finite() {
