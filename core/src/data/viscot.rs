@@ -257,18 +257,15 @@ mod tests {
             r#"[{"question_id": "cub_1", "image": ["cub/a.jpg"], "dataset": "cub",
                  "bboxs": [[10, 20, 60, 80]], "width": 100, "height": 100,
                  "conversations": [
-                   {"from": "human", "value": "<image>
-What is the colour of the bird's wing? Please provide the bounding box coordinate of the region that can help you answer the question better."},
+                   {"from": "human", "value": "<image>\nWhat is the colour of the bird's wing? Please provide the bounding box coordinate of the region that can help you answer the question better."},
                    {"from": "gpt", "value": "[0.1, 0.2, 0.6, 0.8]"},
                    {"from": "human", "value": "<image>"},
                    {"from": "gpt", "value": "<answer>The wing is black.</answer>"}]},
                 {"question_id": "tags", "image": "b.jpg",
-                 "conversations": [{"from": "human", "value": "<image>
-How many?"},
+                 "conversations": [{"from": "human", "value": "<image>\nHow many?"},
                                    {"from": "gpt", "value": " <answer> Three cats </answer>"}]},
                 {"question_id": "plain", "image": "c.jpg",
-                 "conversations": [{"from": "human", "value": "<image>
-Why?"},
+                 "conversations": [{"from": "human", "value": "<image>\nWhy?"},
                                    {"from": "gpt", "value": "Because. It rains."}]}]"#,
         )
         .unwrap();

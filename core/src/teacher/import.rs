@@ -82,15 +82,14 @@ pub fn read_reference_data(path: &Path, root: &Path) -> Result<Vec<ReferenceSamp
 /// The `h × w` with `h · w = n` closest to the image's aspect ratio `height / width` (the
 /// reference's data loader does the same to lay its maps on a grid).
 pub fn grid_of(n: usize, (height, width): (usize, usize)) -> (usize, usize) {
-    let target = height as f64 / width.max(1) as f64;
+    // Distances in log space, as differences of logs so that `h × w` and `w × h` tie exactly
+    // and the first (the wider grid) wins.
+    let target = (height.max(1) as f64).ln() - (width.max(1) as f64).ln();
+    let distance = |(h, w): (usize, usize)| ((h as f64).ln() - (w as f64).ln() - target).abs();
     (1..=n)
         .filter(|h| n.is_multiple_of(*h))
         .map(|h| (h, n / h))
-        .min_by(|a, b| {
-            let da = (a.0 as f64 / a.1 as f64 / target).ln().abs();
-            let db = (b.0 as f64 / b.1 as f64 / target).ln().abs();
-            da.total_cmp(&db)
-        })
+        .min_by(|a, b| distance(*a).total_cmp(&distance(*b)))
         .unwrap_or((1, n))
 }
 
