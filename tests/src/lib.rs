@@ -2,7 +2,7 @@
 //! the list of backends a test runs on.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use lavit_core::io::tensors::{HostTensor, read_safetensors};
@@ -16,12 +16,22 @@ pub fn fixture(rel: &str) -> PathBuf {
 
 /// The HF reference tensors of fixture model `name`.
 pub fn reference(name: &str) -> BTreeMap<String, HostTensor> {
-    read_safetensors(&fixture(&format!("{name}/reference.safetensors"))).expect("reference tensors")
+    reference_in(&fixture(name))
+}
+
+/// The HF reference tensors of the fixture model in `dir` (`dir/reference.safetensors`).
+pub fn reference_in(dir: &Path) -> BTreeMap<String, HostTensor> {
+    read_safetensors(&dir.join("reference.safetensors")).expect("reference tensors")
 }
 
 /// The HF reference metadata of fixture model `name`.
 pub fn reference_meta(name: &str) -> serde_json::Value {
-    let bytes = std::fs::read(fixture(&format!("{name}/reference.json"))).expect("reference.json");
+    reference_meta_in(&fixture(name))
+}
+
+/// The HF reference metadata of the fixture model in `dir` (`dir/reference.json`).
+pub fn reference_meta_in(dir: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(dir.join("reference.json")).expect("reference.json");
     serde_json::from_slice(&bytes).expect("reference.json parses")
 }
 
