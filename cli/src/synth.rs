@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use lavit_core::data::synthetic::{
-    SceneConfig, corpus, generate, generate_descriptions, write_split,
+    Background, SceneConfig, corpus, generate, generate_descriptions, write_split,
 };
 use lavit_core::data::task_tokenizer::train_task_tokenizer;
 
@@ -26,12 +26,23 @@ pub struct Args {
     /// Scene descriptions (the student base's pre-training task) instead of questions.
     #[arg(long)]
     pub describe: bool,
+    /// Background: `noise` (uniform grey noise) or `shaded` (shaded by position, which lets a
+    /// small model read where an object is).
+    #[arg(long, default_value = "noise")]
+    pub background: String,
 }
 
 pub fn run(a: Args) -> Result<()> {
     anyhow::ensure!(a.size >= 56, "--size must be at least 56 pixels");
+    let background = Background::parse(&a.background).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--background must be `noise` or `shaded`, not `{}`",
+            a.background
+        )
+    })?;
     let cfg = SceneConfig {
         size: a.size,
+        background,
         ..Default::default()
     };
     let make = if a.describe {
