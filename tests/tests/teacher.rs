@@ -399,7 +399,7 @@ fn streamed_extraction_equals_in_memory() {
             },
             StreamSample {
                 inputs: other,
-                steps: vec![split[0]..split[1] + 2],
+                steps: std::iter::once(split[0]..split[1] + 2).collect(),
             },
         ];
         let streamed = StreamedTeacher::open(&ckpt, &device).unwrap();

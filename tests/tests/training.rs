@@ -526,6 +526,51 @@ fn checkpointed_training_equals_plain_training() {
     assert!(max <= 1e-5, "updated embeddings differ by {max}");
 }
 
+/// `--threads`: the CPU backend's rayon pool of 1 and of 2 threads trains to the same losses
+/// and weights within float tolerance (a threaded gemm sums in another order).
+#[test]
+fn one_and_two_threads_train_alike() {
+    use lavit_backends::threads::run_in_pool;
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, images) = make_store(tmp.path());
+    let run = |threads: usize| {
+        let out = tmp.path().join(format!("threads-{threads}"));
+        let weights = run_in_pool(threads, || {
+            assert_eq!(lavit_backends::threads::current(), threads);
+            let (student, _, samples) = student_and_samples(&store, &images);
+            let trained = train(student, &samples, &cfg(4), &out, false, &mut |_, _| true).unwrap();
+            let w = trained.vlm.model.embed_tokens.weight.val().into_data();
+            w.iter::<f32>().collect::<Vec<f32>>()
+        })
+        .unwrap();
+        (read_metrics(&out.join("metrics.jsonl")).unwrap(), weights)
+    };
+    let (one, p) = run(1);
+    let (two, q) = run(2);
+    assert_eq!(one.len(), 4);
+    for (a, b) in one.iter().zip(&two) {
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * x.abs().max(1e-3);
+        assert!(
+            close(a.loss, b.loss),
+            "step {}: loss {} vs {}",
+            a.step,
+            a.loss,
+            b.loss
+        );
+        assert!(
+            close(a.grad_norm, b.grad_norm),
+            "step {}: grad norm",
+            a.step
+        );
+    }
+    let max = p
+        .iter()
+        .zip(&q)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(max <= 1e-5, "updated embeddings differ by {max}");
+}
+
 #[test]
 fn two_replicas_with_half_the_batch_each_equal_one_device() {
     let tmp = tempfile::tempdir().unwrap();
