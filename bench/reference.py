@@ -134,7 +134,7 @@ def gate_mask(seq, g, device):
 
 def bench_train(cfg, a, device, sync, ready):
     seq = Sequence(cfg, a, device)
-    model = build(cfg, "sdpa", device)
+    model = build(cfg, a.attn, device)
     model.train()
     model.model.visual.requires_grad_(False)
     d = cfg.text_config.hidden_size
@@ -220,7 +220,7 @@ def bench_extract(cfg, a, device, sync, ready):
 
 def bench_generate(cfg, a, device, sync, ready):
     seq = Sequence(cfg, a, device)
-    model = build(cfg, "sdpa", device)
+    model = build(cfg, a.attn, device)
     model.eval()
     ids = seq.ids[:, : seq.prompt_len]
     mm = seq.mm[:, : seq.prompt_len]
@@ -265,6 +265,8 @@ def main():
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"],
+                    help="attention of the train and generate workloads (extract is always eager: it reads the maps)")
     ap.add_argument("--json")
     a = ap.parse_args()
     if a.threads:
@@ -289,7 +291,7 @@ def main():
                          peak_rss_growth_bytes=mem))
         dec = max(t["median_s"] - p["median_s"], 1e-9)
         rows.append(dict(workload="decode", median_s=dec, tokens=a.decode_tokens, tokens_per_s=a.decode_tokens / dec))
-    doc = dict(tool="pytorch", torch=torch.__version__, threads=torch.get_num_threads(), device=str(device),
+    doc = dict(tool="pytorch", torch=torch.__version__, threads=torch.get_num_threads(), device=str(device), attn=a.attn,
                config=a.config, sequence_tokens=s, image_tokens=seq.n_img, results=rows)
     for r in rows:
         print(r)

@@ -64,7 +64,11 @@ def main():
         "median of the timed runs after a warm-up run"
     )
     print("* peak memory: growth of the process's peak RSS once the model is built (weights excluded), "
-          "one process per workload\n")
+          "one process per workload")
+    if lv.get("peak_how"):
+        print(f"* MFU: FLOPs of the workload (`2 · params · tokens` + attention, counted by lavit; "
+              f"the same count for PyTorch) per second against a peak of {lv['peak_how']}")
+    print()
     units = {"train_step": "tokens/s", "extract": "samples/s", "prefill": "tokens/s", "decode": "tokens/s"}
     names = {
         "train_step": "train step (fwd + bwd + AdamW, CE + V_top + traj, gate)",
@@ -76,8 +80,8 @@ def main():
         any_doc = next(iter(next(iter(works.values())).values()))[1]
         print(f"## `{shape}` ({any_doc.get('params', '?')} parameters, sequence {any_doc.get('sequence_tokens')} tokens, "
               f"{any_doc.get('image_tokens')} image tokens)\n")
-        print("| workload | lavit | PyTorch | lavit / PyTorch | lavit peak mem | PyTorch peak mem | mem ratio |")
-        print("|---|---|---|---|---|---|---|")
+        print("| workload | lavit | PyTorch | lavit / PyTorch | lavit MFU | PyTorch MFU | lavit peak mem | PyTorch peak mem | mem ratio |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for key in ["train_step", "extract", "prefill", "decode"]:
             if key not in works:
                 continue
@@ -90,7 +94,10 @@ def main():
             lm, tm = l.get("peak_rss_growth_bytes"), t.get("peak_rss_growth_bytes")
             mr = f"{lm / tm:.2f}" if lm is not None and tm else "n/a"
             fmt = (lambda v: f"{v:.2f} {u}") if key == "extract" else (lambda v: f"{v:.1f} {u}")
-            print(f"| {names[key]} | {fmt(lt) if lt else 'n/a'} | {fmt(tt) if tt else 'n/a'} | {ratio} | "
+            lmfu = l.get("mfu")
+            tmfu = lmfu * tt / lt if lmfu is not None and lt and tt else None
+            pct = lambda m: "n/a" if m is None else f"{100 * m:.1f}%"
+            print(f"| {names[key]} | {fmt(lt) if lt else 'n/a'} | {fmt(tt) if tt else 'n/a'} | {ratio} | {pct(lmfu)} | {pct(tmfu)} | "
                   f"{mib(lm) if key != 'decode' else ''} | {mib(tm) if key != 'decode' else ''} | {mr if key != 'decode' else ''} |")
         ex = works.get("extract", {}).get("lavit", ({}, {}))[0]
         if ex.get("attention_bytes_all_layers"):

@@ -86,6 +86,10 @@ pub struct Args {
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// The device's peak f32 throughput in GFLOP/s, for MFU [CPU: cores × FLOPs per cycle ×
+    /// clock from /proc/cpuinfo; GPUs: give the card's dense peak]
+    #[arg(long)]
+    pub peak_gflops: Option<f64>,
     #[command(flatten)]
     pub backend: BackendArgs,
 }
@@ -210,9 +214,33 @@ pub fn run(a: Args) -> Result<()> {
         cfg.vision.depth,
         cfg.param_counts().total
     );
+    let peak = match a.peak_gflops {
+        Some(g) if g > 0.0 && g.is_finite() => Some((g * 1e9, "stated with --peak-gflops".into())),
+        Some(g) => bail!("--peak-gflops must be a positive number, not {g}"),
+        None if a.backend.backend == "cpu" => {
+            perf::cpu_peak_flops(lavit_backends::threads::current())
+        }
+        None => None,
+    };
+    match &peak {
+        Some((_, how)) => eprintln!("MFU against a peak of {how}"),
+        None => eprintln!("MFU n/a: pass --peak-gflops (the device's dense f32 peak)"),
+    }
+    // Achieved GFLOP/s and MFU of `flops` done in `secs`.
+    let rate = |flops: f64, secs: f64| {
+        let achieved = flops / secs.max(1e-12);
+        let mfu = peak.as_ref().map(|(p, _)| achieved / p);
+        let cell = format!(
+            "{:.2} | {}",
+            achieved / 1e9,
+            mfu.map(|m| format!("{:.1}%", 100.0 * m))
+                .unwrap_or_else(|| "n/a".into())
+        );
+        (cell, achieved, mfu)
+    };
     let mut rows: Vec<serde_json::Value> = Vec::new();
     let mut table = String::from(
-        "| workload | median | throughput | peak RSS growth (weights excluded) |\n|---|---|---|---|\n",
+        "| workload | median | throughput | GFLOP/s | MFU | peak RSS growth (weights excluded) |\n|---|---|---|---|---|---|\n",
     );
     if what.contains(&"train") {
         let (t, mem) = with_memory(|ready| {
@@ -226,16 +254,16 @@ pub fn run(a: Args) -> Result<()> {
             (None, true) => "full, checkpointed".into(),
             (None, false) => "full".into(),
         };
+        let (cell, achieved, mfu) = rate(flops, t.median_s);
         table.push_str(&format!(
-            "| train step ({how}; fwd + bwd + AdamW, 3 losses, gate) | {:.3} s | {tps:.1} tokens/s ({:.2} GFLOP/s) | {} MiB |\n",
+            "| train step ({how}; fwd + bwd + AdamW, 3 losses, gate) | {:.3} s | {tps:.1} tokens/s | {cell} | {} MiB |\n",
             t.median_s,
-            flops / t.median_s / 1e9,
             mib(mem)
         ));
         rows.push(
             json!({"workload": "train_step", "median_s": t.median_s, "min_s": t.min_s,
             "iters": t.iters, "tokens_per_s": tps, "flops_per_step": flops,
-            "peak_rss_growth_bytes": mem}),
+            "flops_per_s": achieved, "mfu": mfu, "peak_rss_growth_bytes": mem}),
         );
     }
     if what.contains(&"extract") {
@@ -243,8 +271,10 @@ pub fn run(a: Args) -> Result<()> {
             perf::extraction(&cfg, &w, a.warmup, a.iters, &device, ready).context("extraction")
         })?;
         let (full, ours) = perf::attention_bytes(&cfg, &w, &seq);
+        let flops = perf::extraction_flops(&cfg, &seq);
+        let (cell, achieved, mfu) = rate(flops, t.median_s);
         table.push_str(&format!(
-            "| teacher extraction (V_top + trajectory, last {} layers) | {:.3} s | {:.2} samples/s | {} MiB (attention kept: {:.2} MiB; all layers' full maps would be {:.1} MiB) |\n",
+            "| teacher extraction (V_top + trajectory, last {} layers) | {:.3} s | {:.2} samples/s | {cell} | {} MiB (attention kept: {:.2} MiB; all layers' full maps would be {:.1} MiB) |\n",
             w.layers.min(cfg.text.num_hidden_layers),
             t.median_s,
             1.0 / t.median_s,
@@ -255,6 +285,7 @@ pub fn run(a: Args) -> Result<()> {
         rows.push(
             json!({"workload": "extract", "median_s": t.median_s, "min_s": t.min_s,
             "iters": t.iters, "samples_per_s": 1.0 / t.median_s,
+            "flops_per_sample": flops, "flops_per_s": achieved, "mfu": mfu,
             "peak_rss_growth_bytes": mem, "attention_bytes_captured": ours,
             "attention_bytes_all_layers": full}),
         );
@@ -263,28 +294,36 @@ pub fn run(a: Args) -> Result<()> {
         let (g, mem) = with_memory(|ready| {
             perf::generation(&cfg, &w, a.warmup, a.iters, &device, ready).context("generation")
         })?;
+        let decode_s = g.total.median_s - g.prefill.median_s;
+        let (pre_cell, pre_achieved, pre_mfu) = rate(
+            perf::prefill_flops(&cfg, &seq, g.prompt_tokens),
+            g.prefill.median_s,
+        );
+        let (dec_cell, dec_achieved, dec_mfu) = rate(
+            perf::decode_flops(&cfg, g.prompt_tokens, g.decode_tokens),
+            decode_s,
+        );
         table.push_str(&format!(
-            "| prefill ({} tokens) | {:.3} s | {:.1} tokens/s | {} MiB |\n",
+            "| prefill ({} tokens) | {:.3} s | {:.1} tokens/s | {pre_cell} | {} MiB |\n",
             g.prompt_tokens,
             g.prefill.median_s,
             g.prefill_tokens_per_s(),
             mib(mem)
         ));
         table.push_str(&format!(
-            "| decode ({} tokens, KV cache) | {:.3} s | {:.1} tokens/s | |\n",
+            "| decode ({} tokens, KV cache) | {:.3} s | {:.1} tokens/s | {dec_cell} | |\n",
             g.decode_tokens,
-            g.total.median_s - g.prefill.median_s,
+            decode_s,
             g.decode_tokens_per_s()
         ));
         rows.push(
             json!({"workload": "prefill", "median_s": g.prefill.median_s,
             "tokens": g.prompt_tokens, "tokens_per_s": g.prefill_tokens_per_s(),
-            "peak_rss_growth_bytes": mem}),
+            "flops_per_s": pre_achieved, "mfu": pre_mfu, "peak_rss_growth_bytes": mem}),
         );
-        rows.push(
-            json!({"workload": "decode", "median_s": g.total.median_s - g.prefill.median_s,
-            "tokens": g.decode_tokens, "tokens_per_s": g.decode_tokens_per_s()}),
-        );
+        rows.push(json!({"workload": "decode", "median_s": decode_s,
+            "tokens": g.decode_tokens, "tokens_per_s": g.decode_tokens_per_s(),
+            "flops_per_s": dec_achieved, "mfu": dec_mfu}));
     }
     print!("{table}");
     if let Some(path) = &a.json {
@@ -300,6 +339,8 @@ pub fn run(a: Args) -> Result<()> {
             "workload": w,
             "sequence_tokens": s,
             "image_tokens": n_img,
+            "peak_flops_per_s": peak.as_ref().map(|p| p.0),
+            "peak_how": peak.as_ref().map(|p| p.1.clone()),
             "results": rows,
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")

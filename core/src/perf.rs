@@ -388,15 +388,84 @@ pub fn attention_bytes(cfg: &Qwen25VlConfig, w: &Workload, seq: &Sequence) -> (u
     (full, ours)
 }
 
+/// FLOPs of a forward pass of the text decoder over `s` tokens, `2 · params · s` plus the
+/// attention products `4 · s² · d · L` (`lm_head`: with the LM head on every token).
+fn text_forward_flops(cfg: &Qwen25VlConfig, s: f64, lm_head: bool) -> f64 {
+    let c = cfg.param_counts();
+    let t = &cfg.text;
+    let attn = 4.0 * s * s * t.hidden_size as f64 * t.num_hidden_layers as f64;
+    let head = if lm_head { c.lm_head as f64 } else { 0.0 };
+    2.0 * (c.text_layers as f64 + head) * s + attn
+}
+
+/// FLOPs of the vision tower's forward pass over `seq`'s image, `2 · params · patches`.
+fn vision_forward_flops(cfg: &Qwen25VlConfig, seq: &Sequence) -> f64 {
+    let patches = seq.host.images[0].n_patches() as f64;
+    2.0 * cfg.param_counts().vision as f64 * patches
+}
+
 /// FLOPs of one training step (forward + backward ≈ 3 × forward) of the text decoder and the
 /// vision tower's forward (frozen), `2 · params · tokens` plus attention, for MFU.
 pub fn train_step_flops(cfg: &Qwen25VlConfig, seq: &Sequence) -> f64 {
+    3.0 * text_forward_flops(cfg, seq.len() as f64, true) + vision_forward_flops(cfg, seq)
+}
+
+/// FLOPs of one teacher extraction: the forward pass without the LM head.
+pub fn extraction_flops(cfg: &Qwen25VlConfig, seq: &Sequence) -> f64 {
+    text_forward_flops(cfg, seq.len() as f64, false) + vision_forward_flops(cfg, seq)
+}
+
+/// FLOPs of the prefill of `prompt_tokens` (the LM head on the last token only).
+pub fn prefill_flops(cfg: &Qwen25VlConfig, seq: &Sequence, prompt_tokens: usize) -> f64 {
+    let head = 2.0 * cfg.param_counts().lm_head as f64;
+    text_forward_flops(cfg, prompt_tokens as f64, false) + vision_forward_flops(cfg, seq) + head
+}
+
+/// FLOPs of decoding `n` tokens after a prompt of `prompt_tokens`: per token the weights of
+/// the decoder and the LM head once, `2 · params`, plus attention over the cache.
+pub fn decode_flops(cfg: &Qwen25VlConfig, prompt_tokens: usize, n: usize) -> f64 {
     let c = cfg.param_counts();
-    let s = seq.len() as f64;
     let t = &cfg.text;
-    let attn = 4.0 * s * s * t.hidden_size as f64 * t.num_hidden_layers as f64;
-    let text = 2.0 * (c.text_layers + c.lm_head) as f64 * s + attn;
-    let patches = seq.host.images[0].n_patches() as f64;
-    let vision = 2.0 * c.vision as f64 * patches;
-    3.0 * text + vision
+    (0..n)
+        .map(|i| {
+            let ctx = (prompt_tokens + i + 1) as f64;
+            2.0 * (c.text_layers + c.lm_head) as f64
+                + 4.0 * ctx * t.hidden_size as f64 * t.num_hidden_layers as f64
+        })
+        .sum()
+}
+
+/// A stated f32 peak of this CPU for `threads` threads, in FLOP/s, and how it was reckoned:
+/// cores × FLOPs per cycle × clock, from `/proc/cpuinfo` (Linux; `None` elsewhere). FLOPs per
+/// cycle: two FMA pipes × vector lanes × 2 — 64 with AVX-512 on Intel (two 512-bit FMA units),
+/// 32 with AVX-512 on AMD (Zen 4 runs it on two 256-bit pipes) or with AVX2 + FMA, 16 with
+/// SSE only. The clock is the one the kernel reports now (no turbo).
+pub fn cpu_peak_flops(threads: usize) -> Option<(f64, String)> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().to_string())
+    };
+    let mhz: f64 = field("cpu MHz")?.parse().ok()?;
+    let flags = field("flags").unwrap_or_default();
+    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    let intel = field("vendor_id").is_some_and(|v| v.contains("Intel"));
+    let (per_cycle, isa) = if has("avx512f") && intel {
+        (64.0, "AVX-512, 2 FMA units")
+    } else if has("avx512f") {
+        (32.0, "AVX-512 on 256-bit pipes")
+    } else if has("avx2") && has("fma") {
+        (32.0, "AVX2 + FMA")
+    } else {
+        (16.0, "SSE")
+    };
+    let peak = threads as f64 * per_cycle * mhz * 1e6;
+    let how = format!(
+        "{threads} core(s) × {per_cycle:.0} FLOP/cycle ({isa}) × {:.2} GHz = {:.0} GFLOP/s",
+        mhz / 1e3,
+        peak / 1e9
+    );
+    Some((peak, how))
 }
