@@ -64,7 +64,7 @@ pub struct Args {
     /// Top-K patches kept of each trajectory target: dense, a count or a fraction of the grid.
     #[arg(long)]
     pub traj_top_k: Option<TopKArg>,
-    /// Where L_traj's gradient flows: image or detach.
+    /// Where L_traj's gradient flows: image or detach [detach, chosen on the validation split].
     #[arg(long)]
     pub traj_grad: Option<String>,
     /// The states the heads read: post-norm or pre-norm.

@@ -67,7 +67,7 @@ pub struct Opts {
     #[arg(long)]
     pub traj_top_k: Option<TopKArg>,
     /// Where L_traj's gradient flows: `image` (also into the student's image-token states)
-    /// or `detach` (only the head and the latent states) [image].
+    /// or `detach` (only the head and the latent states) [detach].
     #[arg(long)]
     pub traj_grad: Option<String>,
     /// The last-layer states the heads read: `post-norm` or `pre-norm` [post-norm]. Set for

@@ -57,7 +57,7 @@ fn train_options_default_merge_and_fail_clearly() {
         "no option: the library defaults"
     );
     let file: train::Opts = toml::from_str(
-        "steps = 5\nlr = 0.1\ngate = \"two-stage:2\"\ntraj_grad = \"detach\"\ntraj_top_k = 4\n",
+        "steps = 5\nlr = 0.1\ngate = \"two-stage:2\"\ntraj_grad = \"image\"\ntraj_top_k = 4\n",
     )
     .unwrap();
     let flags = train_opts(&["--steps", "7", "--stage2-lr", "0.01"]);
@@ -68,7 +68,11 @@ fn train_options_default_merge_and_fail_clearly() {
     assert_eq!(cfg.steps, 7, "the flag wins over the file");
     assert_eq!(cfg.lr, 0.1, "the file fills what the flags leave");
     assert_eq!(cfg.gate, GateSchedule::TwoStage { closed_steps: 2 });
-    assert_eq!(cfg.loss.traj_grad, TrajGrad::Detach);
+    assert_eq!(
+        cfg.loss.traj_grad,
+        TrajGrad::Image,
+        "the file over the default"
+    );
     assert_eq!(
         cfg.stage2,
         Some(Stage2 {

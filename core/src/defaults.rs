@@ -14,6 +14,10 @@ pub const TRAJ_LAYERS: usize = 8;
 /// Top-K patches kept of each trajectory map: 1/32 of the grid, at least one — the
 /// reference's 8 of a 16 × 16 merged grid (448-px images), scaled to other grids.
 pub const TRAJ_TOP_K: TopK = TopK::Fraction(1.0 / 32.0);
+/// `L_traj`'s gradient stops at the image-token states: on the synthetic task's validation
+/// split (seed 0, 300 questions) `detach` gave 45.0 % against `image`'s 38.3 % with better
+/// grounding (mass in regions 35.5 % vs 27.8 %); README "Results".
+pub const TRAJ_GRAD: crate::lavit::losses::TrajGrad = crate::lavit::losses::TrajGrad::Detach;
 /// AdamW of the reference runs: decoupled weight decay 0.1, β = (0.9, 0.999), ε = 1e-8.
 pub const WEIGHT_DECAY: f64 = 0.1;
 pub const ADAM_BETAS: (f64, f64) = (0.9, 0.999);

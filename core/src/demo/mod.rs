@@ -145,7 +145,7 @@ impl Default for DemoConfig {
             gate_closed_fraction: 0.4,
             stage2_lr_ratio: None,
             traj_top_k: crate::defaults::TRAJ_TOP_K,
-            traj_grad: TrajGrad::default(),
+            traj_grad: crate::defaults::TRAJ_GRAD,
             head_states: HeadStates::default(),
             traj_rows: TrajRows::default(),
             ablations: vec![],

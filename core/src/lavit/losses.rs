@@ -63,7 +63,8 @@ pub fn trajectory_loss(
 #[serde(rename_all = "kebab-case")]
 pub enum TrajGrad {
     /// Into the student's image-token states too (through every decoder layer and the final
-    /// norm the LM head shares): the KL may reshape what the image tokens carry.
+    /// norm the LM head shares): the KL may reshape what the image tokens carry. (What a
+    /// config without the field means; the method's default is `crate::defaults::TRAJ_GRAD`.)
     #[default]
     Image,
     /// Not into the image-token states (`H_img` detached): only the latent token's query and
@@ -104,7 +105,7 @@ impl Default for LossWeights {
             ce: true,
             lambda_vtop: crate::defaults::LAMBDA_VTOP,
             lambda_traj: crate::defaults::LAMBDA_TRAJ,
-            traj_grad: TrajGrad::default(),
+            traj_grad: crate::defaults::TRAJ_GRAD,
         }
     }
 }
