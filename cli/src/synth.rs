@@ -26,8 +26,8 @@ pub struct Args {
     /// Scene descriptions (the student base's pre-training task) instead of questions.
     #[arg(long)]
     pub describe: bool,
-    /// Background: `noise` (uniform grey noise) or `shaded` (shaded by position, which lets a
-    /// small model read where an object is).
+    /// Background: `noise` (uniform grey noise) or `shaded` (shaded by position: an absolute
+    /// position cue in the pixels; experimental, see the README).
     #[arg(long, default_value = "noise")]
     pub background: String,
 }
