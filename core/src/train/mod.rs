@@ -145,6 +145,20 @@ struct MicroBatches {
     non_finite: Option<usize>,
 }
 
+impl MicroBatches {
+    fn empty() -> Self {
+        Self {
+            acc: GradientsAccumulator::new(),
+            sum: 0.0,
+            ce: None,
+            vtop: None,
+            traj: None,
+            tokens: 0,
+            non_finite: None,
+        }
+    }
+}
+
 /// Forward + backward of the samples `batch` (indices into `samples`) on `student`.
 fn micro_batches(
     student: &LavitStudent,
@@ -153,15 +167,7 @@ fn micro_batches(
     cfg: &TrainConfig,
     g: f64,
 ) -> Result<MicroBatches> {
-    let mut out = MicroBatches {
-        acc: GradientsAccumulator::new(),
-        sum: 0.0,
-        ce: None,
-        vtop: None,
-        traj: None,
-        tokens: 0,
-        non_finite: None,
-    };
+    let mut out = MicroBatches::empty();
     let n = cfg.grad_accum as f64;
     for &i in batch {
         let parts = sample_losses(student, &samples[i], &cfg.loss, g, cfg.gate_prompt)?;
@@ -224,15 +230,7 @@ fn data_parallel(
             .collect()
     });
     let home = student.vlm.device();
-    let mut total = MicroBatches {
-        acc: GradientsAccumulator::new(),
-        sum: 0.0,
-        ce: None,
-        vtop: None,
-        traj: None,
-        tokens: 0,
-        non_finite: None,
-    };
+    let mut total = MicroBatches::empty();
     for res in results {
         let (m, grads) = res?;
         total
