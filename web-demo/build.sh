@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Builds the browser demo into web-demo/dist: the wasm module and its JS bindings
-# (wasm-bindgen-cli, no tool that downloads binaries), the page, and a LaViT student.
-#   web-demo/build.sh [--release] [STUDENT_DIR]     (default: assets/synthetic/student-lavit)
-# Without --release the bundle is built with the quick-to-compile `wasm-dev` profile (what the
-# browser test runs); --release builds the optimised bundle to deploy.
+# (wasm-bindgen-cli, no tool that downloads binaries), the page, and the models it shows —
+# the LaViT student, the CE-only baseline student and the teacher.
+#   web-demo/build.sh [--release]
+# --release builds the bundle to deploy: the size-tuned `wasm-release` profile, then binaryen's
+# wasm-opt (npm package pinned in web-demo/tools), and brotli / gzip copies of every file that
+# serve.sh (and any static server that serves precompressed files) sends instead. Without it
+# the bundle is built with the quick-to-compile `wasm-dev` profile.
+# LAVIT_STUDENT, LAVIT_BASELINE, LAVIT_TEACHER override the model directories.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lavit-rs/target}"
 profile=wasm-dev
-if [ "${1:-}" = "--release" ]; then profile=release; shift; fi
-student="${1:-assets/synthetic/student-lavit}"
+if [ "${1:-}" = "--release" ]; then profile=wasm-release; shift; fi
+lavit="${LAVIT_STUDENT:-assets/synthetic/student-lavit}"
+baseline="${LAVIT_BASELINE:-assets/synthetic/student-baseline}"
+teacher="${LAVIT_TEACHER:-assets/synthetic/teacher}"
 bindgen_version=0.2.130   # = the wasm-bindgen crate version pinned in web-demo/Cargo.toml
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 if ! wasm-bindgen --version 2>/dev/null | grep -q "$bindgen_version"; then
@@ -20,8 +26,26 @@ out=web-demo/dist
 rm -rf "$out" && mkdir -p "$out/pkg" "$out/model"
 wasm-bindgen --target web --no-typescript --out-dir "$out/pkg" \
   "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$profile/lavit_web_demo.wasm"
+wasm="$out/pkg/lavit_web_demo_bg.wasm"
+if [ "$profile" = wasm-release ]; then
+  (cd web-demo/tools && npm ci --no-audit --no-fund --silent)
+  web-demo/tools/node_modules/.bin/wasm-opt -Os --strip-debug --strip-producers \
+    --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-mutable-globals --enable-reference-types --enable-multivalue \
+    "$wasm" -o "$wasm.opt"
+  mv "$wasm.opt" "$wasm"
+fi
 cp web-demo/www/* "$out/"
-for f in config.json model.safetensors lavit_heads.safetensors tokenizer.json; do
-  cp "$student/$f" "$out/model/$f"
+for m in "lavit:$lavit:lavit_heads.safetensors" "baseline:$baseline:lavit_heads.safetensors" "teacher:$teacher:"; do
+  IFS=: read -r name dir heads <<<"$m"
+  mkdir -p "$out/model/$name"
+  for f in config.json model.safetensors tokenizer.json $heads; do
+    [ -f "$dir/$f" ] || { echo "web-demo/build.sh: $dir/$f is missing ($name model)" >&2; exit 1; }
+    cp "$dir/$f" "$out/model/$name/$f"
+  done
 done
-echo "wasm bundle ($profile): $(stat -c %s "$out/pkg/lavit_web_demo_bg.wasm") bytes ($out/pkg/lavit_web_demo_bg.wasm)"
+if [ "$profile" = wasm-release ]; then
+  node web-demo/tools/compress.mjs "$out"
+fi
+printf '{"profile": "%s"}\n' "$profile" > "$out/build.json"
+echo "wasm bundle ($profile): $(stat -c %s "$wasm") bytes ($wasm)"

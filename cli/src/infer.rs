@@ -9,7 +9,7 @@ use lavit_core::demo::heatmap::{overlay, side_by_side};
 use lavit_core::infer::GenerateConfig;
 use lavit_core::io::processor::load_rgb;
 use lavit_core::student::Student;
-use lavit_core::teacher::SignalStore;
+use lavit_core::teacher::{ExtractConfig, SignalStore};
 
 use crate::common::BackendArgs;
 
@@ -43,6 +43,11 @@ pub struct Args {
     /// Hide the latent tokens from the answer.
     #[arg(long)]
     pub mask_lvr: bool,
+    /// Teacher view: the model's own greedy answer, split into steps, and where it looked
+    /// while writing each one (the trajectory `lavit extract --generate-steps` stores; the
+    /// browser demo's teacher panel). `--heatmaps` gets one PNG per step.
+    #[arg(long)]
+    pub trajectory: bool,
     #[command(flatten)]
     pub backend: BackendArgs,
 }
@@ -51,6 +56,9 @@ pub fn run(a: Args) -> Result<()> {
     let device = a.backend.device()?;
     let model = Student::load(&a.model, &device).context("opening the model")?;
     let img = load_rgb(&a.image)?;
+    if a.trajectory {
+        return run_trajectory(&a, &model, &img);
+    }
     let cfg = GenerateConfig {
         max_new_tokens: a.max_new_tokens,
         temperature: a.temperature,
@@ -98,6 +106,38 @@ pub fn run(a: Args) -> Result<()> {
                     format!("; heatmaps: {}", files.join(", "))
                 }
             );
+        }
+    }
+    Ok(())
+}
+
+/// `lavit infer --trajectory`.
+fn run_trajectory(a: &Args, model: &Student, img: &image::RgbImage) -> Result<()> {
+    let t = model.trajectory(
+        std::slice::from_ref(img),
+        &a.question,
+        &ExtractConfig::default(),
+        a.max_new_tokens,
+    )?;
+    let mut files = Vec::new();
+    if let Some(dir) = &a.heatmaps {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (k, map) in t.maps.iter().enumerate() {
+            let p = dir.join(format!("step-{}.png", k + 1));
+            overlay(img, map, t.grid)
+                .save(&p)
+                .with_context(|| format!("writing {}", p.display()))?;
+            files.push(p.display().to_string());
+        }
+    }
+    if a.json {
+        let mut v = serde_json::to_value(&t)?;
+        v["heatmaps"] = serde_json::json!(files);
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        println!("{}", t.answer);
+        for (k, s) in t.steps.iter().enumerate() {
+            eprintln!("step {}: {}", k + 1, s.trim());
         }
     }
     Ok(())

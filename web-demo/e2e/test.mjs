@@ -4,7 +4,7 @@
 //   node web-demo/e2e/test.mjs            (env: LAVIT_BIN, CHROMIUM, ARTIFACTS)
 import { chromium } from "playwright-core";
 import { createServer } from "node:http";
-import { readFile, writeFile, mkdir } from "node:fs/promises";
+import { readFile, writeFile, mkdir, stat } from "node:fs/promises";
 import { execFileSync } from "node:child_process";
 import { join, extname, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,8 +21,17 @@ const server = createServer(async (req, res) => {
   try {
     let path = join(dist, decodeURIComponent(new URL(req.url, "http://x").pathname));
     if (path.endsWith("/")) path = join(path, "index.html");
+    const type = types[extname(path)] ?? "application/octet-stream";
+    // Precompressed files where the release build wrote them, as web-demo/serve.sh sends them.
+    if (/\bbr\b/.test(req.headers["accept-encoding"] ?? "")) {
+      const br = await readFile(`${path}.br`).catch(() => null);
+      if (br) {
+        res.writeHead(200, { "content-type": type, "content-encoding": "br" });
+        return res.end(br);
+      }
+    }
     const body = await readFile(path);
-    res.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
+    res.writeHead(200, { "content-type": type });
     res.end(body);
   } catch {
     res.writeHead(404).end();
@@ -35,53 +44,103 @@ await mkdir(artifacts, { recursive: true });
 const baseFlags = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
   "--disable-default-apps", "--disable-sync", "--no-first-run", "--metrics-recording-only"];
 
-// One browser session: load, ask about the default scene, check the page and compare with
-// native `lavit infer` on the same PNG within `tol`. Returns the page's thoughts.
+// The bundle: the release build must fit the budget (raw and brotli).
+const BUDGET_RAW = 15e6, BUDGET_BR = 4e6;
+async function bundleSizes() {
+  const build = JSON.parse(await readFile(join(dist, "build.json"), "utf8"));
+  const wasm = join(dist, "pkg", "lavit_web_demo_bg.wasm");
+  const raw = (await stat(wasm)).size;
+  const br = await stat(`${wasm}.br`).then((s) => s.size, () => null);
+  console.log(`wasm bundle (${build.profile}): ${(raw / 1e6).toFixed(2)} MB raw` +
+    (br ? `, ${(br / 1e6).toFixed(2)} MB brotli` : ""));
+  if (build.profile === "wasm-release") {
+    assert.ok(raw <= BUDGET_RAW, `the wasm bundle is ${raw} bytes, over the ${BUDGET_RAW} budget`);
+    assert.ok(br !== null && br <= BUDGET_BR, `the brotli bundle is ${br} bytes, over the ${BUDGET_BR} budget`);
+  }
+}
+
+const canvases = (page) => page.evaluate(() => Object.fromEntries(
+  ["scene", "teacher", "baseline", "lavit"].map((n) => {
+    const c = document.getElementById(`view-${n}`);
+    return [n, Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data)];
+  })));
+const differing = (a, b) => a.filter((v, i) => v !== b[i]).length;
+
+// Native `lavit infer` on the same PNG and question (`extra` picks the mode).
+function native(model, scenePath, question, extra) {
+  return JSON.parse(execFileSync(lavit, ["infer", "--model", join(dist, "model", model),
+    "--image", scenePath, "--question", question, "--json", "--max-new-tokens", "32", ...extra],
+    { encoding: "utf8" }));
+}
+
+function worstDiff(a, b) {
+  let worst = 0;
+  a.forEach((m, k) => m.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - b[k][i])); }));
+  return worst;
+}
+
+// One browser session: load (the page answers the first scene's question by itself), check
+// the three panels, compare every model with native `lavit infer` on the same PNG within
+// `tol`. Returns the page's results.
 async function session(name, flags, backendRe, tol) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", headless: true,
     args: [...baseFlags, ...flags],
   });
   try {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
     const problems = [];
     page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
     page.on("pageerror", (e) => problems.push(String(e)));
 
     await page.goto(url);
-    await page.waitForFunction(() => (window.lavitScene && window.lavitBackend) || window.lavitStatus?.error,
-      null, { timeout: 180000 });
+    await page.waitForFunction(() => window.lavitFirstAnswerMs || window.lavitStatus?.error,
+      null, { timeout: 300000 });
     const st = await page.evaluate(() => window.lavitStatus);
     assert.ok(!st.error, `${name}: ${st.text}`);
     const backend = await page.evaluate(() => window.lavitBackend);
-    console.log(`[${name}] page ready: ${await page.textContent("#status")}`);
     assert.match(backend, backendRe);
+    const ttfa = await page.evaluate(() => window.lavitFirstAnswerMs);
+    console.log(`[${name}] time to first answer: ${(ttfa / 1000).toFixed(1)} s (download, load, ` +
+      `kernel compilation, three models answering) on ${backend}`);
 
+    // Asked again, warm.
     const t0 = Date.now();
+    await page.evaluate(() => { window.lavitThoughts = null; });
     await page.click("#ask");
     await page.waitForFunction(() => window.lavitThoughts || window.lavitStatus?.error, null, { timeout: 300000 });
     const st2 = await page.evaluate(() => window.lavitStatus);
     assert.ok(!st2.error, `${name}: ${st2.text}`);
-    const thoughts = await page.evaluate(() => window.lavitThoughts);
+    const results = await page.evaluate(() => window.lavitResults);
     const scene = await page.evaluate(() => window.lavitScene);
-    const answer = await page.textContent("#answer");
-    console.log(`[${name}] asked "${scene.question}" -> "${answer}" (${Date.now() - t0} ms); ${await page.textContent("#timing")}`);
-    assert.equal(answer, thoughts.answer || "(no answer)");
-    assert.equal(thoughts.latent_steps.length, 3);
+    console.log(`[${name}] asked "${scene.question}" (truth: ${scene.key}) again: ${Date.now() - t0} ms; ` +
+      `${await page.textContent("#timing")}`);
+    for (const n of ["teacher", "baseline", "lavit"]) {
+      const shown = await page.getAttribute(`#answer-${n}`, "data-answer");
+      assert.equal(shown, results[n].answer || "(no answer)", `${n}: the page shows another answer`);
+      console.log(`[${name}]   ${n}: "${shown}"`);
+    }
+    assert.equal(results.lavit.latent_steps.length, 3);
+    assert.equal(results.baseline.latent_steps.length, 3);
+    assert.equal(results.teacher.per_latent.length, 3);
     await page.screenshot({ path: join(artifacts, `${name}-step-1.png`) });
 
-    // The canvas shows a heatmap, and it differs between latent steps.
-    const pixels = () => page.evaluate(() => {
-      const c = document.getElementById("view");
-      return Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data);
-    });
-    const p1 = await pixels();
-    assert.ok(new Set(p1).size > 50, "the canvas is blank");
+    // Four panels: the scene untouched, three maps — none blank, all different, and the
+    // maps change between latent steps.
+    const p1 = await canvases(page);
+    for (const [n, px] of Object.entries(p1)) assert.ok(new Set(px).size > 50, `the ${n} panel is blank`);
+    const names = Object.keys(p1);
+    names.forEach((a, i) => names.slice(i + 1).forEach((b) => {
+      assert.ok(differing(p1[a], p1[b]) > 1000, `the ${a} and ${b} panels are the same`);
+    }));
     await page.evaluate(() => { const s = document.getElementById("step"); s.value = 2; s.dispatchEvent(new Event("input")); });
-    const p3 = await pixels();
+    const p3 = await canvases(page);
     await page.screenshot({ path: join(artifacts, `${name}-step-3.png`) });
-    const changed = p1.filter((v, i) => v !== p3[i]).length;
-    assert.ok(changed > 1000, `latent steps 1 and 3 draw the same heatmap (${changed} values differ)`);
+    for (const n of ["teacher", "lavit"]) {
+      const changed = differing(p1[n], p3[n]);
+      assert.ok(changed > 1000, `${n}: latent steps 1 and 3 draw the same map (${changed} values differ)`);
+    }
+    assert.equal(differing(p1.scene, p3.scene), 0, "the scene panel changed with the step");
 
     // Same numbers as native: `lavit infer` on the same PNG and question.
     if (lavit) {
@@ -89,19 +148,22 @@ async function session(name, flags, backendRe, tol) {
       const scenePath = join(artifacts, "scene.png");
       assert.ok(png.length > 0, "the page did not expose the scene PNG");
       await writeFile(scenePath, png);
-      const out = JSON.parse(execFileSync(lavit, ["infer", "--model", join(dist, "model"),
-        "--image", scenePath, "--question", scene.question, "--json", "--force-lvr",
-        "--max-new-tokens", "32"], { encoding: "utf8" }));
-      assert.equal(thoughts.answer, out.answer, "browser and native answers differ");
-      assert.deepEqual(thoughts.tokens, out.tokens);
-      let worst = 0;
-      thoughts.latent_steps.forEach((s, k) => {
-        for (const key of ["attn_map", "head_map"]) {
-          s[key].forEach((v, i) => { worst = Math.max(worst, Math.abs(v - out.latent_steps[k][key][i])); });
-        }
-      });
-      console.log(`[${name}] browser vs native CPU: answer and tokens equal, max map difference ${worst.toExponential(2)} (bound ${tol})`);
-      assert.ok(worst <= tol, `maps differ by ${worst}`);
+      for (const n of ["baseline", "lavit"]) {
+        const out = native(n, scenePath, scene.question, ["--force-lvr"]);
+        const t = results[n];
+        assert.equal(t.answer, out.answer, `${n}: browser and native answers differ`);
+        assert.deepEqual(t.tokens, out.tokens);
+        const worst = Math.max(...["attn_map", "head_map"].map((key) => worstDiff(
+          t.latent_steps.map((s) => s[key]), out.latent_steps.map((s) => s[key]))));
+        console.log(`[${name}] ${n} browser vs native CPU: answer and tokens equal, max map difference ${worst.toExponential(2)} (bound ${tol})`);
+        assert.ok(worst <= tol, `${n}: maps differ by ${worst}`);
+      }
+      const out = native("teacher", scenePath, scene.question, ["--trajectory"]);
+      assert.equal(results.teacher.answer, out.answer, "teacher: browser and native answers differ");
+      assert.deepEqual(results.teacher.steps, out.steps);
+      const worst = worstDiff(results.teacher.maps, out.maps);
+      console.log(`[${name}] teacher (CPU backend) browser vs native: answer and steps equal, max map difference ${worst.toExponential(2)}`);
+      assert.ok(worst <= 1e-5, `teacher: maps differ by ${worst}`);
     } else {
       console.log("LAVIT_BIN not set: skipping the comparison with native");
     }
@@ -111,7 +173,7 @@ async function session(name, flags, backendRe, tol) {
     await page.waitForFunction(() => window.lavitStatus?.error, null, { timeout: 10000 });
     console.log(`[${name}] bad image -> "${await page.textContent("#status")}"`);
     assert.deepEqual(problems, [], `console errors: ${problems.join("; ")}`);
-    return thoughts;
+    return { results, ttfa };
   } finally {
     await browser.close();
   }
@@ -120,12 +182,16 @@ async function session(name, flags, backendRe, tol) {
 let failed = false;
 try {
   // 1. WebGPU (Chromium's SwiftShader adapter here).
+  await bundleSizes();
   const gpu = await session("webgpu", ["--enable-unsafe-webgpu"], /webgpu/, 1e-4);
-  // 2. WebGPU off: the CPU fallback gives the same answer.
+  // 2. WebGPU off: the CPU fallback gives the same answers.
   const cpu = await session("cpu-fallback", ["--disable-gpu"], /cpu/, 1e-5);
-  assert.equal(cpu.answer, gpu.answer, "CPU fallback and WebGPU answers differ");
-  assert.deepEqual(cpu.tokens, gpu.tokens);
-  console.log(`WebGPU and CPU fallback agree: "${gpu.answer}"; screenshots in ${artifacts}`);
+  for (const n of ["baseline", "lavit"]) {
+    assert.equal(cpu.results[n].answer, gpu.results[n].answer, `${n}: CPU fallback and WebGPU answers differ`);
+    assert.deepEqual(cpu.results[n].tokens, gpu.results[n].tokens);
+  }
+  console.log(`WebGPU and CPU fallback agree: "${gpu.results.lavit.answer}"; time to first answer: ` +
+    `WebGPU ${(gpu.ttfa / 1000).toFixed(1)} s, CPU ${(cpu.ttfa / 1000).toFixed(1)} s; screenshots in ${artifacts}`);
 } catch (e) {
   failed = true;
   console.error(e);

@@ -8,7 +8,9 @@
 use lavit_backends::Device;
 use lavit_core::data::synthetic::{SceneConfig, generate};
 use lavit_core::infer::{GenerateConfig, Thoughts};
-use lavit_core::student::{Student, StudentFiles};
+use lavit_core::lavit::targets::resample_steps;
+use lavit_core::student::{Student, StudentFiles, Trajectory};
+use lavit_core::teacher::ExtractConfig;
 use serde::Serialize;
 
 /// A generated scene and its question (the demo's task generator, seeded).
@@ -28,7 +30,17 @@ pub struct Scene {
     pub png: Vec<u8>,
 }
 
-/// A loaded student on one backend.
+/// What the page shows for the teacher.
+#[derive(Debug, Clone, Serialize)]
+pub struct TeacherView {
+    #[serde(flatten)]
+    pub trajectory: Trajectory,
+    /// The step maps resampled to the student's latent steps (latent `k` is trained towards
+    /// `per_latent[k]`).
+    pub per_latent: Vec<Vec<f32>>,
+}
+
+/// A loaded model (a student, or the teacher) on one backend.
 pub struct Session {
     student: Student,
     backend: String,
@@ -86,6 +98,37 @@ impl Session {
             .map_err(|e| e.to_string())
     }
 
+    /// The teacher's view ([`Student::trajectory`]): its own greedy answer, its steps, where
+    /// it looked while writing each, and those maps resampled to `k` steps — the targets of a
+    /// student's `k` latent tokens ([`resample_steps`]). Synchronous read-backs: run the
+    /// teacher on the CPU backend.
+    pub fn trajectory(
+        &self,
+        image_bytes: &[u8],
+        question: &str,
+        k: usize,
+    ) -> Result<TeacherView, String> {
+        let img = decode(image_bytes, question)?;
+        let t = self
+            .student
+            .trajectory(
+                std::slice::from_ref(&img),
+                question,
+                &ExtractConfig::default(),
+                ask_config().max_new_tokens,
+            )
+            .map_err(|e| e.to_string())?;
+        let per_latent = if k > 0 && !t.maps.is_empty() {
+            resample_steps(&t.maps, k)
+        } else {
+            Vec::new()
+        };
+        Ok(TeacherView {
+            trajectory: t,
+            per_latent,
+        })
+    }
+
     /// [`Session::ask`] with asynchronous read-backs (required on WebGPU in the browser).
     pub async fn ask_async(&self, image_bytes: &[u8], question: &str) -> Result<Thoughts, String> {
         let img = decode(image_bytes, question)?;
@@ -124,26 +167,66 @@ mod web {
     use super::*;
     use wasm_bindgen::prelude::*;
 
-    /// The page's handle on a loaded student.
+    /// The page's handle: the students (by name) on WebGPU or the CPU backend, and the
+    /// teacher on the CPU backend.
     #[wasm_bindgen]
     pub struct WebDemo {
-        session: Rc<Session>,
+        device: Device,
+        backend: String,
         fallback: Option<String>,
+        students: Vec<(String, Rc<Session>)>,
+        teacher: Option<Session>,
+    }
+
+    fn js(e: impl std::fmt::Display) -> JsError {
+        JsError::new(&e.to_string())
     }
 
     #[wasm_bindgen]
     impl WebDemo {
-        /// Loads the student (`config.json`, `model.safetensors`, `lavit_heads.safetensors`,
-        /// `tokenizer.json`) on WebGPU when `prefer_gpu` and the browser has an adapter, else
-        /// on the CPU backend ([`WebDemo::fallback_reason`] says why).
-        pub async fn create(
+        /// Picks the students' device: WebGPU when `prefer_gpu` and the browser has an
+        /// adapter, else the CPU backend ([`WebDemo::fallback_reason`] says why).
+        pub async fn create(prefer_gpu: bool) -> Result<WebDemo, JsError> {
+            console_error_panic_hook::set_once();
+            let (device, fallback) = if prefer_gpu {
+                match lavit_backends::init_wgpu_async().await {
+                    Ok(device) => (device, None),
+                    Err(e) => (
+                        lavit_backends::select("cpu", 0).map_err(js)?,
+                        Some(e.to_string()),
+                    ),
+                }
+            } else {
+                (
+                    lavit_backends::select("cpu", 0).map_err(js)?,
+                    Some("WebGPU not requested".to_string()),
+                )
+            };
+            let label = lavit_backends::device_label(&device);
+            let backend = if fallback.is_none() {
+                format!("webgpu — {label}")
+            } else {
+                label
+            };
+            Ok(WebDemo {
+                device,
+                backend,
+                fallback,
+                students: Vec::new(),
+                teacher: None,
+            })
+        }
+
+        /// Loads a student (`config.json`, `model.safetensors`, `lavit_heads.safetensors`,
+        /// `tokenizer.json`) under `name` on the page's device.
+        pub fn add_student(
+            &mut self,
+            name: String,
             config_json: Vec<u8>,
             model_safetensors: Vec<u8>,
             heads_safetensors: Vec<u8>,
             tokenizer_json: Vec<u8>,
-            prefer_gpu: bool,
-        ) -> Result<WebDemo, JsError> {
-            console_error_panic_hook::set_once();
+        ) -> Result<(), JsError> {
             let files = StudentFiles {
                 config_json,
                 model_safetensors,
@@ -151,34 +234,37 @@ mod web {
                 tokenizer_json,
                 preprocessor_json: None,
             };
-            let fallback = if prefer_gpu {
-                match lavit_backends::init_wgpu_async().await {
-                    Ok(device) => {
-                        let mut s =
-                            Session::load_on(files, device).map_err(|e| JsError::new(&e))?;
-                        s.backend = format!("webgpu — {}", s.backend);
-                        return Ok(WebDemo {
-                            session: Rc::new(s),
-                            fallback: None,
-                        });
-                    }
-                    Err(e) => e.to_string(),
-                }
-            } else {
-                "WebGPU not requested".to_string()
+            let s = Session::load_on(files, self.device.clone()).map_err(js)?;
+            self.students.retain(|(n, _)| *n != name);
+            self.students.push((name, Rc::new(s)));
+            Ok(())
+        }
+
+        /// Loads the teacher (a plain model: `config.json`, `model.safetensors`,
+        /// `tokenizer.json`) on the CPU backend.
+        pub fn add_teacher(
+            &mut self,
+            config_json: Vec<u8>,
+            model_safetensors: Vec<u8>,
+            tokenizer_json: Vec<u8>,
+        ) -> Result<(), JsError> {
+            let files = StudentFiles {
+                config_json,
+                model_safetensors,
+                heads_safetensors: Vec::new(),
+                tokenizer_json,
+                preprocessor_json: None,
             };
-            let s = Session::load(files, "cpu").map_err(|e| JsError::new(&e))?;
-            Ok(WebDemo {
-                session: Rc::new(s),
-                fallback: Some(fallback),
-            })
+            self.teacher = Some(Session::load(files, "cpu").map_err(js)?);
+            Ok(())
         }
 
+        /// Which backend runs the students, in words.
         pub fn backend(&self) -> String {
-            self.session.backend().to_string()
+            self.backend.clone()
         }
 
-        /// Why the CPU backend runs (no WebGPU), if it does.
+        /// Why the CPU backend runs the students (no WebGPU), if it does.
         pub fn fallback_reason(&self) -> Option<String> {
             self.fallback.clone()
         }
@@ -186,7 +272,7 @@ mod web {
         /// The scene's fields as JSON (see [`Scene`]).
         pub fn scene_json(seed: u64) -> Result<String, JsError> {
             let s = Session::scene(seed).map_err(|e| JsError::new(&e))?;
-            serde_json::to_string(&s).map_err(|e| JsError::new(&e.to_string()))
+            serde_json::to_string(&s).map_err(js)
         }
 
         /// The scene's image as PNG bytes.
@@ -194,18 +280,48 @@ mod web {
             Ok(Session::scene(seed).map_err(|e| JsError::new(&e))?.png)
         }
 
-        /// A promise of [`Thoughts`] as JSON.
-        pub fn ask(&self, image_bytes: Vec<u8>, question: String) -> js_sys::Promise {
-            let session = self.session.clone();
+        /// The answer key of a generated text (its last word, lower-cased), as the task grades.
+        pub fn key_of(text: &str) -> String {
+            lavit_core::data::synthetic::predicted_key(text)
+        }
+
+        /// A promise of student `name`'s [`Thoughts`] as JSON.
+        pub fn ask(&self, name: &str, image_bytes: Vec<u8>, question: String) -> js_sys::Promise {
+            let session = self
+                .students
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, s)| s.clone());
+            let name = name.to_string();
             wasm_bindgen_futures::future_to_promise(async move {
+                let session = session
+                    .ok_or_else(|| JsValue::from(JsError::new(&format!("no student `{name}`"))))?;
                 let t = session
                     .ask_async(&image_bytes, &question)
                     .await
                     .map_err(|e| JsValue::from(JsError::new(&e)))?;
                 serde_json::to_string(&t)
                     .map(|s| JsValue::from_str(&s))
-                    .map_err(|e| JsValue::from(JsError::new(&e.to_string())))
+                    .map_err(|e| JsValue::from(js(e)))
             })
+        }
+
+        /// The teacher's view ([`Session::trajectory`]) as JSON, its maps resampled to `k`
+        /// latent steps.
+        pub fn look(
+            &self,
+            image_bytes: Vec<u8>,
+            question: String,
+            k: usize,
+        ) -> Result<String, JsError> {
+            let teacher = self
+                .teacher
+                .as_ref()
+                .ok_or_else(|| js("no teacher loaded"))?;
+            let v = teacher
+                .trajectory(&image_bytes, &question, k)
+                .map_err(|e| JsError::new(&e))?;
+            serde_json::to_string(&v).map_err(js)
         }
     }
 }

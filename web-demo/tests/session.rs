@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use lavit_core::infer::GenerateConfig;
+use lavit_core::lavit::targets::resample_steps;
 use lavit_core::student::{Student, StudentFiles};
 use lavit_web_demo::Session;
 
@@ -95,4 +96,39 @@ fn bad_input_is_an_error() {
     let mut f = files(tmp.path());
     f.config_json = b"{}".to_vec();
     assert!(Session::load(f, "cpu").is_err());
+}
+
+/// The teacher panel: the teacher's own answer, one map per step of it on the image grid,
+/// and those maps resampled to the students' latent steps.
+#[test]
+fn teacher_view_maps_each_step_of_its_answer() {
+    let dir = assets().join("teacher");
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let teacher = Session::load(
+        StudentFiles {
+            config_json: read("config.json"),
+            model_safetensors: read("model.safetensors"),
+            heads_safetensors: Vec::new(),
+            tokenizer_json: read("tokenizer.json"),
+            preprocessor_json: None,
+        },
+        "cpu",
+    )
+    .unwrap();
+    let scene = Session::scene(3).unwrap();
+    let v = teacher.trajectory(&scene.png, &scene.question, 3).unwrap();
+    let t = &v.trajectory;
+    assert!(!t.answer.is_empty());
+    assert_eq!(t.steps.concat(), t.answer);
+    assert!(t.steps.len() >= 2, "{:?}", t.steps);
+    assert_eq!(t.maps.len(), t.steps.len());
+    assert_eq!(t.grid, (6, 6));
+    for m in &t.maps {
+        assert_eq!(m.len(), 36);
+        assert!(m.iter().all(|v| v.is_finite() && *v >= 0.0));
+    }
+    assert_ne!(t.maps[0], t.maps[1], "steps look at different places");
+    assert_eq!(v.per_latent.len(), 3);
+    assert_eq!(v.per_latent, resample_steps(&t.maps, 3));
+    assert!(teacher.trajectory(b"nope", "What?", 3).is_err());
 }

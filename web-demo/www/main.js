@@ -2,7 +2,8 @@
 import init, { WebDemo } from "./pkg/lavit_web_demo.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { demo: null, image: null, imageBytes: null, thoughts: null, timer: null };
+const STUDENTS = ["baseline", "lavit"];
+const state = { demo: null, image: null, imageBytes: null, scene: null, results: null, timer: null };
 
 function status(text, error = false) {
   $("status").textContent = text;
@@ -11,46 +12,81 @@ function status(text, error = false) {
   window.lavitStatus = { text, error };
 }
 
-async function fetchBytes(path) {
-  const r = await fetch(path);
-  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
-  return new Uint8Array(await r.arrayBuffer());
+// Fetches every path, reporting the bytes received so far over the total to `progress`.
+async function fetchAll(paths, label) {
+  const responses = await Promise.all(paths.map(async (p) => {
+    const r = await fetch(p);
+    if (!r.ok) throw new Error(`${p}: HTTP ${r.status}`);
+    return r;
+  }));
+  // Content-Length is the encoded size when the server compresses; the bar then only moves.
+  const total = responses.reduce((n, r) => n + (+r.headers.get("content-length") || 0), 0);
+  let got = 0;
+  const bar = $("progress");
+  return Promise.all(responses.map(async (r) => {
+    const reader = r.body.getReader(), chunks = [];
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      got += value.length;
+      bar.max = Math.max(total, got);
+      bar.value = got;
+      status(`${label}… ${(got / 1e6).toFixed(1)} MB`);
+    }
+    const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of chunks) { out.set(c, at); at += c.length; }
+    return out;
+  }));
 }
 
 async function load() {
   try {
-    status("loading the wasm module…");
-    await init();
-    status("loading the student…");
-    const t0 = performance.now();
-    const files = await Promise.all(
-      ["config.json", "model.safetensors", "lavit_heads.safetensors", "tokenizer.json"].map(
-        (f) => fetchBytes(`model/${f}`)));
+    const [wasm] = await fetchAll(["pkg/lavit_web_demo_bg.wasm"], "downloading the wasm module");
+    status("compiling the wasm module…");
+    await init({ module_or_path: wasm });
+    const files = (dir, names) => names.map((f) => `model/${dir}/${f}`);
+    const studentFiles = ["config.json", "model.safetensors", "lavit_heads.safetensors", "tokenizer.json"];
+    const bytes = await fetchAll([
+      ...files("baseline", studentFiles), ...files("lavit", studentFiles),
+      ...files("teacher", ["config.json", "model.safetensors", "tokenizer.json"]),
+    ], "downloading the models");
     // WebGPU when the browser has it (?backend=cpu forces the CPU backend), else the CPU
     // backend; the reason for a fallback is shown.
     const preferGpu = new URLSearchParams(location.search).get("backend") !== "cpu";
-    state.demo = await WebDemo.create(...files, preferGpu && "gpu" in navigator);
-    const ms = (performance.now() - t0).toFixed(0);
+    status("starting the backend…");
+    state.demo = await WebDemo.create(preferGpu && "gpu" in navigator);
+    state.demo.add_student("baseline", ...bytes.slice(0, 4));
+    state.demo.add_student("lavit", ...bytes.slice(4, 8));
+    state.demo.add_teacher(...bytes.slice(8, 11));
     const why = state.demo.fallback_reason();
     const note = why ? ` — CPU fallback: ${"gpu" in navigator ? why : "this browser has no WebGPU"}` : "";
-    status(`ready — backend: ${state.demo.backend()} (model loaded in ${ms} ms)${note}`);
     $("backend").textContent = state.demo.backend() + note;
     window.lavitBackend = state.demo.backend();
-    $("ask").disabled = false;
     await newScene();
+    // The first answer doubles as the warm-up: it compiles the GPU kernels the later
+    // questions reuse.
+    await ask(true);
+    const ms = performance.now();
+    window.lavitFirstAnswerMs = ms;
+    $("ttfa").textContent = `First answer ${(ms / 1000).toFixed(1)} s after the page opened ` +
+      `(download, load, kernel compilation and three models answering).`;
+    $("progress").hidden = true;
   } catch (e) {
     status(`failed to load: ${e.message ?? e}`, true);
   }
 }
 
-async function showImage(bytes) {
-  const blob = new Blob([bytes]);
-  const bmp = await createImageBitmap(blob);
-  state.image = bmp;
+async function showImage(bytes, scene = null) {
+  state.image = await createImageBitmap(new Blob([bytes]));
   state.imageBytes = bytes;
-  state.thoughts = null;
-  $("answer").textContent = "";
+  state.scene = scene;
+  state.results = null;
+  for (const n of ["teacher", ...STUDENTS]) $(`answer-${n}`).textContent = "";
+  $("truth").textContent = scene ? `ground truth: ${scene.key}` : "";
   $("timing").textContent = "";
+  $("teacherSteps").textContent = "";
   $("step").max = 0;
   $("stepLabel").textContent = "–";
   $("play").disabled = true;
@@ -62,37 +98,61 @@ async function newScene() {
   const scene = JSON.parse(WebDemo.scene_json(seed));
   const png = WebDemo.scene_png(seed);
   window.lavitPng = png;
-  await showImage(png);
-  $("question").value = scene.question;
   window.lavitScene = scene;
+  $("question").value = scene.question;
+  await showImage(png, scene);
 }
 
-async function ask() {
+function verdict(answer) {
+  if (!state.scene) return "";
+  return WebDemo.key_of(answer) === state.scene.key ? ' <span class="ok">✓</span>' : ' <span class="bad">✗</span>';
+}
+
+async function ask(first = false) {
   const q = $("question").value;
   if (!state.imageBytes) return status("choose a scene or upload an image first", true);
   try {
-    status(`thinking… (backend: ${state.demo.backend()})`);
-    const t0 = performance.now();
     $("ask").disabled = true;
-    const t = JSON.parse(await state.demo.ask(state.imageBytes, q));
-    const ms = performance.now() - t0;
-    state.thoughts = t;
-    window.lavitThoughts = t;
-    $("answer").textContent = t.answer || "(no answer)";
-    const steps = t.latent_steps.length;
-    $("timing").textContent =
-      `${steps} latent steps + ${t.tokens.length} generated tokens in ${ms.toFixed(0)} ms ` +
-      `(${(ms / Math.max(1, t.tokens.length + steps)).toFixed(0)} ms per step) on ${state.demo.backend()}`;
-    $("step").max = Math.max(0, steps - 1);
+    const results = {}, times = {};
+    for (const name of STUDENTS) {
+      status(`${first ? "first answer (compiles the kernels)" : "thinking"}: ${name}… (${state.demo.backend()})`);
+      const t0 = performance.now();
+      results[name] = JSON.parse(await state.demo.ask(name, state.imageBytes, q));
+      times[name] = performance.now() - t0;
+    }
+    status("thinking: teacher… (CPU backend)");
+    await new Promise((r) => setTimeout(r, 0)); // let the status paint
+    const k = results.lavit.latent_steps.length;
+    const t0 = performance.now();
+    results.teacher = JSON.parse(state.demo.look(state.imageBytes, q, k));
+    times.teacher = performance.now() - t0;
+    state.results = results;
+    window.lavitThoughts = results.lavit;
+    window.lavitResults = results;
+    $("question-shown").textContent = q;
+    for (const n of ["teacher", ...STUDENTS]) {
+      const a = results[n].answer || "(no answer)";
+      $(`answer-${n}`).innerHTML = `${escape(a)}${verdict(a)}`;
+      $(`answer-${n}`).dataset.answer = a;
+    }
+    $("teacherSteps").textContent = "teacher's steps: " +
+      results.teacher.steps.map((s, i) => `${i + 1}. ${s.trim()}`).join("  ");
+    $("timing").textContent = ["teacher", ...STUDENTS].map((n) =>
+      `${n} ${times[n].toFixed(0)} ms`).join(", ") + ` (students on ${state.demo.backend()})`;
+    $("step").max = Math.max(0, k - 1);
     $("step").value = 0;
-    $("play").disabled = steps < 2;
-    status(`ready — backend: ${state.demo.backend()}`);
+    $("play").disabled = k < 2;
+    status(`ready — students on ${state.demo.backend()}`);
     draw();
   } catch (e) {
     status(`error: ${e.message ?? e}`, true);
   } finally {
     $("ask").disabled = false;
   }
+}
+
+function escape(s) {
+  return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 }
 
 // Map value → RGBA (transparent blue → opaque yellow-red).
@@ -103,21 +163,26 @@ function colour(v) {
   return [r, g, b, Math.round(40 + 170 * v)];
 }
 
-function currentMap() {
-  const t = state.thoughts;
-  if (!t || t.latent_steps.length === 0) return null;
-  const s = t.latent_steps[+$("step").value];
-  return $("mapKind").checked || !s.head_map ? s.attn_map : s.head_map;
+// The map each panel shows at latent step `k`.
+function mapOf(name, k) {
+  const r = state.results;
+  if (!r) return null;
+  if (name === "teacher") return r.teacher.per_latent[k] ?? null;
+  const s = r[name].latent_steps[k];
+  if (!s) return null;
+  return name === "lavit" && $("mapKind").checked && s.head_map ? s.head_map : s.attn_map;
 }
 
-function draw() {
-  const cv = $("view"), ctx = cv.getContext("2d");
+function drawMap(cv, map, grid) {
+  const ctx = cv.getContext("2d");
   ctx.clearRect(0, 0, cv.width, cv.height);
   if (!state.image) return;
+  // A grey copy of the scene under the heat, so the colours of the map are not the scene's.
+  ctx.filter = "grayscale(1) opacity(0.6)";
   ctx.drawImage(state.image, 0, 0, cv.width, cv.height);
-  const map = currentMap();
+  ctx.filter = "none";
   if (!map) return;
-  const [h, w] = state.thoughts.grid;
+  const [h, w] = grid;
   const lo = Math.min(...map), hi = Math.max(...map);
   const small = new OffscreenCanvas(w, h), sctx = small.getContext("2d");
   const px = sctx.createImageData(w, h);
@@ -125,7 +190,6 @@ function draw() {
   sctx.putImageData(px, 0, 0);
   ctx.imageSmoothingEnabled = true;
   ctx.drawImage(small, 0, 0, cv.width, cv.height);
-  // Top-4 patches.
   const top = map.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0]).slice(0, 4);
   ctx.strokeStyle = "#0ff";
   ctx.lineWidth = 2;
@@ -133,11 +197,22 @@ function draw() {
     const y = Math.floor(i / w), x = i % w;
     ctx.strokeRect((x * cv.width) / w, (y * cv.height) / h, cv.width / w, cv.height / h);
   }
-  $("stepLabel").textContent = `${+$("step").value + 1} / ${state.thoughts.latent_steps.length}`;
+}
+
+function draw() {
+  const sc = $("view-scene"), sctx = sc.getContext("2d");
+  sctx.clearRect(0, 0, sc.width, sc.height);
+  if (state.image) sctx.drawImage(state.image, 0, 0, sc.width, sc.height);
+  const k = +$("step").value;
+  const r = state.results;
+  drawMap($("view-teacher"), mapOf("teacher", k), r?.teacher.grid);
+  for (const n of STUDENTS) drawMap($(`view-${n}`), mapOf(n, k), r?.[n].grid);
+  $("stepLabel").textContent = r ? `${k + 1} / ${r.lavit.latent_steps.length}` : "–";
 }
 
 $("scene").onclick = () => { $("seed").value = +$("seed").value + 1; newScene(); };
-$("ask").onclick = ask;
+$("seed").onchange = () => newScene();
+$("ask").onclick = () => ask();
 $("step").oninput = draw;
 $("mapKind").onchange = draw;
 $("template").onchange = () => { if ($("template").value) $("question").value = $("template").value; };
@@ -146,7 +221,7 @@ $("upload").onchange = async () => {
   if (!f) return;
   try {
     await showImage(new Uint8Array(await f.arrayBuffer()));
-    status(`ready — backend: ${state.demo.backend()}`);
+    status(`ready — students on ${state.demo.backend()}`);
   } catch (e) {
     status(`not a readable image: ${e.message ?? e}`, true);
   }
@@ -155,7 +230,7 @@ $("play").onclick = () => {
   if (state.timer) { clearInterval(state.timer); state.timer = null; $("play").textContent = "▶ animate"; return; }
   $("play").textContent = "■ stop";
   state.timer = setInterval(() => {
-    const n = state.thoughts.latent_steps.length;
+    const n = state.results.lavit.latent_steps.length;
     $("step").value = (+$("step").value + 1) % n;
     draw();
   }, 700);

@@ -28,7 +28,7 @@ pub use files::StudentFiles;
 use crate::data::synthetic::predicted_key;
 use crate::error::{LavitError, Result};
 use crate::eval::{EvalItem, Prediction};
-use crate::infer::{GenerateConfig, Thoughts, generate_async};
+use crate::infer::{GenerateConfig, Thoughts, generate, generate_async};
 use crate::io::chat::{ChatTokenizer, Message};
 use crate::io::checkpoint::{Checkpoint, HostInputs, write_atomic};
 use crate::io::config::to_hf_json;
@@ -38,6 +38,20 @@ use crate::lavit::heads::TrajectoryHead;
 use crate::lavit::student::{LavitConfig, LavitStudent, add_latent_tokens, init_latent_embeddings};
 use crate::model::Qwen25Vl;
 use crate::model::init::hf_init;
+use crate::teacher::extract::append_steps;
+use crate::teacher::{ExtractConfig, extract_signals, split_steps};
+
+/// Where a model looked while it wrote each step of its own answer ([`Student::trajectory`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Trajectory {
+    pub answer: String,
+    /// The answer's steps (sentences); their concatenation is `answer`.
+    pub steps: Vec<String>,
+    /// Merged image grid `(h, w)` of the maps.
+    pub grid: (usize, usize),
+    /// One map per step over the image tokens, row-major on `grid`.
+    pub maps: Vec<Vec<f32>>,
+}
 
 /// How a student is written to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -297,6 +311,54 @@ impl Student {
             tokens: out.tokens,
             grid,
             latent_steps: out.latent_steps,
+        })
+    }
+
+    /// The model's own greedy answer to `question` about `images`, split into steps
+    /// (sentences), and for each step where it looked while writing it: the trajectory map
+    /// `lavit extract --generate-steps` stores for a teacher ([`extract_signals`] over the
+    /// answer, `cfg`'s layers and rows), on the first image's merged grid. Reads back
+    /// synchronously (the CPU backend; in the browser the teacher runs there).
+    pub fn trajectory(
+        &self,
+        images: &[RgbImage],
+        question: &str,
+        cfg: &ExtractConfig,
+        max_new_tokens: usize,
+    ) -> Result<Trajectory> {
+        let host = self.prompt(images, question)?;
+        let tok = &self.tokenizer;
+        let g = GenerateConfig {
+            max_new_tokens,
+            stop_ids: vec![tok.im_end],
+            ..Default::default()
+        };
+        let out = generate(self.vlm(), None, &host.to_device(&self.device()), &[], &g)?;
+        let ids: Vec<u32> = out
+            .tokens
+            .into_iter()
+            .filter(|&t| t != tok.im_end)
+            .collect();
+        let answer = tok.decode(&ids, true)?;
+        let steps: Vec<String> = split_steps(&answer)
+            .into_iter()
+            .filter(|s| tok.encode(s).is_ok_and(|ids| !ids.is_empty()))
+            .collect();
+        let (ids, spans) = append_steps(tok, &host.input_ids, &steps)?;
+        let sig = extract_signals(
+            self.vlm(),
+            &HostInputs {
+                input_ids: ids,
+                images: host.images,
+            },
+            &spans,
+            cfg,
+        )?;
+        Ok(Trajectory {
+            answer,
+            steps,
+            grid: sig.grid,
+            maps: sig.traj,
         })
     }
 
