@@ -4,7 +4,7 @@
 # bench/RESULTS.md from the JSON files (bench/report.py).
 #
 #   bench/run.sh                      # small shape, CPU, 448 px image
-#   SHAPES="tiny small" bench/run.sh  # more shapes
+#   SHAPES="small 3b-d2v8" bench/run.sh   # and Qwen2.5-VL-3B widths, depth cut to 2 + 8
 #   PYTHON=/path/to/python bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,8 @@ THREADS=$(nproc)
 for shape in $SHAPES; do
   for w in train extract generate; do
     echo "== $shape $w: lavit ($BACKEND)"
-    "$LAVIT" bench --config "$shape" --what "$w" --image-side "$SIDE" --iters "$ITERS" \
+    case "$shape" in tiny|small|qwen2.5-vl-*) cfg=$shape ;; *) cfg=$(shape_config "$shape") ;; esac
+    "$LAVIT" bench --config "$cfg" --what "$w" --image-side "$SIDE" --iters "$ITERS" \
       --backend "$BACKEND" --json "$OUT/lavit-$shape-$w.json"
     echo "== $shape $w: pytorch"
     "$PYTHON" bench/reference.py --config "$(shape_config "$shape")" --what "$w" \

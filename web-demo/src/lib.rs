@@ -141,7 +141,7 @@ impl Session {
 
 fn ask_config() -> GenerateConfig {
     GenerateConfig {
-        max_new_tokens: 32,
+        max_new_tokens: 48,
         force_lvr: true,
         ..Default::default()
     }

@@ -58,7 +58,7 @@ fn session_answers_like_the_native_loader() {
             &[img],
             &scene.question,
             &GenerateConfig {
-                max_new_tokens: 32,
+                max_new_tokens: 48,
                 force_lvr: true,
                 ..Default::default()
             },
