@@ -38,13 +38,14 @@ fi
 # the crate that names them, checked with every backend feature. DOCS_RS=1 makes cubecl-llvm
 # (pulled in by CUDA) skip downloading LLVM, which a check does not need.
 DOCS_RS=1 cargo check -p lavit-backends --features vulkan,cuda,dx12,webgpu,metal
-# The browser demo in headless Chromium (web-demo/e2e/test.mjs): builds the wasm bundle (the
-# quick `wasm-dev` profile; it compiles lavit-core for wasm32 too), then checks the page's
-# answer, backend and heatmaps against the native `lavit infer`. .ci/run sets
+# The browser demo in headless Chromium (web-demo/e2e/test.mjs): builds the deployable wasm
+# bundle (`wasm-release` profile + wasm-opt + precompressed copies; it compiles lavit-core for
+# wasm32 too), checks its size against the budget, then the page's answers, backend and panels
+# against the native `lavit infer`. .ci/run sets
 # LAVIT_REQUIRE_BROWSER=1 (and installs chromium); elsewhere it runs if it can, else only the
 # wasm32 build of lavit-core is checked.
 if [ -x /usr/bin/chromium ] && command -v node >/dev/null && command -v npm >/dev/null; then
-  web-demo/build.sh
+  web-demo/build.sh --release
   (cd web-demo/e2e && npm ci --no-audit --no-fund --silent)
   LAVIT_BIN="$CARGO_TARGET_DIR/debug/lavit" ARTIFACTS="$CARGO_TARGET_DIR/web-demo-e2e" \
     node web-demo/e2e/test.mjs

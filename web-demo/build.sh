@@ -31,7 +31,7 @@ if [ "$profile" = wasm-release ]; then
   (cd web-demo/tools && npm ci --no-audit --no-fund --silent)
   web-demo/tools/node_modules/.bin/wasm-opt -Os --strip-debug --strip-producers \
     --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-    --enable-mutable-globals --enable-reference-types --enable-multivalue \
+    --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd \
     "$wasm" -o "$wasm.opt"
   mv "$wasm.opt" "$wasm"
 fi

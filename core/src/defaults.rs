@@ -24,6 +24,7 @@ pub const ADAM_BETAS: (f64, f64) = (0.9, 0.999);
 pub const ADAM_EPSILON: f64 = 1e-8;
 
 /// burn's AdamW with these defaults and weight decay `weight_decay`.
+#[cfg(feature = "train")]
 pub fn adamw(weight_decay: f64) -> burn::optim::ModuleOptimizer {
     burn::optim::AdamWConfig::new()
         .with_beta_1(ADAM_BETAS.0 as f32)

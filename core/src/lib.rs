@@ -10,6 +10,7 @@
 
 pub mod data;
 pub mod defaults;
+#[cfg(feature = "train")]
 pub mod demo;
 pub mod error;
 pub mod eval;
@@ -17,9 +18,11 @@ pub mod infer;
 pub mod io;
 pub mod lavit;
 pub mod model;
+#[cfg(feature = "train")]
 pub mod perf;
 pub mod student;
 pub mod teacher;
+#[cfg(feature = "train")]
 pub mod train;
 pub mod util;
 
