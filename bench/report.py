@@ -104,6 +104,11 @@ def main():
             print(f"\nAttention kept by lavit's extraction: {mib(ex['attention_bytes_captured'])}; "
                   f"every layer's full map (what `output_attentions=True` returns): {mib(ex['attention_bytes_all_layers'])}.")
         print()
+    # The analysis of the numbers (profiles, the remaining gap), written by hand beside them.
+    notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ANALYSIS.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            print(f.read().rstrip())
 
 
 if __name__ == "__main__":
