@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use lavit_core::data::synthetic::{
-    Background, SceneConfig, corpus, generate, generate_descriptions, write_split,
+    Background, SceneConfig, StepStyle, corpus, generate, generate_descriptions, write_split,
 };
 use lavit_core::data::task_tokenizer::train_task_tokenizer;
 
@@ -26,23 +26,31 @@ pub struct Args {
     /// Scene descriptions (the student base's pre-training task) instead of questions.
     #[arg(long)]
     pub describe: bool,
-    /// Background: `noise` (uniform grey noise) or `shaded` (shaded by position: an absolute
-    /// position cue in the pixels; experimental, see the README).
+    /// Background: `noise` (uniform grey noise), `shaded` (shaded by position) or `zones`
+    /// (tinted by 3 × 3 zone): the last two put an absolute position cue in the pixels.
     #[arg(long, default_value = "noise")]
     pub background: String,
+    /// Answer steps: `short` (name what to look at, then answer) or `grounded` (also read each
+    /// object's property; experimental, see the README).
+    #[arg(long, default_value = "short")]
+    pub steps: String,
 }
 
 pub fn run(a: Args) -> Result<()> {
     anyhow::ensure!(a.size >= 56, "--size must be at least 56 pixels");
     let background = Background::parse(&a.background).ok_or_else(|| {
         anyhow::anyhow!(
-            "--background must be `noise` or `shaded`, not `{}`",
+            "--background must be `noise`, `shaded` or `zones`, not `{}`",
             a.background
         )
+    })?;
+    let steps = StepStyle::parse(&a.steps).ok_or_else(|| {
+        anyhow::anyhow!("--steps must be `short` or `grounded`, not `{}`", a.steps)
     })?;
     let cfg = SceneConfig {
         size: a.size,
         background,
+        steps,
         ..Default::default()
     };
     let make = if a.describe {

@@ -16,7 +16,10 @@
 //! | size | Is the circle bigger than the square? | I find the circle. I find the square. Yes. |
 //!
 //! The first steps name what to look at (the teacher's attention while writing them is the
-//! trajectory); the last step answers.
+//! trajectory); the last step answers. [`StepStyle::Grounded`] (experimental) writes steps that
+//! also read each object's property: "I find the circle. It is large. I find the square. It is
+//! small. Yes."; its relation questions pair objects that each lie inside one column third, in
+//! different thirds (the thirds [`location`] and [`Background::Zones`] use).
 //!
 //! Every sample carries its ground-truth regions (boxes of the objects the answer depends on)
 //! and its answer key (the last word of the answer). Everything is deterministic by seed.
@@ -90,13 +93,41 @@ pub struct SceneConfig {
     /// How the background is drawn.
     #[serde(default)]
     pub background: Background,
+    /// How the answers' steps are written.
+    #[serde(default)]
+    pub steps: StepStyle,
+}
+
+/// How the answers' reasoning steps are written (the colour and shape answers are the same in
+/// both).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStyle {
+    /// Name what to look at, then answer: "I find the circle. I find the square. Yes."
+    #[default]
+    Short,
+    /// Find each object and read the one property of it the answer needs, then combine:
+    /// "I find the circle. It is large. I find the square. It is small. Yes." — relation
+    /// reads each object's column third (pairs in different thirds), count names every
+    /// object it counts. Experimental (README, "The teacher").
+    Grounded,
+}
+
+impl StepStyle {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "short" => Some(Self::Short),
+            "grounded" => Some(Self::Grounded),
+            _ => None,
+        }
+    }
 }
 
 /// The background of a scene.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Background {
-    /// Light grey with pixel noise, the same everywhere.
+    /// Light grey with pixel noise, the same everywhere. The default.
     #[default]
     Noise,
     /// Grey noise shaded by position: darker to the left, bluer to the bottom. Qwen2.5-VL gives
@@ -104,9 +135,14 @@ pub enum Background {
     /// attention goes but add nothing to *what* it reads, so a small model trained from scratch
     /// finds it hard to read "where is this object" off the token it attends to. Real
     /// photographs carry absolute cues (sky above, ground below); the shading gives the scenes
-    /// the same. Experimental: a teacher fine-tuned 7,000 steps on shaded scenes did not yet
-    /// learn left/right (README, "The teacher").
+    /// the same — but as brightness, which a bias-free patch embedding followed by RMSNorm
+    /// barely tells apart ([`Background::Zones`] changes hue and texture instead).
     Shaded,
+    /// Grey noise marked by 3 × 3 zone — the zones the answers name ([`location`]): the
+    /// column third by stripes (across x on the left, none in the middle, across y on the
+    /// right), the row third by hue (bluish, neutral, warm). A discrete cue a token reads off
+    /// the background around an object. Experimental (README, "The teacher").
+    Zones,
 }
 
 impl Background {
@@ -114,6 +150,7 @@ impl Background {
         match s {
             "noise" => Some(Self::Noise),
             "shaded" => Some(Self::Shaded),
+            "zones" => Some(Self::Zones),
             _ => None,
         }
     }
@@ -126,15 +163,19 @@ impl Default for SceneConfig {
             min_objects: 3,
             max_objects: 5,
             background: Background::Noise,
+            steps: StepStyle::Short,
         }
     }
 }
 
+/// Which third (0, 1, 2) of an image side `size` the coordinate `v` falls in.
+pub fn zone(v: f32, size: u32) -> usize {
+    ((v / (size as f32 / 3.0)) as usize).min(2)
+}
+
 /// Coarse location name of a point (3 × 3 zones).
 pub fn location(x: f32, y: f32, size: u32) -> &'static str {
-    let third = size as f32 / 3.0;
-    let col = ((x / third) as usize).min(2);
-    let row = ((y / third) as usize).min(2);
+    let (col, row) = (zone(x, size), zone(y, size));
     [
         ["top left", "top", "top right"],
         ["left", "center", "right"],
@@ -175,6 +216,23 @@ pub fn render(objects: &[Object], cfg: &SceneConfig, rng: &mut StdRng) -> RgbIma
                 let grey = 150.0 + 90.0 * (x as f32 / span) + rng.random_range(0..16) as f32;
                 let blue = grey - 35.0 * (y as f32 / span);
                 Rgb([grey as u8, grey as u8, blue.max(0.0) as u8])
+            }
+            Background::Zones => {
+                // Column third: stripes across x (left), none (middle), across y (right); row
+                // third: the hue (bluish top, neutral middle, warm bottom). Both change the
+                // direction of a patch's pixel vector, not only its length: a patch embedding
+                // without bias followed by RMSNorm cannot tell plain greys of different
+                // brightness apart.
+                let (col, row) = (zone(x as f32, size), zone(y as f32, size));
+                let stripe = match col {
+                    0 => (x / 3) % 2 == 0,
+                    2 => (y / 3) % 2 == 0,
+                    _ => false,
+                };
+                let v = 190 + rng.random_range(0..12) - if stripe { 45 } else { 0 };
+                let hue = 20 * (1 - row as i32);
+                let c = |d: i32| (v + d).clamp(0, 255) as u8;
+                Rgb([c(-hue), c(0), c(hue)])
             }
         };
     }
@@ -320,12 +378,23 @@ pub fn ask(
             ))
         }
         "relation" => {
+            // Two objects clearly apart (short steps), or each inside one column third, in
+            // different thirds (grounded steps: they read each one's third).
+            let grounded = cfg.steps == StepStyle::Grounded;
             let mut idx: Vec<usize> = (0..objects.len()).collect();
             rand::seq::SliceRandom::shuffle(idx.as_mut_slice(), rng);
             for &i in &idx {
                 for &j in &idx {
                     let (a, b) = (&objects[i], &objects[j]);
-                    if i == j || (a.centre().0 - b.centre().0).abs() < size as f32 / 8.0 {
+                    if i == j {
+                        continue;
+                    }
+                    if grounded {
+                        match (column_zone(a, size), column_zone(b, size)) {
+                            (Some(za), Some(zb)) if za != zb => {}
+                            _ => continue,
+                        }
+                    } else if (a.centre().0 - b.centre().0).abs() < size as f32 / 8.0 {
                         continue;
                     }
                     let ua =
@@ -342,13 +411,23 @@ pub fn ask(
                     } else {
                         (b, a)
                     };
-                    return Some((
-                        format!("Is the {} left or right of the {}?", a.name(), b.name()),
-                        vec![
+                    let steps = match (column_zone(a, size), column_zone(b, size)) {
+                        (Some(za), Some(zb)) if grounded => vec![
+                            format!("I find the {}.", a.name()),
+                            format!(" It is {}.", COLUMN_ZONES[za]),
+                            format!(" I find the {}.", b.name()),
+                            format!(" It is {}.", COLUMN_ZONES[zb]),
+                            format!(" So it is {want}."),
+                        ],
+                        _ => vec![
                             format!("I find the {}.", a.name()),
                             format!(" I find the {}.", b.name()),
                             format!(" It is {want}."),
                         ],
+                    };
+                    return Some((
+                        format!("Is the {} left or right of the {}?", a.name(), b.name()),
+                        steps,
                         want.to_string(),
                         vec![a.bbox, b.bbox],
                     ));
@@ -377,12 +456,20 @@ pub fn ask(
             }
             rand::seq::SliceRandom::shuffle(objects.as_mut_slice(), rng);
             let hits: Vec<&Object> = objects.iter().filter(|o| o.colour == colour).collect();
+            let mut steps = vec![format!("I look for {colour} shapes.")];
+            if cfg.steps == StepStyle::Grounded {
+                // Every object counted, by kind then size.
+                let mut named = hits.clone();
+                named.sort_by(|a, b| (&a.kind, !a.large).cmp(&(&b.kind, !b.large)));
+                if named.is_empty() {
+                    steps.push(" I find none.".into());
+                }
+                steps.extend(named.iter().map(|o| format!(" I find a {}.", o.name())));
+            }
+            steps.push(format!(" There are {want}."));
             Some((
                 format!("How many {colour} shapes are there?"),
-                vec![
-                    format!("I look for {colour} shapes."),
-                    format!(" There are {want}."),
-                ],
+                steps,
                 want.to_string(),
                 hits.iter().map(|o| o.bbox).collect(),
             ))
@@ -409,17 +496,40 @@ pub fn ask(
             }
             Some((
                 format!("Is the {k1} bigger than the {k2}?"),
-                vec![
-                    format!("I find the {k1}."),
-                    format!(" I find the {k2}."),
-                    format!(" {}.", if a.large { "Yes" } else { "No" }),
-                ],
+                if cfg.steps == StepStyle::Grounded {
+                    vec![
+                        format!("I find the {k1}."),
+                        format!(" It is {}.", size_word(a)),
+                        format!(" I find the {k2}."),
+                        format!(" It is {}.", size_word(b)),
+                        format!(" {}.", if a.large { "Yes" } else { "No" }),
+                    ]
+                } else {
+                    vec![
+                        format!("I find the {k1}."),
+                        format!(" I find the {k2}."),
+                        format!(" {}.", if a.large { "Yes" } else { "No" }),
+                    ]
+                },
                 want.to_string(),
                 vec![a.bbox, b.bbox],
             ))
         }
         _ => None,
     }
+}
+
+/// How the steps name an object's column third.
+pub const COLUMN_ZONES: [&str; 3] = ["on the left", "in the middle", "on the right"];
+
+/// The column third an object lies in, `None` when it straddles two.
+fn column_zone(o: &Object, size: u32) -> Option<usize> {
+    let z = zone(o.bbox[0] as f32, size);
+    (z == zone(o.bbox[2] as f32 - 1.0, size)).then_some(z)
+}
+
+fn size_word(o: &Object) -> &'static str {
+    if o.large { "large" } else { "small" }
 }
 
 fn unique_index(objects: &[Object], f: impl Fn(&Object) -> bool) -> Option<usize> {
@@ -438,7 +548,7 @@ pub fn describe(objects: &[Object], size: u32) -> SyntheticSample {
         .iter()
         .enumerate()
         .map(|(i, o)| {
-            let size_word = if o.large { "large" } else { "small" };
+            let size_word = size_word(o);
             let sep = if i == 0 { "" } else { " " };
             let (x, y) = o.centre();
             let at = location(x, y, size);
@@ -657,7 +767,16 @@ mod tests {
 
     #[test]
     fn answers_are_consistent_with_the_scene() {
-        let cfg = SceneConfig::default();
+        for steps in [StepStyle::Short, StepStyle::Grounded] {
+            answers_are_consistent(SceneConfig {
+                steps,
+                ..Default::default()
+            });
+        }
+    }
+
+    fn answers_are_consistent(cfg: SceneConfig) {
+        let grounded = cfg.steps == StepStyle::Grounded;
         let samples = generate(500, 11, &cfg, "a");
         let mut seen = std::collections::BTreeSet::new();
         for (s, _) in &samples {
@@ -694,6 +813,13 @@ mod tests {
                     let n = objs.iter().filter(|o| o.colour == colour).count();
                     assert_eq!(NUMBERS[n], s.key);
                     assert_eq!(s.regions.len(), n);
+                    let found = s
+                        .steps
+                        .iter()
+                        .filter(|t| t.starts_with(" I find a "))
+                        .count();
+                    let named = if grounded { n } else { 0 };
+                    assert_eq!(found, named, "{}: objects named in the steps", s.id);
                 }
                 "relation" => {
                     let find = |c: &str, k: &str| {
@@ -707,12 +833,27 @@ mod tests {
                         "right"
                     };
                     assert_eq!(want, s.key);
+                    if grounded {
+                        let (za, zb) = (column_zone(a, cfg.size), column_zone(b, cfg.size));
+                        assert!(za.is_some() && zb.is_some() && za != zb, "{}", s.id);
+                        assert_eq!(s.steps[1], format!(" It is {}.", COLUMN_ZONES[za.unwrap()]));
+                        assert_eq!(s.steps[3], format!(" It is {}.", COLUMN_ZONES[zb.unwrap()]));
+                    } else {
+                        assert!((a.centre().0 - b.centre().0).abs() >= cfg.size as f32 / 8.0);
+                        assert_eq!(s.steps.len(), 3);
+                    }
                 }
                 "size" => {
                     let a = objs.iter().find(|o| o.kind == words[2]).unwrap();
                     let b = objs.iter().find(|o| o.kind == words[6]).unwrap();
                     assert_ne!(a.large, b.large, "{}: sizes differ", s.id);
                     assert_eq!(if a.large { "yes" } else { "no" }, s.key);
+                    if grounded {
+                        assert_eq!(s.steps[1], format!(" It is {}.", size_word(a)));
+                        assert_eq!(s.steps[3], format!(" It is {}.", size_word(b)));
+                    } else {
+                        assert_eq!(s.steps.len(), 3);
+                    }
                 }
                 other => panic!("unexpected question type {other}"),
             }
@@ -725,8 +866,16 @@ mod tests {
     /// differs from the uniform share by at most one.
     #[test]
     fn every_question_type_is_balanced_over_its_answers() {
-        let cfg = SceneConfig::default();
-        for (seed, n) in [(0u64, 1200usize), (1_000_003, 200), (7, 333)] {
+        let grounded = SceneConfig {
+            steps: StepStyle::Grounded,
+            ..Default::default()
+        };
+        for (cfg, seed, n) in [
+            (SceneConfig::default(), 0u64, 1200usize),
+            (SceneConfig::default(), 1_000_003, 200),
+            (SceneConfig::default(), 7, 333),
+            (grounded, 5, 600),
+        ] {
             let samples = generate(n, seed, &cfg, "b");
             for (t, qt) in QUESTION_TYPES.iter().enumerate() {
                 let answers = answers_of(qt);
@@ -778,6 +927,41 @@ mod tests {
         let left: u32 = (0..s).map(|y| plain.get_pixel(0, y)[0] as u32).sum();
         let right: u32 = (0..s).map(|y| plain.get_pixel(s - 1, y)[0] as u32).sum();
         assert!(left.abs_diff(right) < 2 * s);
+    }
+
+    #[test]
+    fn zones_background_codes_the_zone() {
+        let cfg = SceneConfig {
+            background: Background::Zones,
+            ..Default::default()
+        };
+        let img = render(&[], &cfg, &mut StdRng::seed_from_u64(0));
+        let t = cfg.size / 3;
+        let px = |x: u32, y: u32, c: usize| img.get_pixel(x, y)[c] as f32;
+        for zy in 0..3 {
+            for zx in 0..3 {
+                let (xs, ys) = (zx * t..zx * t + t - 3, zy * t..zy * t + t - 3);
+                let cells = || ys.clone().flat_map(|y| xs.clone().map(move |x| (x, y)));
+                let n = (xs.len() * ys.len()) as f32;
+                // Hue: blue minus red, by row third.
+                let hue = cells().map(|(x, y)| px(x, y, 2) - px(x, y, 0)).sum::<f32>() / n;
+                let want = 40.0 * (1.0 - zy as f32);
+                assert!((hue - want).abs() < 5.0, "zone ({zx}, {zy}): hue {hue}");
+                // Stripes: change along x, along y, by column third.
+                let along = |dx: u32, dy: u32| {
+                    cells()
+                        .map(|(x, y)| (px(x, y, 1) - px(x + dx, y + dy, 1)).abs())
+                        .sum::<f32>()
+                        / n
+                };
+                let (ax, ay) = (along(3, 0), along(0, 3));
+                match zx {
+                    0 => assert!(ax > 30.0 && ay < 8.0, "left: {ax} {ay}"),
+                    1 => assert!(ax < 8.0 && ay < 8.0, "middle: {ax} {ay}"),
+                    _ => assert!(ay > 30.0 && ax < 8.0, "right: {ax} {ay}"),
+                }
+            }
+        }
     }
 
     #[test]
