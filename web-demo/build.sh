@@ -28,12 +28,19 @@ wasm-bindgen --target web --no-typescript --out-dir "$out/pkg" \
   "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$profile/lavit_web_demo.wasm"
 wasm="$out/pkg/lavit_web_demo_bg.wasm"
 if [ "$profile" = wasm-release ]; then
-  (cd web-demo/tools && npm ci --no-audit --no-fund --silent)
-  web-demo/tools/node_modules/.bin/wasm-opt -Os --strip-debug --strip-producers \
-    --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-    --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd \
-    "$wasm" -o "$wasm.opt"
-  mv "$wasm.opt" "$wasm"
+  # wasm-opt takes minutes; its output is kept in the target directory by input hash.
+  cache="$CARGO_TARGET_DIR/wasm-opt-cache"
+  key=$(sha256sum "$wasm" | cut -c1-32)
+  if [ ! -f "$cache/$key.wasm" ]; then
+    (cd web-demo/tools && npm ci --no-audit --no-fund --silent)
+    mkdir -p "$cache"
+    web-demo/tools/node_modules/.bin/wasm-opt -Os --strip-debug --strip-producers \
+      --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+      --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd \
+      "$wasm" -o "$cache/$key.tmp"
+    mv "$cache/$key.tmp" "$cache/$key.wasm"
+  fi
+  cp "$cache/$key.wasm" "$wasm"
 fi
 cp web-demo/www/* "$out/"
 for m in "lavit:$lavit:lavit_heads.safetensors" "baseline:$baseline:lavit_heads.safetensors" "teacher:$teacher:"; do
@@ -45,7 +52,7 @@ for m in "lavit:$lavit:lavit_heads.safetensors" "baseline:$baseline:lavit_heads.
   done
 done
 if [ "$profile" = wasm-release ]; then
-  node web-demo/tools/compress.mjs "$out"
+  node web-demo/tools/compress.mjs "$out" "$CARGO_TARGET_DIR/compress-cache"
 fi
 printf '{"profile": "%s"}\n' "$profile" > "$out/build.json"
 echo "wasm bundle ($profile): $(stat -c %s "$wasm") bytes ($wasm)"
