@@ -220,9 +220,8 @@ pub fn render(objects: &[Object], cfg: &SceneConfig, rng: &mut StdRng) -> RgbIma
             Background::Zones => {
                 // Column third: stripes across x (left), none (middle), across y (right); row
                 // third: the hue (bluish top, neutral middle, warm bottom). Both change the
-                // direction of a patch's pixel vector, not only its length: a patch embedding
-                // without bias followed by RMSNorm cannot tell plain greys of different
-                // brightness apart.
+                // direction of a patch's pixel vector, not mostly its length, which RMSNorm
+                // after a bias-free patch embedding removes.
                 let (col, row) = (zone(x as f32, size), zone(y as f32, size));
                 let stripe = match col {
                     0 => (x / 3) % 2 == 0,
