@@ -138,10 +138,10 @@ pub enum Background {
     /// the same — but as brightness, which a bias-free patch embedding followed by RMSNorm
     /// barely tells apart ([`Background::Zones`] changes hue and texture instead).
     Shaded,
-    /// Grey noise marked by 3 × 3 zone — the zones the answers name ([`location`]): the
-    /// column third by stripes (across x on the left, none in the middle, across y on the
-    /// right), the row third by hue (bluish, neutral, warm). A discrete cue a token reads off
-    /// the background around an object. Experimental (README, "The teacher").
+    /// Grey noise tinted by 3 × 3 zone — the zones the answers name ([`location`]): the row
+    /// third along the blue–red axis (bluish, neutral, warm), the column third along the
+    /// green axis (magenta-ish, neutral, greenish). A discrete cue a token reads off the
+    /// background around an object. Experimental (README, "The teacher").
     Zones,
 }
 
@@ -218,20 +218,15 @@ pub fn render(objects: &[Object], cfg: &SceneConfig, rng: &mut StdRng) -> RgbIma
                 Rgb([grey as u8, grey as u8, blue.max(0.0) as u8])
             }
             Background::Zones => {
-                // Column third: stripes across x (left), none (middle), across y (right); row
-                // third: the hue (bluish top, neutral middle, warm bottom). Both change the
-                // direction of a patch's pixel vector, not mostly its length, which RMSNorm
-                // after a bias-free patch embedding removes.
-                let (col, row) = (zone(x as f32, size), zone(y as f32, size));
-                let stripe = match col {
-                    0 => (x / 3) % 2 == 0,
-                    2 => (y / 3) % 2 == 0,
-                    _ => false,
-                };
-                let v = 190 + rng.random_range(0..12) - if stripe { 45 } else { 0 };
-                let hue = 20 * (1 - row as i32);
+                // Row third: the blue–red axis (bluish top, neutral middle, warm bottom);
+                // column third: the green axis (magenta-ish left, neutral middle, greenish
+                // right). Hue changes the direction of a patch's pixel vector, not mostly its
+                // length, which RMSNorm after a bias-free patch embedding removes.
+                let (col, row) = (zone(x as f32, size) as i32, zone(y as f32, size) as i32);
+                let v = 190 + rng.random_range(0..12);
+                let (warm, green) = (20 * (1 - row), 20 * (col - 1));
                 let c = |d: i32| (v + d).clamp(0, 255) as u8;
-                Rgb([c(-hue), c(0), c(hue)])
+                Rgb([c(-warm), c(green), c(warm)])
             }
         };
     }
@@ -936,29 +931,29 @@ mod tests {
         };
         let img = render(&[], &cfg, &mut StdRng::seed_from_u64(0));
         let t = cfg.size / 3;
-        let px = |x: u32, y: u32, c: usize| img.get_pixel(x, y)[c] as f32;
         for zy in 0..3 {
             for zx in 0..3 {
-                let (xs, ys) = (zx * t..zx * t + t - 3, zy * t..zy * t + t - 3);
-                let cells = || ys.clone().flat_map(|y| xs.clone().map(move |x| (x, y)));
-                let n = (xs.len() * ys.len()) as f32;
-                // Hue: blue minus red, by row third.
-                let hue = cells().map(|(x, y)| px(x, y, 2) - px(x, y, 0)).sum::<f32>() / n;
-                let want = 40.0 * (1.0 - zy as f32);
-                assert!((hue - want).abs() < 5.0, "zone ({zx}, {zy}): hue {hue}");
-                // Stripes: change along x, along y, by column third.
-                let along = |dx: u32, dy: u32| {
-                    cells()
-                        .map(|(x, y)| (px(x, y, 1) - px(x + dx, y + dy, 1)).abs())
+                let cells = (zy * t..zy * t + t)
+                    .flat_map(|y| (zx * t..zx * t + t).map(move |x| (x, y)))
+                    .collect::<Vec<_>>();
+                let mean = |f: &dyn Fn(&Rgb<u8>) -> f32| {
+                    cells
+                        .iter()
+                        .map(|&(x, y)| f(img.get_pixel(x, y)))
                         .sum::<f32>()
-                        / n
+                        / cells.len() as f32
                 };
-                let (ax, ay) = (along(3, 0), along(0, 3));
-                match zx {
-                    0 => assert!(ax > 30.0 && ay < 8.0, "left: {ax} {ay}"),
-                    1 => assert!(ax < 8.0 && ay < 8.0, "middle: {ax} {ay}"),
-                    _ => assert!(ay > 30.0 && ax < 8.0, "right: {ax} {ay}"),
-                }
+                // Blue minus red by row third, green minus their mean by column third.
+                let warm = mean(&|p| p[2] as f32 - p[0] as f32);
+                let green = mean(&|p| p[1] as f32 - (p[0] as f32 + p[2] as f32) / 2.0);
+                assert!(
+                    (warm - 40.0 * (1.0 - zy as f32)).abs() < 3.0,
+                    "({zx}, {zy}): {warm}"
+                );
+                assert!(
+                    (green - 20.0 * (zx as f32 - 1.0)).abs() < 3.0,
+                    "({zx}, {zy}): {green}"
+                );
             }
         }
     }
