@@ -44,9 +44,9 @@ cp -r $W/student-run/final assets/synthetic/student-base
 # Held-out accuracy of the teacher per question type (the numbers in README.md).
 $L eval --model assets/synthetic/teacher --bench synthetic --data-root $W/qa --out $W/teacher-eval.jsonl
 
-# The LaViT student of the browser demo (web-demo/): the `lavit` student of the default demo
-# run (seed 0).
+# The students of the browser demo (web-demo/): the `lavit` and `baseline` students of the
+# default demo run (seed 0), written in f16.
 $L demo --out $W/demo
 rm -rf assets/synthetic/student-lavit assets/synthetic/student-baseline
-cp -r $W/demo/students/lavit/final assets/synthetic/student-lavit
-cp -r $W/demo/students/baseline/final assets/synthetic/student-baseline
+$L export --model $W/demo/students/lavit/final --out assets/synthetic/student-lavit --dtype f16
+$L export --model $W/demo/students/baseline/final --out assets/synthetic/student-baseline --dtype f16
