@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use lavit_core::data::synthetic::{
-    Background, SceneConfig, StepStyle, corpus, generate, generate_descriptions, write_split,
+    Background, Relation, SceneConfig, StepStyle, corpus, generate, generate_descriptions,
+    write_split,
 };
 use lavit_core::data::task_tokenizer::train_task_tokenizer;
 
@@ -34,6 +35,9 @@ pub struct Args {
     /// object's property; experimental, see the README).
     #[arg(long, default_value = "short")]
     pub steps: String,
+    /// Relation questions: `horizontal` (left or right of) or `vertical` (above or below).
+    #[arg(long, default_value = "horizontal")]
+    pub relation: String,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -47,10 +51,17 @@ pub fn run(a: Args) -> Result<()> {
     let steps = StepStyle::parse(&a.steps).ok_or_else(|| {
         anyhow::anyhow!("--steps must be `short` or `grounded`, not `{}`", a.steps)
     })?;
+    let relation = Relation::parse(&a.relation).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--relation must be `horizontal` or `vertical`, not `{}`",
+            a.relation
+        )
+    })?;
     let cfg = SceneConfig {
         size: a.size,
         background,
         steps,
+        relation,
         ..Default::default()
     };
     let make = if a.describe {

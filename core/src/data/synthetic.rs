@@ -18,8 +18,9 @@
 //! The first steps name what to look at (the teacher's attention while writing them is the
 //! trajectory); the last step answers. [`StepStyle::Grounded`] (experimental) writes steps that
 //! also read each object's property: "I find the circle. It is large. I find the square. It is
-//! small. Yes."; its relation questions pair objects that each lie inside one column third, in
-//! different thirds (the thirds [`location`] and [`Background::Zones`] use).
+//! small. Yes."; its relation questions pair objects that each lie inside one third of the
+//! asked axis, in different thirds (the thirds [`location`] and [`Background::Zones`] use).
+//! [`Relation::Vertical`] asks "above or below" instead of "left or right".
 //!
 //! Every sample carries its ground-truth regions (boxes of the objects the answer depends on)
 //! and its answer key (the last word of the answer). Everything is deterministic by seed.
@@ -96,6 +97,41 @@ pub struct SceneConfig {
     /// How the answers' steps are written.
     #[serde(default)]
     pub steps: StepStyle,
+    /// Which axis relation questions ask about.
+    #[serde(default)]
+    pub relation: Relation,
+}
+
+/// The axis of relation questions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Relation {
+    /// "Is the A left or right of the B?" (grounded steps read each object's column third).
+    #[default]
+    Horizontal,
+    /// "Is the A above or below the B?" (grounded steps read each object's row third). Image
+    /// tokens enter the decoder in raster order, so an object's row grows with its tokens'
+    /// index, while its column is the index modulo the grid width; the small teacher learns
+    /// rows and not columns (README, "The teacher").
+    Vertical,
+}
+
+impl Relation {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "horizontal" => Some(Self::Horizontal),
+            "vertical" => Some(Self::Vertical),
+            _ => None,
+        }
+    }
+
+    /// The two answers: `[first, second]` where the first means "smaller coordinate".
+    pub fn answers(self) -> [&'static str; 2] {
+        match self {
+            Self::Horizontal => ["left", "right"],
+            Self::Vertical => ["above", "below"],
+        }
+    }
 }
 
 /// How the answers' reasoning steps are written (the colour and shape answers are the same in
@@ -164,6 +200,7 @@ impl Default for SceneConfig {
             max_objects: 5,
             background: Background::Noise,
             steps: StepStyle::Short,
+            relation: Relation::Horizontal,
         }
     }
 }
@@ -317,12 +354,12 @@ fn unique(objects: &[Object], f: impl Fn(&Object) -> bool) -> Option<&Object> {
 /// A question, its reasoning steps, its answer key and the regions it depends on.
 pub type Question = (String, Vec<String>, String, Vec<[u32; 4]>);
 
-/// The answers a question type can have (the balance unit of the generator).
-pub fn answers_of(qtype: &str) -> Vec<&'static str> {
+/// The answers a question type can have under `cfg` (the balance unit of the generator).
+pub fn answers_of(qtype: &str, cfg: &SceneConfig) -> Vec<&'static str> {
     match qtype {
         "colour" => COLOURS.iter().map(|c| c.0).collect(),
         "shape" => KINDS.to_vec(),
-        "relation" => vec!["left", "right"],
+        "relation" => cfg.relation.answers().to_vec(),
         "count" => NUMBERS.to_vec(),
         "size" => vec!["yes", "no"],
         _ => vec![],
@@ -372,9 +409,15 @@ pub fn ask(
             ))
         }
         "relation" => {
-            // Two objects clearly apart (short steps), or each inside one column third, in
-            // different thirds (grounded steps: they read each one's third).
+            // Two objects clearly apart along the asked axis (short steps), or each inside one
+            // third of that axis, in different thirds (grounded steps read each one's third).
             let grounded = cfg.steps == StepStyle::Grounded;
+            let axis = cfg.relation;
+            let third = |o: &Object| axis_zone(o, axis, size);
+            let coord = |o: &Object| match axis {
+                Relation::Horizontal => o.centre().0,
+                Relation::Vertical => o.centre().1,
+            };
             let mut idx: Vec<usize> = (0..objects.len()).collect();
             rand::seq::SliceRandom::shuffle(idx.as_mut_slice(), rng);
             for &i in &idx {
@@ -384,11 +427,11 @@ pub fn ask(
                         continue;
                     }
                     if grounded {
-                        match (column_zone(a, size), column_zone(b, size)) {
+                        match (third(a), third(b)) {
                             (Some(za), Some(zb)) if za != zb => {}
                             _ => continue,
                         }
-                    } else if (a.centre().0 - b.centre().0).abs() < size as f32 / 8.0 {
+                    } else if (coord(a) - coord(b)).abs() < size as f32 / 8.0 {
                         continue;
                     }
                     let ua =
@@ -399,18 +442,18 @@ pub fn ask(
                         continue;
                     }
                     // Order the pair the way that gives the wanted answer.
-                    let a_left = a.centre().0 < b.centre().0;
-                    let (a, b) = if a_left == (want == "left") {
+                    let a_first = coord(a) < coord(b);
+                    let (a, b) = if a_first == (want == axis.answers()[0]) {
                         (a, b)
                     } else {
                         (b, a)
                     };
-                    let steps = match (column_zone(a, size), column_zone(b, size)) {
+                    let steps = match (third(a), third(b)) {
                         (Some(za), Some(zb)) if grounded => vec![
                             format!("I find the {}.", a.name()),
-                            format!(" It is {}.", COLUMN_ZONES[za]),
+                            format!(" It is {}.", zone_words(axis)[za]),
                             format!(" I find the {}.", b.name()),
-                            format!(" It is {}.", COLUMN_ZONES[zb]),
+                            format!(" It is {}.", zone_words(axis)[zb]),
                             format!(" So it is {want}."),
                         ],
                         _ => vec![
@@ -419,12 +462,18 @@ pub fn ask(
                             format!(" It is {want}."),
                         ],
                     };
-                    return Some((
-                        format!("Is the {} left or right of the {}?", a.name(), b.name()),
-                        steps,
-                        want.to_string(),
-                        vec![a.bbox, b.bbox],
-                    ));
+                    let [first, second] = axis.answers();
+                    let question = match axis {
+                        Relation::Horizontal => format!(
+                            "Is the {} {first} or {second} of the {}?",
+                            a.name(),
+                            b.name()
+                        ),
+                        Relation::Vertical => {
+                            format!("Is the {} {first} or {second} the {}?", a.name(), b.name())
+                        }
+                    };
+                    return Some((question, steps, want.to_string(), vec![a.bbox, b.bbox]));
                 }
             }
             None
@@ -515,11 +564,25 @@ pub fn ask(
 
 /// How the steps name an object's column third.
 pub const COLUMN_ZONES: [&str; 3] = ["on the left", "in the middle", "on the right"];
+/// How the steps name an object's row third.
+pub const ROW_ZONES: [&str; 3] = ["at the top", "in the middle", "at the bottom"];
 
-/// The column third an object lies in, `None` when it straddles two.
-fn column_zone(o: &Object, size: u32) -> Option<usize> {
-    let z = zone(o.bbox[0] as f32, size);
-    (z == zone(o.bbox[2] as f32 - 1.0, size)).then_some(z)
+fn zone_words(axis: Relation) -> &'static [&'static str; 3] {
+    match axis {
+        Relation::Horizontal => &COLUMN_ZONES,
+        Relation::Vertical => &ROW_ZONES,
+    }
+}
+
+/// The third of `axis` (column thirds for horizontal, row thirds for vertical) an object lies
+/// in, `None` when it straddles two.
+fn axis_zone(o: &Object, axis: Relation, size: u32) -> Option<usize> {
+    let (lo, hi) = match axis {
+        Relation::Horizontal => (o.bbox[0], o.bbox[2]),
+        Relation::Vertical => (o.bbox[1], o.bbox[3]),
+    };
+    let z = zone(lo as f32, size);
+    (z == zone(hi as f32 - 1.0, size)).then_some(z)
 }
 
 fn size_word(o: &Object) -> &'static str {
@@ -600,7 +663,7 @@ pub fn generate(
         let t = out.len() % QUESTION_TYPES.len();
         let qtype = QUESTION_TYPES[t];
         if blocks[t].is_empty() {
-            let mut b = answers_of(qtype);
+            let mut b = answers_of(qtype, cfg);
             rand::seq::SliceRandom::shuffle(b.as_mut_slice(), &mut rng);
             b.reverse();
             blocks[t] = b;
@@ -762,10 +825,13 @@ mod tests {
     #[test]
     fn answers_are_consistent_with_the_scene() {
         for steps in [StepStyle::Short, StepStyle::Grounded] {
-            answers_are_consistent(SceneConfig {
-                steps,
-                ..Default::default()
-            });
+            for relation in [Relation::Horizontal, Relation::Vertical] {
+                answers_are_consistent(SceneConfig {
+                    steps,
+                    relation,
+                    ..Default::default()
+                });
+            }
         }
     }
 
@@ -821,19 +887,36 @@ mod tests {
                     };
                     let a = find(words[2], words[3]);
                     let b = find(words[words.len() - 2], words[words.len() - 1]);
-                    let want = if a.centre().0 < b.centre().0 {
-                        "left"
-                    } else {
-                        "right"
+                    let (ca, cb, thirds) = match cfg.relation {
+                        Relation::Horizontal => (a.centre().0, b.centre().0, COLUMN_ZONES),
+                        Relation::Vertical => (a.centre().1, b.centre().1, ROW_ZONES),
                     };
-                    assert_eq!(want, s.key);
+                    let [first, second] = cfg.relation.answers();
+                    assert!(
+                        s.question.contains(&format!("{first} or {second}")),
+                        "{}",
+                        s.id
+                    );
+                    assert_eq!(if ca < cb { first } else { second }, s.key);
                     if grounded {
-                        let (za, zb) = (column_zone(a, cfg.size), column_zone(b, cfg.size));
+                        let (za, zb) = (
+                            axis_zone(a, cfg.relation, cfg.size),
+                            axis_zone(b, cfg.relation, cfg.size),
+                        );
                         assert!(za.is_some() && zb.is_some() && za != zb, "{}", s.id);
-                        assert_eq!(s.steps[1], format!(" It is {}.", COLUMN_ZONES[za.unwrap()]));
-                        assert_eq!(s.steps[3], format!(" It is {}.", COLUMN_ZONES[zb.unwrap()]));
+                        assert_eq!(s.steps[1], format!(" It is {}.", thirds[za.unwrap()]));
+                        assert_eq!(s.steps[3], format!(" It is {}.", thirds[zb.unwrap()]));
+                        // The thirds agree with the coordinates of the objects' boxes.
+                        let span = |o: &Object| match cfg.relation {
+                            Relation::Horizontal => (o.bbox[0], o.bbox[2]),
+                            Relation::Vertical => (o.bbox[1], o.bbox[3]),
+                        };
+                        let (lo, hi) = span(a);
+                        let third = cfg.size / 3;
+                        assert!(lo >= za.unwrap() as u32 * third, "{}", s.id);
+                        assert!(hi <= (za.unwrap() as u32 + 1) * third + 1, "{}", s.id);
                     } else {
-                        assert!((a.centre().0 - b.centre().0).abs() >= cfg.size as f32 / 8.0);
+                        assert!((ca - cb).abs() >= cfg.size as f32 / 8.0);
                         assert_eq!(s.steps.len(), 3);
                     }
                 }
@@ -864,15 +947,20 @@ mod tests {
             steps: StepStyle::Grounded,
             ..Default::default()
         };
+        let vertical = SceneConfig {
+            relation: Relation::Vertical,
+            ..grounded
+        };
         for (cfg, seed, n) in [
             (SceneConfig::default(), 0u64, 1200usize),
             (SceneConfig::default(), 1_000_003, 200),
             (SceneConfig::default(), 7, 333),
             (grounded, 5, 600),
+            (vertical, 9, 600),
         ] {
             let samples = generate(n, seed, &cfg, "b");
             for (t, qt) in QUESTION_TYPES.iter().enumerate() {
-                let answers = answers_of(qt);
+                let answers = answers_of(qt, &cfg);
                 let of_type: Vec<&SyntheticSample> = samples
                     .iter()
                     .map(|s| &s.0)
