@@ -4,7 +4,7 @@
 //! Each split has its own seed (derived from the run's), so the validation split used to
 //! choose settings never overlaps the test split that is reported.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{DemoConfig, EvalSplit, Progress};
 use crate::data::synthetic::{SceneConfig, generate, write_split};
@@ -16,8 +16,24 @@ use crate::eval::EvalItem;
 pub const VAL_SEED_OFFSET: u64 = 2_000_003;
 pub const TEST_SEED_OFFSET: u64 = 1_000_003;
 
+/// The task file shipped beside the teacher: the [`SceneConfig`] it was trained on.
+pub const TASK_FILE: &str = "task.json";
+
+/// The synthetic task of the shipped models in `assets` (`assets/task.json`; the default
+/// task when there is none, for asset directories made before the file existed).
+pub fn task_of(assets: &Path) -> Result<SceneConfig> {
+    let path = assets.join(TASK_FILE);
+    if path.exists() {
+        crate::error::read_json(&path)
+    } else {
+        Ok(SceneConfig::default())
+    }
+}
+
 /// The splits of one run.
 pub struct DemoData {
+    /// The task the splits were drawn from.
+    pub task: SceneConfig,
     pub train: Vec<Sample>,
     /// The evaluation split (validation or test, as configured).
     pub eval: Vec<Sample>,
@@ -29,7 +45,7 @@ pub struct DemoData {
 /// Generates and writes the training split and the evaluation split of `cfg`.
 pub fn prepare(cfg: &DemoConfig, progress: Progress<'_>) -> Result<DemoData> {
     let dir = cfg.out.join("data");
-    let scene = SceneConfig::default();
+    let scene = task_of(&cfg.assets)?;
     progress("data", 0, 2);
     write_split(
         &dir,
@@ -53,10 +69,44 @@ pub fn prepare(cfg: &DemoConfig, progress: Progress<'_>) -> Result<DemoData> {
         .map(EvalItem::from_sample)
         .collect::<Result<_>>()?;
     Ok(DemoData {
+        task: scene,
         train,
         eval,
         eval_items,
         split: cfg.eval_split,
         images: dir.join("images"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::synthetic::{Background, Relation, StepStyle};
+
+    /// The demo draws its splits from the task shipped beside the teacher; asset directories
+    /// without `task.json` get the default task; a broken file is an error, not a fallback.
+    #[test]
+    fn the_task_comes_from_the_assets() {
+        let dir = std::env::temp_dir().join(format!("lavit-task-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(task_of(&dir).unwrap(), SceneConfig::default());
+        let task = SceneConfig {
+            background: Background::Zones,
+            steps: StepStyle::Grounded,
+            relation: Relation::Vertical,
+            ..Default::default()
+        };
+        std::fs::write(dir.join(TASK_FILE), serde_json::to_vec(&task).unwrap()).unwrap();
+        assert_eq!(task_of(&dir).unwrap(), task);
+        // Fields added later default, so older task files still read.
+        std::fs::write(
+            dir.join(TASK_FILE),
+            br#"{"size":168,"min_objects":3,"max_objects":5}"#,
+        )
+        .unwrap();
+        assert_eq!(task_of(&dir).unwrap(), SceneConfig::default());
+        std::fs::write(dir.join(TASK_FILE), b"{\"relation\": \"diagonal\"").unwrap();
+        assert!(task_of(&dir).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

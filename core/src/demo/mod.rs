@@ -178,6 +178,9 @@ pub struct ModelResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DemoReport {
     pub config: DemoConfig,
+    /// The synthetic task (`assets/task.json`).
+    #[serde(default)]
+    pub task: crate::data::synthetic::SceneConfig,
     pub backend: String,
     pub teacher: ModelResult,
     /// Grounding of the teacher's own trajectory on the evaluation split, and per type.
@@ -220,6 +223,7 @@ pub fn run(
     let figures = report::heatmap_figures(cfg, &data, &teacher, &evaluated)?;
     let report = DemoReport {
         config: cfg.clone(),
+        task: data.task,
         backend: backend.to_string(),
         teacher: teacher.result.clone(),
         teacher_trajectory: teacher.trajectory.clone(),
