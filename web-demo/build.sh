@@ -7,7 +7,8 @@
 # wasm-opt (npm package pinned in web-demo/tools), and brotli / gzip copies of every file that
 # serve.sh (and any static server that serves precompressed files) sends instead. Without it
 # the bundle is built with the quick-to-compile `wasm-dev` profile.
-# LAVIT_STUDENT, LAVIT_BASELINE, LAVIT_TEACHER override the model directories.
+# LAVIT_STUDENT, LAVIT_BASELINE, LAVIT_TEACHER override the model directories, LAVIT_TASK the
+# task file (assets/synthetic/task.json: the scenes the page draws).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lavit-rs/target}"
@@ -16,6 +17,7 @@ if [ "${1:-}" = "--release" ]; then profile=wasm-release; shift; fi
 lavit="${LAVIT_STUDENT:-assets/synthetic/student-lavit}"
 baseline="${LAVIT_BASELINE:-assets/synthetic/student-baseline}"
 teacher="${LAVIT_TEACHER:-assets/synthetic/teacher}"
+task="${LAVIT_TASK:-assets/synthetic/task.json}"
 bindgen_version=0.2.130   # = the wasm-bindgen crate version pinned in web-demo/Cargo.toml
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 if ! wasm-bindgen --version 2>/dev/null | grep -q "$bindgen_version"; then
@@ -51,6 +53,9 @@ for m in "lavit:$lavit:lavit_heads.safetensors" "baseline:$baseline:lavit_heads.
     cp "$dir/$f" "$out/model/$name/$f"
   done
 done
+# The task the teacher was trained on (the page draws its scenes from it).
+[ -f "$task" ] || { echo "web-demo/build.sh: $task is missing" >&2; exit 1; }
+cp "$task" "$out/model/task.json"
 if [ "$profile" = wasm-release ]; then
   node web-demo/tools/compress.mjs "$out" "$CARGO_TARGET_DIR/compress-cache"
 fi

@@ -6,7 +6,7 @@
 //! JavaScript.
 
 use lavit_backends::Device;
-use lavit_core::data::synthetic::{SceneConfig, generate};
+use lavit_core::data::synthetic::{QUESTION_TYPES, SceneConfig, generate};
 use lavit_core::infer::{GenerateConfig, Thoughts};
 use lavit_core::lavit::targets::resample_steps;
 use lavit_core::student::{Student, StudentFiles, Trajectory};
@@ -68,10 +68,14 @@ impl Session {
         &self.backend
     }
 
-    /// Scene number `seed` of the synthetic task.
-    pub fn scene(seed: u64) -> Result<Scene, String> {
-        let cfg = SceneConfig::default();
-        let (s, img) = generate(1, seed, &cfg, "web-")
+    /// Scene number `seed` of the synthetic task `task` (the `task.json` shipped beside the
+    /// teacher).
+    /// Question types cycle with the seed (colour, shape, relation, count, size).
+    pub fn scene(seed: u64, task: &SceneConfig) -> Result<Scene, String> {
+        // The generator cycles question types sample by sample: the last of `seed mod 5 + 1`
+        // samples has type number `seed mod 5`.
+        let n = (seed % QUESTION_TYPES.len() as u64) as usize + 1;
+        let (s, img) = generate(n, seed, task, "web-")
             .pop()
             .ok_or("the scene generator returned nothing")?;
         let mut png = Vec::new();
@@ -182,6 +186,13 @@ mod web {
         JsError::new(&e.to_string())
     }
 
+    fn task(task_json: &str) -> Result<SceneConfig, JsError> {
+        if task_json.trim().is_empty() {
+            return Ok(SceneConfig::default());
+        }
+        serde_json::from_str(task_json).map_err(|e| js(format!("task.json: {e}")))
+    }
+
     #[wasm_bindgen]
     impl WebDemo {
         /// Picks the students' device: WebGPU when `prefer_gpu` and the browser has an
@@ -227,13 +238,12 @@ mod web {
             heads_safetensors: Vec<u8>,
             tokenizer_json: Vec<u8>,
         ) -> Result<(), JsError> {
-            let files = StudentFiles {
+            let files = StudentFiles::new(
                 config_json,
                 model_safetensors,
                 heads_safetensors,
                 tokenizer_json,
-                preprocessor_json: None,
-            };
+            );
             let s = Session::load_on(files, self.device.clone()).map_err(js)?;
             self.students.retain(|(n, _)| *n != name);
             self.students.push((name, Rc::new(s)));
@@ -248,13 +258,8 @@ mod web {
             model_safetensors: Vec<u8>,
             tokenizer_json: Vec<u8>,
         ) -> Result<(), JsError> {
-            let files = StudentFiles {
-                config_json,
-                model_safetensors,
-                heads_safetensors: Vec::new(),
-                tokenizer_json,
-                preprocessor_json: None,
-            };
+            let files =
+                StudentFiles::new(config_json, model_safetensors, Vec::new(), tokenizer_json);
             self.teacher = Some(Session::load(files, "cpu").map_err(js)?);
             Ok(())
         }
@@ -269,15 +274,18 @@ mod web {
             self.fallback.clone()
         }
 
-        /// The scene's fields as JSON (see [`Scene`]).
-        pub fn scene_json(seed: u64) -> Result<String, JsError> {
-            let s = Session::scene(seed).map_err(|e| JsError::new(&e))?;
+        /// The scene's fields as JSON (see [`Scene`]); `task_json` is the task's
+        /// `task.json` (the default task when empty).
+        pub fn scene_json(seed: u64, task_json: &str) -> Result<String, JsError> {
+            let s = Session::scene(seed, &task(task_json)?).map_err(|e| JsError::new(&e))?;
             serde_json::to_string(&s).map_err(js)
         }
 
         /// The scene's image as PNG bytes.
-        pub fn scene_png(seed: u64) -> Result<Vec<u8>, JsError> {
-            Ok(Session::scene(seed).map_err(|e| JsError::new(&e))?.png)
+        pub fn scene_png(seed: u64, task_json: &str) -> Result<Vec<u8>, JsError> {
+            Ok(Session::scene(seed, &task(task_json)?)
+                .map_err(|e| JsError::new(&e))?
+                .png)
         }
 
         /// The answer key of a generated text (its last word, lower-cased), as the task grades.

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use lavit_core::data::synthetic::SceneConfig;
 use lavit_core::infer::GenerateConfig;
 use lavit_core::lavit::targets::resample_steps;
 use lavit_core::student::{Student, StudentFiles};
@@ -40,14 +41,29 @@ fn session_answers_like_the_native_loader() {
     let session = Session::load(files(tmp.path()), "cpu").unwrap();
     assert_eq!(session.backend(), "cpu (flex)");
 
-    let scene = Session::scene(3).unwrap();
+    let scene = Session::scene(3, &SceneConfig::default()).unwrap();
     assert_eq!(scene.png[..4], [0x89, b'P', b'N', b'G']);
     assert!(!scene.question.is_empty() && !scene.regions.is_empty());
     assert_eq!(
-        Session::scene(3).unwrap().png,
+        Session::scene(3, &SceneConfig::default()).unwrap().png,
         scene.png,
         "scenes are seeded"
     );
+    // Scene `n` asks question type `n mod 5`, of the task the page is given (`task.json`):
+    // scene 2 is a relation question.
+    let vertical = SceneConfig {
+        relation: lavit_core::data::synthetic::Relation::Vertical,
+        ..Default::default()
+    };
+    let (h, v) = (
+        Session::scene(2, &SceneConfig::default()).unwrap(),
+        Session::scene(2, &vertical).unwrap(),
+    );
+    assert!(h.question.contains("left or right"), "{}", h.question);
+    assert!(v.question.contains("above or below"), "{}", v.question);
+    for (seed, qtype) in [(0, "colour"), (1, "shape"), (3, "count"), (9, "size")] {
+        assert_eq!(Session::scene(seed, &vertical).unwrap().qtype, qtype);
+    }
     let web = session.ask(&scene.png, &scene.question).unwrap();
 
     let device = lavit_backends::select("cpu", 0).unwrap();
@@ -82,7 +98,7 @@ fn bad_input_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     exported_student(tmp.path());
     let session = Session::load(files(tmp.path()), "cpu").unwrap();
-    let png = Session::scene(0).unwrap().png;
+    let png = Session::scene(0, &SceneConfig::default()).unwrap().png;
     assert!(
         session
             .ask(b"not an image", "What?")
@@ -115,7 +131,7 @@ fn teacher_view_maps_each_step_of_its_answer() {
         "cpu",
     )
     .unwrap();
-    let scene = Session::scene(3).unwrap();
+    let scene = Session::scene(3, &SceneConfig::default()).unwrap();
     let v = teacher.trajectory(&scene.png, &scene.question, 3).unwrap();
     let t = &v.trajectory;
     assert!(!t.answer.is_empty());

@@ -3,7 +3,7 @@ import init, { WebDemo } from "./pkg/lavit_web_demo.js";
 
 const $ = (id) => document.getElementById(id);
 const STUDENTS = ["baseline", "lavit"];
-const state = { demo: null, image: null, imageBytes: null, scene: null, results: null, timer: null };
+const state = { task: "", demo: null, image: null, imageBytes: null, scene: null, results: null, timer: null };
 
 function status(text, error = false) {
   $("status").textContent = text;
@@ -51,7 +51,10 @@ async function load() {
     const bytes = await fetchAll([
       ...files("baseline", studentFiles), ...files("lavit", studentFiles),
       ...files("teacher", ["config.json", "model.safetensors", "tokenizer.json"]),
+      "model/task.json",
     ], "downloading the models");
+    // The synthetic task the teacher was trained on: the scenes are drawn from it.
+    state.task = new TextDecoder().decode(bytes[11]);
     // WebGPU when the browser has it (?backend=cpu forces the CPU backend), else the CPU
     // backend; the reason for a fallback is shown.
     const preferGpu = new URLSearchParams(location.search).get("backend") !== "cpu";
@@ -95,8 +98,8 @@ async function showImage(bytes, scene = null) {
 
 async function newScene() {
   const seed = BigInt(Math.max(0, parseInt($("seed").value || "0", 10)));
-  const scene = JSON.parse(WebDemo.scene_json(seed));
-  const png = WebDemo.scene_png(seed);
+  const scene = JSON.parse(WebDemo.scene_json(seed, state.task));
+  const png = WebDemo.scene_png(seed, state.task);
   window.lavitPng = png;
   window.lavitScene = scene;
   $("question").value = scene.question;

@@ -29,6 +29,23 @@ pub struct StudentFiles {
 }
 
 impl StudentFiles {
+    /// The files of a model as a browser fetches them: no `preprocessor_config.json` (the
+    /// defaults), `heads_safetensors` empty for a plain model.
+    pub fn new(
+        config_json: Vec<u8>,
+        model_safetensors: Vec<u8>,
+        heads_safetensors: Vec<u8>,
+        tokenizer_json: Vec<u8>,
+    ) -> Self {
+        Self {
+            config_json,
+            model_safetensors,
+            heads_safetensors,
+            tokenizer_json,
+            preprocessor_json: None,
+        }
+    }
+
     pub(super) fn load(self, device: &Device) -> Result<Student> {
         let bad = |message: String| LavitError::Config {
             path: "config.json".into(),
