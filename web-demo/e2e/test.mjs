@@ -69,7 +69,7 @@ const differing = (a, b) => a.filter((v, i) => v !== b[i]).length;
 // Native `lavit infer` on the same PNG and question (`extra` picks the mode).
 function native(model, scenePath, question, extra) {
   return JSON.parse(execFileSync(lavit, ["infer", "--model", join(dist, "model", model),
-    "--image", scenePath, "--question", question, "--json", "--max-new-tokens", "48", ...extra],
+    "--image", scenePath, "--question", question, "--json", "--max-new-tokens", "96", ...extra],
     { encoding: "utf8" }));
 }
 

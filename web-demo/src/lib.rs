@@ -145,7 +145,7 @@ impl Session {
 
 fn ask_config() -> GenerateConfig {
     GenerateConfig {
-        max_new_tokens: 48,
+        max_new_tokens: lavit_core::data::synthetic::MAX_NEW_TOKENS,
         force_lvr: true,
         ..Default::default()
     }

@@ -286,6 +286,12 @@ pub fn render(objects: &[Object], cfg: &SceneConfig, rng: &mut StdRng) -> RgbIma
     img
 }
 
+/// Token budget for generating an answer of this task: the longest answer of any variant (a
+/// grounded vertical relation, 43 tokens with the shipped tokenizer) plus a latent block of up
+/// to 16 tokens plus room; generation stops at the end-of-turn token long before it on a sane
+/// answer. (It was 48, which cut grounded relation answers of students with 3 latents.)
+pub const MAX_NEW_TOKENS: usize = 96;
+
 /// Side of one cell of the placement grid: one merged vision token (28 px).
 pub const CELL: u32 = 28;
 
@@ -1050,5 +1056,34 @@ mod tests {
     fn predicted_key_takes_the_last_word() {
         assert_eq!(predicted_key("The circle is at the top. It is Red."), "red");
         assert_eq!(predicted_key(""), "");
+    }
+
+    /// The generation budget covers the longest answer of every task variant with a 16-token
+    /// latent block and the end-of-turn token, so no answer is cut before its key word.
+    #[test]
+    fn budget_covers_every_answer_and_the_latent_block() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../assets/synthetic/tokenizer.json");
+        let tok = crate::io::chat::ChatTokenizer::from_file(&path).unwrap();
+        let mut longest = 0;
+        for steps in [StepStyle::Short, StepStyle::Grounded] {
+            for relation in [Relation::Horizontal, Relation::Vertical] {
+                let cfg = SceneConfig {
+                    steps,
+                    relation,
+                    max_objects: 6,
+                    ..Default::default()
+                };
+                for (s, _) in generate(400, 3, &cfg, "b") {
+                    longest = longest.max(tok.encode(&s.answer()).unwrap().len());
+                }
+            }
+        }
+        assert!(longest > 30, "longest answer {longest} tokens");
+        assert!(
+            longest + 16 + 1 <= MAX_NEW_TOKENS,
+            "longest answer {longest} tokens + 16 latents + end of turn > {}",
+            MAX_NEW_TOKENS
+        );
     }
 }

@@ -19,7 +19,7 @@ use crate::teacher::{ExtractConfig, SignalStore, SignalWriter};
 /// Greedy decoding of the demo's evaluations.
 pub fn greedy() -> GenerateConfig {
     GenerateConfig {
-        max_new_tokens: 48,
+        max_new_tokens: crate::data::synthetic::MAX_NEW_TOKENS,
         attn_layers: crate::defaults::TRAJ_LAYERS,
         ..Default::default()
     }
