@@ -39,7 +39,8 @@ pub struct Args {
     /// Hide the latent tokens from the answer.
     #[arg(long)]
     pub mask_lvr: bool,
-    #[arg(long, default_value_t = 48)]
+    /// Token budget of each answer (latent tokens included).
+    #[arg(long, default_value_t = lavit_core::data::synthetic::MAX_NEW_TOKENS)]
     pub max_new_tokens: usize,
     /// Per-sample results (JSON lines).
     #[arg(long)]
