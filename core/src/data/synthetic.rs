@@ -287,9 +287,9 @@ pub fn render(objects: &[Object], cfg: &SceneConfig, rng: &mut StdRng) -> RgbIma
 }
 
 /// Token budget for generating an answer of this task: the longest answer of any variant (a
-/// grounded vertical relation, 43 tokens with the shipped tokenizer) plus a latent block of up
-/// to 16 tokens plus room; generation stops at the end-of-turn token long before it on a sane
-/// answer. (It was 48, which cut grounded relation answers of students with 3 latents.)
+/// grounded vertical relation, up to 49 tokens with the shipped tokenizer) plus a latent block
+/// of up to 16 tokens plus room; generation stops at the end-of-turn token long before it on a
+/// sane answer. (It was 48, which cut grounded vertical-relation answers.)
 pub const MAX_NEW_TOKENS: usize = 96;
 
 /// Side of one cell of the placement grid: one merged vision token (28 px).
