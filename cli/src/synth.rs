@@ -41,7 +41,6 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    anyhow::ensure!(a.size >= 56, "--size must be at least 56 pixels");
     let background = Background::parse(&a.background).ok_or_else(|| {
         anyhow::anyhow!(
             "--background must be `noise`, `shaded` or `zones`, not `{}`",
@@ -64,6 +63,8 @@ pub fn run(a: Args) -> Result<()> {
         relation,
         ..Default::default()
     };
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("lavit synth --size {}: {e}", a.size))?;
     let make = if a.describe {
         generate_descriptions
     } else {

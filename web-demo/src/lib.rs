@@ -74,6 +74,7 @@ impl Session {
     pub fn scene(seed: u64, task: &SceneConfig) -> Result<Scene, String> {
         // The generator cycles question types sample by sample: the last of `seed mod 5 + 1`
         // samples has type number `seed mod 5`.
+        task.validate().map_err(|e| format!("task.json: {e}"))?;
         let n = (seed % QUESTION_TYPES.len() as u64) as usize + 1;
         let (s, img) = generate(n, seed, task, "web-")
             .pop()

@@ -64,6 +64,11 @@ fn session_answers_like_the_native_loader() {
     for (seed, qtype) in [(0, "colour"), (1, "shape"), (3, "count"), (9, "size")] {
         assert_eq!(Session::scene(seed, &vertical).unwrap().qtype, qtype);
     }
+    let tiny = SceneConfig {
+        size: 40,
+        ..Default::default()
+    };
+    assert!(Session::scene(0, &tiny).unwrap_err().contains("task.json"));
     let web = session.ask(&scene.png, &scene.question).unwrap();
 
     let device = lavit_backends::select("cpu", 0).unwrap();

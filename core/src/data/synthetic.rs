@@ -205,6 +205,39 @@ impl Default for SceneConfig {
     }
 }
 
+impl SceneConfig {
+    /// Whether the generator can draw scenes of these settings: at least a 3 × 3 grid of
+    /// cells (the thirds the answers name), 2 ≤ min_objects ≤ max_objects (relation and size
+    /// questions need two objects), and room for the largest scene a question can need (count
+    /// asks up to four) on at most half the cells, so random placement finishes. Settings
+    /// outside this would make the generator loop or panic.
+    pub fn validate(&self) -> Result<(), String> {
+        let grid = self.size / CELL;
+        if grid < 3 {
+            return Err(format!(
+                "size {} px is under three {CELL}-px cells per side ({} px)",
+                self.size,
+                3 * CELL
+            ));
+        }
+        if self.min_objects < 2 || self.min_objects > self.max_objects {
+            return Err(format!(
+                "objects per scene {}..={}: need 2 <= min_objects <= max_objects",
+                self.min_objects, self.max_objects
+            ));
+        }
+        let most = self.max_objects.max(NUMBERS.len() - 1);
+        let room = (grid * grid / 2) as usize;
+        if most > room {
+            return Err(format!(
+                "{most} objects do not fit on half of a {grid} × {grid} grid ({room} cells); \
+                 use fewer objects or a larger image"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Which third (0, 1, 2) of an image side `size` the coordinate `v` falls in.
 pub fn zone(v: f32, size: u32) -> usize {
     ((v / (size as f32 / 3.0)) as usize).min(2)
@@ -1056,6 +1089,35 @@ mod tests {
     fn predicted_key_takes_the_last_word() {
         assert_eq!(predicted_key("The circle is at the top. It is Red."), "red");
         assert_eq!(predicted_key(""), "");
+    }
+
+    /// Settings the generator cannot draw are refused before it would loop or panic.
+    #[test]
+    fn impossible_settings_are_refused() {
+        assert_eq!(SceneConfig::default().validate(), Ok(()));
+        let with = |size, min_objects, max_objects| SceneConfig {
+            size,
+            min_objects,
+            max_objects,
+            ..Default::default()
+        };
+        assert_eq!(with(84, 2, 4).validate(), Ok(()));
+        assert!(
+            with(56, 3, 5)
+                .validate()
+                .unwrap_err()
+                .contains("three 28-px cells")
+        );
+        assert!(with(168, 1, 5).validate().is_err());
+        assert!(with(168, 5, 3).validate().is_err());
+        assert!(
+            with(168, 3, 19)
+                .validate()
+                .unwrap_err()
+                .contains("do not fit")
+        );
+        // What validates, generates.
+        assert_eq!(generate(10, 0, &with(84, 2, 4), "v").len(), 10);
     }
 
     /// The generation budget covers the longest answer of every task variant with a 16-token

@@ -23,11 +23,13 @@ pub const TASK_FILE: &str = "task.json";
 /// task when there is none, for asset directories made before the file existed).
 pub fn task_of(assets: &Path) -> Result<SceneConfig> {
     let path = assets.join(TASK_FILE);
-    if path.exists() {
-        crate::error::read_json(&path)
-    } else {
-        Ok(SceneConfig::default())
+    if !path.exists() {
+        return Ok(SceneConfig::default());
     }
+    let task: SceneConfig = crate::error::read_json(&path)?;
+    task.validate()
+        .map_err(|message| crate::error::LavitError::Config { path, message })?;
+    Ok(task)
 }
 
 /// The splits of one run.
@@ -107,6 +109,14 @@ mod tests {
         assert_eq!(task_of(&dir).unwrap(), SceneConfig::default());
         std::fs::write(dir.join(TASK_FILE), b"{\"relation\": \"diagonal\"").unwrap();
         assert!(task_of(&dir).is_err());
+        // Settings the generator cannot draw are a config error, not a hang in the demo.
+        std::fs::write(
+            dir.join(TASK_FILE),
+            br#"{"size":30,"min_objects":3,"max_objects":5}"#,
+        )
+        .unwrap();
+        let e = task_of(&dir).unwrap_err().to_string();
+        assert!(e.contains("task.json") && e.contains("cells"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
