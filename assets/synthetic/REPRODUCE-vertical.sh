@@ -51,8 +51,10 @@ resume() { [ -d "$1/checkpoint" ] && echo --resume || true; }
   --out $W/teacher-1 --steps 10000 --lr 7e-4 --warmup 200 --min-lr-ratio 0.1 --seed 7 $common $(resume $W/teacher-1)
 [ -d $W/teacher-2/final ] || $L --threads 1 train --student $W/teacher-1/step-6000 --data $W/mix-rel.json --images $W \
   --out $W/teacher-2 --steps 8000 --lr 5e-4 --warmup 100 --min-lr-ratio 0.2 --seed 8 $common $(resume $W/teacher-2)
-# Stage 3 runs to STAGE3_STEPS (default 30,000); stop it once an export passes (see above).
-$L --threads 1 train --student $W/teacher-2/final --data $W/mix-rel.json --images $W \
+# Stage 3 runs to STAGE3_STEPS (default 30,000). Its learning rate is constant, so ending it
+# early (STAGE3_STEPS=N, or an interruption) is the same run cut short; evaluate its exports as
+# they appear (the loop at the end, in another shell) and stop once one passes.
+[ -d $W/teacher-3/final ] || $L --threads 1 train --student $W/teacher-2/final --data $W/mix-rel.json --images $W \
   --out $W/teacher-3 --steps "${STAGE3_STEPS:-30000}" --lr 5e-4 --warmup 100 --min-lr-ratio 1.0 --seed 10 $common $(resume $W/teacher-3)
 [ -d $W/student-init ] || $L init --config assets/synthetic/student-config.json --tokenizer assets/synthetic/tokenizer.json --out $W/student-init --seed 2
 [ -d $W/student-run/final ] || $L --threads 1 train --student $W/student-init --data $W/describe/train.json \

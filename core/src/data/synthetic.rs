@@ -212,6 +212,9 @@ impl SceneConfig {
     /// asks up to four) on at most half the cells, so random placement finishes. Settings
     /// outside this would make the generator loop or panic.
     pub fn validate(&self) -> Result<(), String> {
+        if self.size > MAX_SIZE {
+            return Err(format!("size {} px is over {MAX_SIZE} px", self.size));
+        }
         let grid = self.size / CELL;
         if grid < 3 {
             return Err(format!(
@@ -227,7 +230,7 @@ impl SceneConfig {
             ));
         }
         let most = self.max_objects.max(NUMBERS.len() - 1);
-        let room = (grid * grid / 2) as usize;
+        let room = (grid as usize * grid as usize) / 2;
         if most > room {
             return Err(format!(
                 "{most} objects do not fit on half of a {grid} × {grid} grid ({room} cells); \
@@ -324,6 +327,9 @@ pub fn render(objects: &[Object], cfg: &SceneConfig, rng: &mut StdRng) -> RgbIma
 /// of up to 16 tokens plus room; generation stops at the end-of-turn token long before it on a
 /// sane answer. (It was 48, which cut grounded vertical-relation answers.)
 pub const MAX_NEW_TOKENS: usize = 96;
+
+/// Largest image side [`SceneConfig::validate`] accepts (146 cells; a 50 MB RGB image).
+pub const MAX_SIZE: u32 = 4096;
 
 /// Side of one cell of the placement grid: one merged vision token (28 px).
 pub const CELL: u32 = 28;
@@ -1109,6 +1115,14 @@ mod tests {
                 .contains("three 28-px cells")
         );
         assert!(with(168, 1, 5).validate().is_err());
+        // Absurd sizes are refused, not an overflow panic or a multi-gigabyte image.
+        assert!(
+            with(4_000_000_000, 3, 5)
+                .validate()
+                .unwrap_err()
+                .contains("over")
+        );
+        assert_eq!(with(MAX_SIZE, 3, 5).validate(), Ok(()));
         assert!(with(168, 5, 3).validate().is_err());
         assert!(
             with(168, 3, 19)
