@@ -52,17 +52,24 @@ pub fn read_toml<T: serde::de::DeserializeOwned + Default>(
     toml::from_str(&text).with_context(|| format!("{}: invalid {what} config", p.display()))
 }
 
-/// The error and its causes on one line (library messages can carry newlines).
+/// The error and its causes on one line (library messages can carry newlines). A cause that
+/// its parent's message already ends with (an error that prints its source itself) is not
+/// repeated.
 pub fn one_line(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| {
-            c.to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect::<Vec<_>>()
-        .join(": ")
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if line.is_empty() {
+            line = text;
+        } else if !line.ends_with(&text) {
+            line = format!("{line}: {text}");
+        }
+    }
+    line
 }
 
 /// Logs to stderr, filtered by `LAVIT_LOG` (e.g. `LAVIT_LOG=info`). By default: warnings,

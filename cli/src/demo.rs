@@ -41,7 +41,8 @@ pub struct Args {
     /// Evaluate on `val` (to choose settings) or `test` (to report) [test].
     #[arg(long)]
     pub eval_split: Option<String>,
-    /// Also train a LaViT student without this component (repeatable): traj, vtop, gate.
+    /// Also train a LaViT student without this component (repeatable): traj, vtop, gate (gate:
+    /// with --gate-closed above 0).
     #[arg(long, value_parser = Ablation::parse)]
     pub ablate: Vec<Ablation>,
     /// Weight of L_vtop for the LaViT student.
@@ -50,7 +51,7 @@ pub struct Args {
     /// Weight of L_traj for the LaViT student.
     #[arg(long)]
     pub lambda_traj: Option<f64>,
-    /// Fraction of the steps with the gate closed (two-stage).
+    /// Fraction of the steps with the gate closed (two-stage) [default: 0, no gate].
     #[arg(long)]
     pub gate_closed: Option<f64>,
     /// Restart the learning-rate schedule when the gate opens, at lr × this.
@@ -114,6 +115,12 @@ pub fn run(a: Args) -> Result<()> {
     anyhow::ensure!(
         (0.0..=1.0).contains(&cfg.gate_closed_fraction),
         "--gate-closed must be in [0, 1]"
+    );
+    anyhow::ensure!(
+        !(cfg.ablations.contains(&Ablation::Gate)
+            && (cfg.steps as f64 * cfg.gate_closed_fraction).round() == 0.0),
+        "--ablate gate: the LaViT student has no gate to remove (--gate-closed is 0, the \
+         default); compare with a gated run instead, e.g. --gate-closed 0.4"
     );
     anyhow::ensure!(
         cfg.steps > 0 && cfg.n_train > 0 && cfg.n_test > 0 && cfg.n_val > 0,

@@ -25,6 +25,8 @@ fn small_demo_writes_report_and_heatmaps() {
             "3",
             "--ablate",
             "gate",
+            "--gate-closed",
+            "0.4",
             "--out",
         ])
         .arg(&out)
@@ -74,4 +76,21 @@ fn small_demo_writes_report_and_heatmaps() {
         .count();
     let acc = report["teacher"]["accuracy"]["overall"].as_f64().unwrap();
     assert!((teacher_right as f64 / 6.0 - acc).abs() < 1e-9);
+}
+
+/// The demo's LaViT student has no gate by default, so there is none to ablate: one clear
+/// error before any work, not a second copy of the LaViT student.
+#[test]
+fn ablating_an_absent_gate_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    let res = Command::new(env!("CARGO_BIN_EXE_lavit"))
+        .args(["demo", "--ablate", "gate", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success());
+    assert!(stderr.contains("no gate to remove"), "{stderr}");
+    assert!(!out.exists());
 }

@@ -335,3 +335,59 @@ fn viz_fails_cleanly() {
         "not a readable image",
     );
 }
+
+/// `lavit synth --task TASK --out OUT` with a small split.
+fn synth_task_args<'a>(task: &'a Path, out: &'a Path) -> Vec<&'a str> {
+    vec![
+        "synth",
+        "--task",
+        s(task),
+        "--out",
+        s(out),
+        "--n-train",
+        "10",
+        "--n-test",
+        "1",
+    ]
+}
+
+/// `lavit synth --task FILE` draws the task of a `task.json` (here the vertical, grounded one),
+/// refuses a missing file or a task the generator cannot draw with one line, and does not mix
+/// with the scene flags it replaces.
+#[test]
+fn synth_reads_a_task_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (task, out) = (tmp.path().join("task.json"), tmp.path().join("data"));
+    let vertical = r#"{"size":168,"min_objects":3,"max_objects":5,"background":"zones","steps":"grounded","relation":"vertical"}"#;
+    std::fs::write(&task, vertical).unwrap();
+    ok(&synth_task_args(&task, &out));
+    let train: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("train.json")).unwrap()).unwrap();
+    let questions: Vec<&str> = train
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["conversations"][0]["value"].as_str().unwrap())
+        .collect();
+    assert!(
+        questions.iter().any(|q| q.contains("above or below")),
+        "{questions:?}"
+    );
+    assert!(!questions.iter().any(|q| q.contains("left or right")));
+
+    let (tiny, nowhere) = (tmp.path().join("tiny.json"), tmp.path().join("nowhere"));
+    std::fs::write(&tiny, vertical.replace("168", "40")).unwrap();
+    fails_cleanly(&synth_task_args(&tiny, &nowhere), "cells", &[&nowhere]);
+    let missing = nowhere.join("task.json");
+    fails_cleanly(&synth_task_args(&missing, &nowhere), "nowhere", &[&nowhere]);
+    // The library's error already names its cause; the line does not repeat it.
+    let stderr =
+        String::from_utf8_lossy(&super::common::lavit(&synth_task_args(&missing, &nowhere)).stderr)
+            .to_string();
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+    let mut mixed = synth_task_args(&task, &nowhere);
+    mixed.extend(["--relation", "vertical"]);
+    let res = super::common::lavit(&mixed);
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("cannot be used with"));
+}

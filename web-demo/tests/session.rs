@@ -79,7 +79,8 @@ fn session_answers_like_the_native_loader() {
             &[img],
             &scene.question,
             &GenerateConfig {
-                max_new_tokens: 48,
+                // The page's budget (the longest answer of every task variant fits).
+                max_new_tokens: lavit_core::data::synthetic::MAX_NEW_TOKENS,
                 force_lvr: true,
                 ..Default::default()
             },

@@ -16,7 +16,7 @@
 //! | size | Is the circle bigger than the square? | I find the circle. I find the square. Yes. |
 //!
 //! The first steps name what to look at (the teacher's attention while writing them is the
-//! trajectory); the last step answers. [`StepStyle::Grounded`] (experimental) writes steps that
+//! trajectory); the last step answers. [`StepStyle::Grounded`] (the shipped task's, `assets/synthetic/task.json`) writes steps that
 //! also read each object's property: "I find the circle. It is large. I find the square. It is
 //! small. Yes."; its relation questions pair objects that each lie inside one third of the
 //! asked axis, in different thirds (the thirds [`location`] and [`Background::Zones`] use).
@@ -144,8 +144,8 @@ pub enum StepStyle {
     Short,
     /// Find each object and read the one property of it the answer needs, then combine:
     /// "I find the circle. It is large. I find the square. It is small. Yes." — relation
-    /// reads each object's column third (pairs in different thirds), count names every
-    /// object it counts. Experimental (README, "The teacher").
+    /// reads each object's third along the asked axis (pairs in different thirds), count
+    /// names every object it counts. The shipped task's steps (`assets/synthetic/task.json`).
     Grounded,
 }
 
@@ -177,7 +177,7 @@ pub enum Background {
     /// Grey noise tinted by 3 × 3 zone — the zones the answers name ([`location`]): the row
     /// third along the blue–red axis (bluish, neutral, warm), the column third along the
     /// green axis (magenta-ish, neutral, greenish). A discrete cue a token reads off the
-    /// background around an object. Experimental (README, "The teacher").
+    /// background around an object. The shipped task's background (`assets/synthetic/task.json`).
     Zones,
 }
 

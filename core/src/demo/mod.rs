@@ -109,7 +109,10 @@ pub struct DemoConfig {
     pub num_latent: usize,
     pub lambda_vtop: f64,
     pub lambda_traj: f64,
-    /// Fraction of the steps with the gate closed (two-stage schedule).
+    /// Fraction of the steps with the gate closed (two-stage schedule); 0 = no gate. The
+    /// default is 0: on the validation split of the shipped task (3 seeds) LaViT without the
+    /// gate beat LaViT with the reference's two-stage schedule at 0.4 by 13 to 20 points on
+    /// every seed; the gated students lost colour questions (README, "The demo").
     pub gate_closed_fraction: f64,
     /// Restart the learning-rate schedule when the gate opens, at `lr ×` this (two-stage).
     pub stage2_lr_ratio: Option<f64>,
@@ -142,7 +145,7 @@ impl Default for DemoConfig {
             num_latent: 3,
             lambda_vtop: crate::defaults::LAMBDA_VTOP,
             lambda_traj: crate::defaults::LAMBDA_TRAJ,
-            gate_closed_fraction: 0.4,
+            gate_closed_fraction: 0.0,
             stage2_lr_ratio: None,
             traj_top_k: crate::defaults::TRAJ_TOP_K,
             traj_grad: crate::defaults::TRAJ_GRAD,

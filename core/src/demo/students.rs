@@ -30,8 +30,8 @@ pub struct Variant {
     pub gate: GateSchedule,
 }
 
-/// Baseline (CE only, no gate), LaViT (all three losses, two-stage gate) and the ablations
-/// of `cfg`, each LaViT minus one component.
+/// Baseline (CE only, no gate), LaViT (all three losses; the two-stage gate when
+/// `cfg.gate_closed_fraction` > 0) and the ablations of `cfg`, each LaViT minus one component.
 pub fn variants(cfg: &DemoConfig) -> Vec<Variant> {
     let closed = (cfg.steps as f64 * cfg.gate_closed_fraction).round() as usize;
     let lavit = LossWeights {
@@ -40,8 +40,12 @@ pub fn variants(cfg: &DemoConfig) -> Vec<Variant> {
         lambda_traj: cfg.lambda_traj,
         traj_grad: cfg.traj_grad,
     };
-    let gate = GateSchedule::TwoStage {
-        closed_steps: closed,
+    let gate = if closed == 0 {
+        GateSchedule::Off
+    } else {
+        GateSchedule::TwoStage {
+            closed_steps: closed,
+        }
     };
     let mut v = vec![
         Variant {
