@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use lavit_core::demo::{
     Ablation, DemoConfig, EvalSplit, learning_curve, run as run_demo, run_seeds, summary_table,
 };
+use lavit_core::lavit::gating::GateSchedule;
 use lavit_core::lavit::heads::HeadStates;
 use lavit_core::lavit::losses::TrajGrad;
 use lavit_core::teacher::extract::TrajRows;
@@ -117,8 +118,7 @@ pub fn run(a: Args) -> Result<()> {
         "--gate-closed must be in [0, 1]"
     );
     anyhow::ensure!(
-        !(cfg.ablations.contains(&Ablation::Gate)
-            && (cfg.steps as f64 * cfg.gate_closed_fraction).round() == 0.0),
+        !(cfg.ablations.contains(&Ablation::Gate) && cfg.gate() == GateSchedule::Off),
         "--ablate gate: the LaViT student has no gate to remove (--gate-closed is 0, the \
          default); compare with a gated run instead, e.g. --gate-closed 0.4"
     );

@@ -46,7 +46,8 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let cfg = match &a.task {
-        Some(path) => task_file(path)?,
+        Some(path) => lavit_core::demo::data::task_file(path)
+            .with_context(|| format!("lavit synth --task {}", path.display()))?,
         None => scene_from_flags(&a)?,
     };
     let make = if a.describe {
@@ -65,15 +66,6 @@ pub fn run(a: Args) -> Result<()> {
         a.out.display()
     );
     Ok(())
-}
-
-/// A task file (`SceneConfig` as JSON), checked like the demo checks its `task.json`.
-fn task_file(path: &std::path::Path) -> Result<SceneConfig> {
-    let cfg: SceneConfig = lavit_core::error::read_json(path)
-        .with_context(|| format!("lavit synth --task {}", path.display()))?;
-    cfg.validate()
-        .map_err(|e| anyhow::anyhow!("lavit synth --task {}: {e}", path.display()))?;
-    Ok(cfg)
 }
 
 /// The task of `--size`, `--background`, `--steps` and `--relation`.

@@ -16,10 +16,11 @@
 //! | size | Is the circle bigger than the square? | I find the circle. I find the square. Yes. |
 //!
 //! The first steps name what to look at (the teacher's attention while writing them is the
-//! trajectory); the last step answers. [`StepStyle::Grounded`] (the shipped task's, `assets/synthetic/task.json`) writes steps that
-//! also read each object's property: "I find the circle. It is large. I find the square. It is
-//! small. Yes."; its relation questions pair objects that each lie inside one third of the
-//! asked axis, in different thirds (the thirds [`location`] and [`Background::Zones`] use).
+//! trajectory); the last step answers. [`StepStyle::Grounded`] (the shipped task's,
+//! `assets/synthetic/task.json`) writes steps that also read each object's property: "I find
+//! the circle. It is large. I find the square. It is small. Yes."; its relation questions pair
+//! objects that each lie inside one third of the asked axis, in different thirds (the thirds
+//! [`location`] and [`Background::Zones`] use).
 //! [`Relation::Vertical`] asks "above or below" instead of "left or right".
 //!
 //! Every sample carries its ground-truth regions (boxes of the objects the answer depends on)
@@ -177,7 +178,8 @@ pub enum Background {
     /// Grey noise tinted by 3 × 3 zone — the zones the answers name ([`location`]): the row
     /// third along the blue–red axis (bluish, neutral, warm), the column third along the
     /// green axis (magenta-ish, neutral, greenish). A discrete cue a token reads off the
-    /// background around an object. The shipped task's background (`assets/synthetic/task.json`).
+    /// background around an object. The shipped task's background
+    /// (`assets/synthetic/task.json`).
     Zones,
 }
 

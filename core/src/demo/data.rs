@@ -26,9 +26,17 @@ pub fn task_of(assets: &Path) -> Result<SceneConfig> {
     if !path.exists() {
         return Ok(SceneConfig::default());
     }
-    let task: SceneConfig = crate::error::read_json(&path)?;
+    task_file(&path)
+}
+
+/// A task file: a [`SceneConfig`] as JSON, refused unless [`SceneConfig::validate`] accepts it.
+pub fn task_file(path: &Path) -> Result<SceneConfig> {
+    let task: SceneConfig = crate::error::read_json(path)?;
     task.validate()
-        .map_err(|message| crate::error::LavitError::Config { path, message })?;
+        .map_err(|message| crate::error::LavitError::Config {
+            path: path.to_path_buf(),
+            message,
+        })?;
     Ok(task)
 }
 

@@ -129,6 +129,21 @@ pub struct DemoConfig {
     pub parallel: usize,
 }
 
+impl DemoConfig {
+    /// The LaViT student's gate: two-stage, closed for `gate_closed_fraction` of the steps, or
+    /// [`GateSchedule::Off`] when that rounds to no step.
+    pub fn gate(&self) -> crate::lavit::gating::GateSchedule {
+        let closed = (self.steps as f64 * self.gate_closed_fraction).round() as usize;
+        if closed == 0 {
+            crate::lavit::gating::GateSchedule::Off
+        } else {
+            crate::lavit::gating::GateSchedule::TwoStage {
+                closed_steps: closed,
+            }
+        }
+    }
+}
+
 impl Default for DemoConfig {
     fn default() -> Self {
         Self {

@@ -33,20 +33,13 @@ pub struct Variant {
 /// Baseline (CE only, no gate), LaViT (all three losses; the two-stage gate when
 /// `cfg.gate_closed_fraction` > 0) and the ablations of `cfg`, each LaViT minus one component.
 pub fn variants(cfg: &DemoConfig) -> Vec<Variant> {
-    let closed = (cfg.steps as f64 * cfg.gate_closed_fraction).round() as usize;
     let lavit = LossWeights {
         ce: true,
         lambda_vtop: cfg.lambda_vtop,
         lambda_traj: cfg.lambda_traj,
         traj_grad: cfg.traj_grad,
     };
-    let gate = if closed == 0 {
-        GateSchedule::Off
-    } else {
-        GateSchedule::TwoStage {
-            closed_steps: closed,
-        }
-    };
+    let gate = cfg.gate();
     let mut v = vec![
         Variant {
             name: "baseline".into(),
@@ -244,4 +237,34 @@ fn train_one(
         train_seconds,
         eval_seconds: t.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// LaViT's gate follows `gate_closed_fraction` (no gate when it rounds to no step); the
+    /// baseline never has one; `--ablate gate` is LaViT without it.
+    #[test]
+    fn the_gate_follows_the_closed_fraction() {
+        let gate = |fraction, ablations: Vec<Ablation>| {
+            let cfg = DemoConfig {
+                steps: 1500,
+                gate_closed_fraction: fraction,
+                ablations,
+                ..Default::default()
+            };
+            let v = variants(&cfg);
+            assert_eq!(v[0].name, "baseline");
+            assert_eq!(v[0].gate, GateSchedule::Off);
+            assert_eq!(v[1].gate, cfg.gate());
+            v.iter().map(|v| v.gate).collect::<Vec<_>>()
+        };
+        assert_eq!(gate(0.0, vec![])[1], GateSchedule::Off);
+        assert_eq!(gate(1e-4, vec![])[1], GateSchedule::Off);
+        let gated = gate(0.4, vec![Ablation::Gate]);
+        assert_eq!(gated[1], GateSchedule::TwoStage { closed_steps: 600 });
+        assert_eq!(gated[2], GateSchedule::Off);
+        assert_eq!(DemoConfig::default().gate(), GateSchedule::Off);
+    }
 }
