@@ -128,10 +128,10 @@ fn closed_gate_routes_vision_only_through_latents() {
 fn closed_gate_gives_zero_attention_to_image_and_open_gate_is_causal() {
     let (vlm, a, _, device) = setup();
     let layout = a.gate_layout(true);
-    let capture = RowCapture {
-        rows: index_tensor(&layout.gated_rows, &device),
-        cols: index_tensor(&layout.image_cols, &device),
-    };
+    let capture = RowCapture::new(
+        index_tensor(&layout.gated_rows, &device),
+        index_tensor(&layout.image_cols, &device),
+    );
     let layers: Vec<usize> = (0..vlm.config.text.num_hidden_layers).collect();
     let out = vlm
         .forward(
@@ -152,10 +152,10 @@ fn closed_gate_gives_zero_attention_to_image_and_open_gate_is_causal() {
         );
     }
     // Latent rows do attend to the image under the closed gate.
-    let lat_capture = RowCapture {
-        rows: index_tensor(&a.latent_positions, &device),
-        cols: index_tensor(&layout.image_cols, &device),
-    };
+    let lat_capture = RowCapture::new(
+        index_tensor(&a.latent_positions, &device),
+        index_tensor(&layout.image_cols, &device),
+    );
     let out = vlm
         .forward(
             &a.to_inputs(&device),

@@ -164,10 +164,7 @@ fn assert_forward_matches_hf(
         .iter()
         .map(|&i| i as usize)
         .collect();
-    let capture = RowCapture {
-        rows: index_tensor(&rows, device),
-        cols: index_tensor(&cols, device),
-    };
+    let capture = RowCapture::new(index_tensor(&rows, device), index_tensor(&cols, device));
     let layers: Vec<usize> = meta["attn_layers"]
         .as_array()
         .unwrap()

@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LavitError, Result};
+use crate::lavit::gating::GateLayout;
 use crate::lavit::heads::{HeadStates, TrajectoryHead};
 use crate::model::attention::RowCapture;
 use crate::model::text::KvCache;
@@ -33,8 +34,27 @@ pub struct GenerateConfig {
     pub force_lvr: bool,
     /// Hide latent tokens from the tokens after them.
     pub mask_lvr: bool,
-    /// Layers averaged for the raw attention map (last `L`).
+    /// Layers averaged for the raw attention map (last `L`), unless `gaze_layers` names them.
     pub attn_layers: usize,
+    /// The decoder layers (0-based) averaged for the raw attention map; empty: the last
+    /// `attn_layers`. A student's own ([`crate::lavit::LavitConfig::gaze_layers`]) when it has
+    /// them.
+    #[serde(default)]
+    pub gaze_layers: Vec<usize>,
+    /// The bottleneck condition ([`crate::lavit::LavitConfig::bottleneck`]): the prompt text
+    /// after the image (in the prefill) and every generated token that is not a latent token
+    /// never attend to the image; latent tokens do. Without the prefill's gate, the text after
+    /// the image would read it and carry it to the answer through its cached keys and values.
+    #[serde(default)]
+    pub bottleneck: bool,
+    /// Keep the logits each generated token was chosen from ([`Generation::logits`]).
+    #[serde(default)]
+    pub return_logits: bool,
+    /// Answer tokens fed after the prompt (and the forced latent block) before sampling starts,
+    /// as if generated (the start of an answer to continue from); not part of
+    /// [`Generation::tokens`].
+    #[serde(default)]
+    pub answer_prefix: Vec<u32>,
 }
 
 impl Default for GenerateConfig {
@@ -48,6 +68,10 @@ impl Default for GenerateConfig {
             force_lvr: false,
             mask_lvr: false,
             attn_layers: 8,
+            gaze_layers: vec![],
+            bottleneck: false,
+            return_logits: false,
+            answer_prefix: vec![],
         }
     }
 }
@@ -71,6 +95,10 @@ pub struct Generation {
     pub latent_steps: Vec<LatentStep>,
     /// Image token positions in the sequence.
     pub image_positions: Vec<usize>,
+    /// The logits `[vocab]` each of `tokens` was chosen from (with
+    /// [`GenerateConfig::return_logits`]; else empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logits: Vec<Vec<f32>>,
 }
 
 /// Picks the next token from `logits` (`[vocab]`).
@@ -155,93 +183,151 @@ pub async fn generate_async(
         .filter(|&(_, &t)| t == model.config.image_token_id)
         .map(|(i, _)| i)
         .collect();
-    let n_layers = model.config.text.num_hidden_layers;
-    let l = cfg.attn_layers.clamp(1, n_layers);
-    let layers: Vec<usize> = (n_layers - l..n_layers).collect();
+    let layers = read_layers(cfg, model.config.text.num_hidden_layers)?;
     let cols = index_tensor(&image_positions, &device);
-    let mut latent_steps = Vec::new();
-    let mut latent_positions: Vec<usize> = Vec::new();
+    let mut run = Run {
+        latent_steps: Vec::new(),
+        latent_positions: Vec::new(),
+        head: traj_head,
+        head_states: traj_head.map(|h| h.states).unwrap_or_default(),
+        n_img: image_positions.len(),
+        h_img: None,
+    };
 
-    // Prefill (capturing the forced latent rows, if any).
+    // Prefill (capturing the forced latent rows, if any), under the bottleneck's gate.
     let forced: Vec<usize> = if cfg.force_lvr {
         (forced_start..inputs.input_ids.len()).collect()
     } else {
         vec![]
     };
-    let prefill_capture = RowCapture {
-        rows: index_tensor(&forced, &device),
-        cols: cols.clone(),
-    };
+    let prefill_capture = RowCapture::new(index_tensor(&forced, &device), cols.clone());
     let capture = (!forced.is_empty() && !image_positions.is_empty())
         .then_some((layers.as_slice(), &prefill_capture));
+    let n_layers = model.config.text.num_hidden_layers;
     let mut cache = KvCache::new(n_layers);
-    let (mut logits, mut rope, out) = model.prefill(&inputs, &mut cache, capture)?;
-    // The states the TrajectoryHead was trained on.
-    let head_states = traj_head.map(|h| h.states).unwrap_or_default();
-    let read = |o: &crate::model::text::DecoderOutput| match head_states {
-        HeadStates::PostNorm => o.last_hidden_state.clone(),
-        HeadStates::PreNorm => o.pre_norm_last.clone(),
-    };
+    let bias = cfg
+        .bottleneck
+        .then(|| {
+            let s = inputs.input_ids.len();
+            GateLayout::new(s, image_positions.clone(), forced_start, s, true).bias(0.0, &device)
+        })
+        .flatten();
+    let (mut logits, mut rope, out) = model.prefill(&inputs, &mut cache, capture, bias)?;
     let [_, s, d] = out.last_hidden_state.dims();
-    let hidden = read(&out).reshape([s, d]);
-    let h_img = (!image_positions.is_empty()).then(|| hidden.clone().select(0, cols.clone()));
+    let hidden = run.read(&out).reshape([s, d]);
+    run.h_img = (!image_positions.is_empty()).then(|| hidden.clone().select(0, cols.clone()));
     if !forced.is_empty() {
         let h_lat = hidden.select(0, index_tensor(&forced, &device));
-        let attn = mean_maps(&out.captured, image_positions.len()).await?;
-        let heads = head_maps(traj_head, h_lat, h_img.as_ref()).await?;
-        for (i, &pos) in forced.iter().enumerate() {
-            latent_steps.push(LatentStep {
-                token: inputs.input_ids[pos],
+        let tokens: Vec<u32> = forced.iter().map(|&p| inputs.input_ids[p]).collect();
+        run.record(&forced, &tokens, h_lat, &out.captured).await?;
+    }
+
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let (mut tokens, mut all_logits) = (Vec::new(), Vec::new());
+    let mut prefix = cfg.answer_prefix.iter().copied();
+    let mut generated = 0;
+    loop {
+        let next = match prefix.next() {
+            Some(t) => t,
+            None if generated == cfg.max_new_tokens => break,
+            None => {
+                let values = read_f32(logits).await?;
+                let next = sample(&values, cfg, &mut rng);
+                tokens.push(next);
+                generated += 1;
+                if cfg.return_logits {
+                    all_logits.push(values);
+                }
+                if cfg.stop_ids.contains(&next) {
+                    break;
+                }
+                next
+            }
+        };
+        let pos = cache.len();
+        let is_latent = latent_ids.contains(&next);
+        // Feed the token; capture its attention when it is a latent token.
+        let step_capture = RowCapture::new(index_tensor(&[0], &device), cols.clone());
+        let cap = (is_latent && run.n_img > 0).then_some((layers.as_slice(), &step_capture));
+        let mut blocked: Vec<usize> = Vec::new();
+        if cfg.mask_lvr && !is_latent {
+            blocked.extend(&run.latent_positions);
+        }
+        if cfg.bottleneck && !is_latent {
+            blocked.extend(&image_positions);
+        }
+        let (lg, out) = model.decode_step(next, &mut rope, &mut cache, cap, &blocked)?;
+        logits = lg;
+        if is_latent {
+            let h_lat = run.read(&out).reshape([1, d]);
+            run.record(&[pos], &[next], h_lat, &out.captured).await?;
+        }
+    }
+    Ok(Generation {
+        tokens,
+        latent_steps: run.latent_steps,
+        image_positions,
+        logits: all_logits,
+    })
+}
+
+/// The decoder layers whose attention makes the latent maps: `cfg.gaze_layers`, or the last
+/// `cfg.attn_layers`.
+fn read_layers(cfg: &GenerateConfig, n_layers: usize) -> Result<Vec<usize>> {
+    if cfg.gaze_layers.is_empty() {
+        let l = cfg.attn_layers.clamp(1, n_layers);
+        return Ok((n_layers - l..n_layers).collect());
+    }
+    match cfg.gaze_layers.iter().find(|&&l| l >= n_layers) {
+        Some(l) => Err(LavitError::Invalid(format!(
+            "gaze layer {l} is not one of the model's {n_layers} decoder layers"
+        ))),
+        None => Ok(cfg.gaze_layers.clone()),
+    }
+}
+
+/// What a generation collects about its latent tokens.
+struct Run<'a> {
+    latent_steps: Vec<LatentStep>,
+    latent_positions: Vec<usize>,
+    head: Option<&'a TrajectoryHead>,
+    /// The states the TrajectoryHead was trained on.
+    head_states: HeadStates,
+    n_img: usize,
+    /// The image tokens' states the TrajectoryHead scores against (from the prefill).
+    h_img: Option<Tensor<2>>,
+}
+
+impl Run<'_> {
+    fn read(&self, o: &crate::model::text::DecoderOutput) -> Tensor<3> {
+        match self.head_states {
+            HeadStates::PostNorm => o.last_hidden_state.clone(),
+            HeadStates::PreNorm => o.pre_norm_last.clone(),
+        }
+    }
+
+    /// Records latent tokens `tokens` at `positions`: their head maps from `h_lat [R, d]` and
+    /// their attention maps from the captured rows.
+    async fn record(
+        &mut self,
+        positions: &[usize],
+        tokens: &[u32],
+        h_lat: Tensor<2>,
+        captured: &[(usize, Tensor<4>)],
+    ) -> Result<()> {
+        let attn = mean_maps(captured, self.n_img).await?;
+        let heads = head_maps(self.head, h_lat, self.h_img.as_ref()).await?;
+        for (i, (&pos, &token)) in positions.iter().zip(tokens).enumerate() {
+            self.latent_steps.push(LatentStep {
+                token,
                 position: pos,
                 head_map: heads.as_ref().map(|h| h[i].clone()),
                 attn_map: attn.as_ref().map(|a| a[i].clone()).unwrap_or_default(),
             });
         }
-        latent_positions.extend(&forced);
+        self.latent_positions.extend(positions);
+        Ok(())
     }
-
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let mut tokens = Vec::new();
-    for _ in 0..cfg.max_new_tokens {
-        let next = sample(&read_f32(logits).await?, cfg, &mut rng);
-        tokens.push(next);
-        if cfg.stop_ids.contains(&next) {
-            break;
-        }
-        let pos = cache.len();
-        let is_latent = latent_ids.contains(&next);
-        // Feed the token; capture its attention when it is a latent token.
-        let step_capture = RowCapture {
-            rows: index_tensor(&[0], &device),
-            cols: cols.clone(),
-        };
-        let cap = (is_latent && !image_positions.is_empty())
-            .then_some((layers.as_slice(), &step_capture));
-        let blocked: Vec<usize> = if cfg.mask_lvr && !is_latent {
-            latent_positions.clone()
-        } else {
-            vec![]
-        };
-        let (lg, out) = model.decode_step(next, &mut rope, &mut cache, cap, &blocked)?;
-        logits = lg;
-        if is_latent {
-            let h_lat = read(&out).reshape([1, d]);
-            let heads = head_maps(traj_head, h_lat, h_img.as_ref()).await?;
-            let attn = mean_maps(&out.captured, image_positions.len()).await?;
-            latent_steps.push(LatentStep {
-                token: next,
-                position: pos,
-                head_map: heads.map(|mut h| h.remove(0)),
-                attn_map: attn.map(|mut a| a.remove(0)).unwrap_or_default(),
-            });
-            latent_positions.push(pos);
-        }
-    }
-    Ok(Generation {
-        tokens,
-        latent_steps,
-        image_positions,
-    })
 }
 
 /// Mean over captured layers and heads: per captured row, a map over the image tokens.

@@ -23,6 +23,25 @@ pub struct RowCapture {
     pub rows: Tensor<1, Int>,
     /// Key positions (indices into the full key sequence, cache included).
     pub cols: Tensor<1, Int>,
+    /// Compute the captured rows against detached keys: their gradient reaches the queries
+    /// only (a loss on them moves what the captured rows look for, not what the keys hold).
+    pub detach_keys: bool,
+}
+
+impl RowCapture {
+    pub fn new(rows: Tensor<1, Int>, cols: Tensor<1, Int>) -> Self {
+        Self {
+            rows,
+            cols,
+            detach_keys: false,
+        }
+    }
+
+    /// The same capture with keys detached or not ([`Self::detach_keys`]).
+    pub fn detach_keys(mut self, detach: bool) -> Self {
+        self.detach_keys = detach;
+        self
+    }
 }
 
 thread_local! {
@@ -81,7 +100,12 @@ pub fn attention(
         let rows = c.rows.clone();
         let n_rows = rows.dims()[0];
         let q_rows = q.clone().select(2, rows.clone());
-        let mut scores = q_rows.matmul(k.clone().swap_dims(2, 3)) * scale;
+        let keys = if c.detach_keys {
+            k.clone().detach()
+        } else {
+            k.clone()
+        };
+        let mut scores = q_rows.matmul(keys.swap_dims(2, 3)) * scale;
         if let Some(m) = &mask {
             let m = m.clone().expand([b, h, sq, sk]).select(2, rows.clone());
             scores = scores.mask_fill(m, f32::NEG_INFINITY);

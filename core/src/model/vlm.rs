@@ -274,13 +274,15 @@ impl Qwen25Vl {
         }
     }
 
-    /// Prefill for generation: runs the prompt, fills `cache`, returns the last-position
+    /// Prefill for generation: runs the prompt (with an additive attention `bias`
+    /// `[1, 1, S, S]`, e.g. the bottleneck's gate), fills `cache`, returns the last-position
     /// logits `[1, vocab]`, the rope index (extended as tokens are decoded) and the output.
     pub fn prefill(
         &self,
         inputs: &VlmInputs,
         cache: &mut KvCache,
         capture: Option<(&[usize], &RowCapture)>,
+        bias: Option<Tensor<4>>,
     ) -> Result<(Tensor<2>, RopeIndex, DecoderOutput)> {
         let rope = self.rope_index(inputs)?;
         let (out, _) = self.run(
@@ -288,6 +290,7 @@ impl Qwen25Vl {
             &rope,
             DecodeExtras {
                 capture,
+                bias,
                 ..Default::default()
             },
             Some(cache),

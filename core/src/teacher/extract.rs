@@ -240,10 +240,10 @@ impl SignalPlan {
 
     /// The rows × columns to capture in [`Self::layers`].
     pub fn capture(&self, device: &Device) -> RowCapture {
-        RowCapture {
-            rows: index_tensor(&self.rows, device),
-            cols: index_tensor(&self.cols, device),
-        }
+        RowCapture::new(
+            index_tensor(&self.rows, device),
+            index_tensor(&self.cols, device),
+        )
     }
 
     /// The signals from the captured probabilities (`[1, H, rows, cols]` per captured layer)
