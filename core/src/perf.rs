@@ -223,6 +223,7 @@ pub fn train_step(
         answer_start: seq.answer.start,
         end: seq.answer.end,
         targets: Some(SampleTargets {
+            vtop_step: vec![],
             vtop_mean: (0..w.d_teacher)
                 .map(|_| rng.random::<f32>() - 0.5)
                 .collect(),

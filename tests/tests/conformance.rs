@@ -42,6 +42,7 @@ fn cpu_student() -> (LavitStudent, StudentSample) {
     let mut s = StudentSample::build(&tok, &proc, &img, "How many shapes?", "Four.", &ids).unwrap();
     let n = s.image_positions.len();
     s.targets = Some(SampleTargets {
+        vtop_step: vec![],
         vtop_mean: (0..16).map(|i| (i as f32 * 0.37).sin()).collect(),
         traj: (0..2)
             .map(|k| {

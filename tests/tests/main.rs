@@ -2,6 +2,7 @@
 //! precision tests are separate binaries: a device's float dtype is set once per process.
 
 mod backends;
+mod bottleneck;
 mod conformance;
 mod gating;
 mod generation;

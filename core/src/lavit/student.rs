@@ -13,12 +13,17 @@ use serde::{Deserialize, Serialize};
 
 use super::gating::GateLayout;
 use super::heads::{HeadStates, TrajScale, TrajectoryHead, VTopHead};
-use super::losses::{LossWeights, cross_entropy, trajectory_loss, vtop_loss};
+use super::losses::{
+    LossWeights, TrajGrad, TrajTarget, VtopTarget, attention_kl, cross_entropy, trajectory_loss,
+    vtop_loss, vtop_step_loss,
+};
 use crate::error::{LavitError, Result};
 use crate::io::chat::{ChatTokenizer, Message};
 use crate::io::checkpoint::HostInputs;
 use crate::io::processor::{ProcessedImage, ProcessorConfig};
+use crate::model::attention::RowCapture;
 use crate::model::init::SeededInit;
+use crate::model::text::DecoderOutput;
 use crate::model::vlm::{ForwardOptions, LogitRows, Qwen25Vl, VlmInputs};
 use crate::util::{index_tensor, tensor_from};
 
@@ -37,6 +42,22 @@ pub struct LavitConfig {
     /// Scaling of the TrajectoryHead's scores.
     #[serde(default)]
     pub traj_scale: TrajScale,
+    /// The bottleneck condition: the answer tokens (after the latent block) and the prompt
+    /// text after the image never attend to the image — `g = 0` throughout training, and the
+    /// same blocking at inference ([`crate::infer::GenerateConfig::bottleneck`]) — so visual
+    /// information reaches the answer only through the latent tokens. Absent in older
+    /// checkpoints: `false`.
+    #[serde(default)]
+    pub bottleneck: bool,
+    /// The student decoder layers (0-based) whose latent-token attention is the student's gaze:
+    /// what `L_traj` aligns with [`TrajTarget::Attention`] and what inference heatmaps
+    /// average. Empty: the last layers of [`crate::infer::GenerateConfig::attn_layers`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaze_layers: Vec<usize>,
+    /// The decoder layer (0-based) whose output the VTopHead reads; `None`: the last layer's
+    /// states of `head_states` (as the paper's head).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtop_layer: Option<usize>,
 }
 
 impl Default for LavitConfig {
@@ -48,6 +69,27 @@ impl Default for LavitConfig {
             d_teacher: 1,
             head_states: HeadStates::default(),
             traj_scale: TrajScale::default(),
+            bottleneck: false,
+            gaze_layers: vec![],
+            vtop_layer: None,
+        }
+    }
+}
+
+impl LavitConfig {
+    /// Checks the layer choices against a decoder of `n_layers` layers.
+    pub fn check_layers(&self, n_layers: usize) -> Result<()> {
+        let bad = self
+            .gaze_layers
+            .iter()
+            .chain(&self.vtop_layer)
+            .find(|&&l| l >= n_layers);
+        match bad {
+            Some(l) => Err(LavitError::Invalid(format!(
+                "layer {l} is not one of the student's {n_layers} decoder layers (0..{})",
+                n_layers.saturating_sub(1)
+            ))),
+            None => Ok(()),
         }
     }
 }
@@ -152,6 +194,9 @@ impl LavitStudent {
 pub struct SampleTargets {
     /// `mean_patches(V_top)`, `[d_T]`.
     pub vtop_mean: Vec<f32>,
+    /// `Σ_n p_kn V_top,n` per latent token (`K × d_T`; [`VtopTarget::Step`]), empty when not
+    /// prepared.
+    pub vtop_step: Vec<Vec<f32>>,
     /// `K` distributions over the student's image tokens.
     pub traj: Vec<Vec<f32>>,
 }
@@ -254,11 +299,14 @@ pub struct LossParts {
     pub ce: Option<Tensor<1>>,
     pub vtop: Option<Tensor<1>>,
     pub traj: Option<Tensor<1>>,
+    /// `mean_k −ln(mass of latent k's attention on the image)` ([`TrajTarget::Attention`]).
+    pub traj_mass: Option<Tensor<1>>,
     /// Number of supervised tokens (for throughput).
     pub tokens: usize,
 }
 
-/// Forward + the three losses for one sample under open fraction `g` of the gate.
+/// Forward + the three losses for one sample under open fraction `g` of the gate (`g = 0`
+/// and the prompt gated too when the student has the bottleneck).
 pub fn sample_losses(
     student: &LavitStudent,
     sample: &StudentSample,
@@ -267,6 +315,12 @@ pub fn sample_losses(
     gate_prompt: bool,
 ) -> Result<LossParts> {
     let device = student.vlm.device();
+    let lavit = &student.lavit;
+    let (g, gate_prompt) = if lavit.bottleneck {
+        (0.0, true)
+    } else {
+        (g, gate_prompt)
+    };
     let inputs = sample.to_inputs(&device);
     let bias = sample.gate_layout(gate_prompt).bias(g, &device);
     // CE rows: logits at p predict the token at p + 1, for supervised tokens
@@ -278,68 +332,150 @@ pub fn sample_losses(
     } else {
         LogitRows::None
     };
+    let targets = sample.targets.as_ref();
+    let attention_traj = targets.is_some()
+        && weights.lambda_traj > 0.0
+        && weights.traj_target == TrajTarget::Attention;
+    let gaze = gaze_layers(lavit, student.vlm.config.text.num_hidden_layers);
+    let capture = RowCapture::new(
+        index_tensor(&sample.latent_positions, &device),
+        index_tensor(&sample.image_positions, &device),
+    )
+    .detach_keys(weights.traj_grad == TrajGrad::Detach);
     let out = student.vlm.forward(
         &inputs,
         ForwardOptions {
             logits,
             bias,
-            ..Default::default()
+            capture: attention_traj.then_some((gaze.as_slice(), &capture)),
+            output_hidden_states: lavit.vtop_layer.is_some(),
         },
     )?;
-    let mut total = Tensor::<1>::zeros([1], &device);
-    let ce = out.logits.map(|l| {
-        let tgt: Vec<usize> = sup.iter().map(|&p| sample.input_ids[p] as usize).collect();
-        cross_entropy(l, index_tensor(&tgt, &device))
-    });
-    if let Some(c) = &ce {
-        total = total + c.clone();
-    }
-    let (mut vtop, mut traj) = (None, None);
-    if let Some(t) = &sample.targets {
-        let states = match student.lavit.head_states {
-            HeadStates::PostNorm => out.decoder.last_hidden_state,
-            HeadStates::PreNorm => out.decoder.pre_norm_last,
-        };
-        let [_, s, d] = states.dims();
-        let h = states.reshape([s, d]);
-        let h_lat = h
-            .clone()
-            .select(0, index_tensor(&sample.latent_positions, &device));
-        let k = sample.latent_positions.len();
-        if weights.lambda_vtop > 0.0 {
-            let pred = student.vtop_head.forward(h_lat.clone());
-            let tgt = tensor_from(t.vtop_mean.clone(), [t.vtop_mean.len()], &device);
-            let l = vtop_loss(pred, tgt);
-            total = total + l.clone() * weights.lambda_vtop;
-            vtop = Some(l);
-        }
-        if weights.lambda_traj > 0.0 {
-            let h_img = h.select(0, index_tensor(&sample.image_positions, &device));
-            let n = sample.image_positions.len();
-            if t.traj.len() != k || t.traj.iter().any(|r| r.len() != n) {
-                return Err(LavitError::Invalid(format!(
-                    "trajectory targets are {}x{} but the student has {k} latent tokens and {n} image tokens",
-                    t.traj.len(),
-                    t.traj.first().map(|r| r.len()).unwrap_or(0)
-                )));
-            }
-            let flat: Vec<f32> = t.traj.iter().flatten().copied().collect();
-            let l = trajectory_loss(
-                &student.traj_head,
-                h_lat,
-                h_img,
-                tensor_from(flat, [k, n], &device),
-                weights.traj_grad,
-            );
-            total = total + l.clone() * weights.lambda_traj;
-            traj = Some(l);
-        }
-    }
-    Ok(LossParts {
-        total,
-        ce,
-        vtop,
-        traj,
+    let mut parts = LossParts {
+        total: Tensor::<1>::zeros([1], &device),
+        ce: None,
+        vtop: None,
+        traj: None,
+        traj_mass: None,
         tokens: sup.len(),
-    })
+    };
+    if let Some(l) = out.logits {
+        let tgt: Vec<usize> = sup.iter().map(|&p| sample.input_ids[p] as usize).collect();
+        let c = cross_entropy(l, index_tensor(&tgt, &device));
+        parts.total = parts.total + c.clone();
+        parts.ce = Some(c);
+    }
+    if let Some(t) = targets {
+        alignment_losses(student, sample, t, weights, out.decoder, &mut parts)?;
+    }
+    Ok(parts)
+}
+
+/// The student's gaze layers: its `gaze_layers`, or every decoder layer.
+pub fn gaze_layers(lavit: &LavitConfig, n_layers: usize) -> Vec<usize> {
+    if lavit.gaze_layers.is_empty() {
+        (0..n_layers).collect()
+    } else {
+        lavit.gaze_layers.clone()
+    }
+}
+
+/// `L_vtop` and `L_traj` of one sample from its decoder output, added to `parts`.
+fn alignment_losses(
+    student: &LavitStudent,
+    sample: &StudentSample,
+    t: &SampleTargets,
+    weights: &LossWeights,
+    decoder: DecoderOutput,
+    parts: &mut LossParts,
+) -> Result<()> {
+    let device = student.vlm.device();
+    let lavit = &student.lavit;
+    let k = sample.latent_positions.len();
+    let n = sample.image_positions.len();
+    let lat = index_tensor(&sample.latent_positions, &device);
+    if weights.lambda_traj > 0.0 && (t.traj.len() != k || t.traj.iter().any(|r| r.len() != n)) {
+        return Err(LavitError::Invalid(format!(
+            "trajectory targets are {}x{} but the student has {k} latent tokens and {n} image tokens",
+            t.traj.len(),
+            t.traj.first().map(|r| r.len()).unwrap_or(0)
+        )));
+    }
+    let last = match lavit.head_states {
+        HeadStates::PostNorm => decoder.last_hidden_state.clone(),
+        HeadStates::PreNorm => decoder.pre_norm_last.clone(),
+    };
+    let [_, s, d] = last.dims();
+    let h = last.reshape([s, d]);
+    if weights.lambda_vtop > 0.0 {
+        // The VTopHead reads its layer's output (hidden_states[l + 1]) or the last states.
+        let states = match lavit.vtop_layer {
+            Some(l) if l + 1 < decoder.hidden_states.len().saturating_sub(1) => {
+                decoder.hidden_states[l + 1].clone().reshape([s, d])
+            }
+            _ => h.clone(),
+        };
+        let pred = student.vtop_head.forward(states.select(0, lat.clone()));
+        let l = match weights.vtop_target {
+            VtopTarget::Mean => {
+                vtop_loss(pred, tensor_from(t.vtop_mean.clone(), [d_t(t)], &device))
+            }
+            VtopTarget::Step => {
+                if t.vtop_step.len() != k {
+                    return Err(LavitError::Invalid(format!(
+                        "{} per-step V_top targets for {k} latent tokens",
+                        t.vtop_step.len()
+                    )));
+                }
+                let flat: Vec<f32> = t.vtop_step.iter().flatten().copied().collect();
+                vtop_step_loss(pred, tensor_from(flat, [k, d_t(t)], &device))
+            }
+        };
+        parts.total = parts.total.clone() + l.clone() * weights.lambda_vtop;
+        parts.vtop = Some(l);
+    }
+    if weights.lambda_traj > 0.0 {
+        let flat: Vec<f32> = t.traj.iter().flatten().copied().collect();
+        let target = tensor_from(flat, [k, n], &device);
+        let l = match weights.traj_target {
+            TrajTarget::Head => {
+                let h_img = h
+                    .clone()
+                    .select(0, index_tensor(&sample.image_positions, &device));
+                let h_lat = h.select(0, lat);
+                trajectory_loss(&student.traj_head, h_lat, h_img, target, weights.traj_grad)
+            }
+            TrajTarget::Attention => {
+                let (kl, neg_log_mass) =
+                    attention_kl(mean_captured(&decoder.captured, k, n), target);
+                parts.traj_mass = Some(neg_log_mass.clone());
+                if weights.traj_mass > 0.0 {
+                    parts.total = parts.total.clone()
+                        + neg_log_mass * (weights.lambda_traj * weights.traj_mass);
+                }
+                kl
+            }
+        };
+        parts.total = parts.total.clone() + l.clone() * weights.lambda_traj;
+        parts.traj = Some(l);
+    }
+    Ok(())
+}
+
+fn d_t(t: &SampleTargets) -> usize {
+    t.vtop_mean.len()
+}
+
+/// Captured `[1, H, K, N]` rows of several layers → their mean over layers and heads `[K, N]`.
+pub fn mean_captured(captured: &[(usize, Tensor<4>)], k: usize, n: usize) -> Tensor<2> {
+    let mut acc: Option<Tensor<2>> = None;
+    for (_, p) in captured {
+        let h = p.dims()[1];
+        let m = p.clone().sum_dim(1).reshape([k, n]) / h as f64;
+        acc = Some(match acc {
+            Some(a) => a + m,
+            None => m,
+        });
+    }
+    acc.expect("at least one captured layer") / captured.len().max(1) as f64
 }

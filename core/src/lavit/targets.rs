@@ -204,6 +204,26 @@ pub fn trajectory_targets(
         .collect()
 }
 
+/// Per-latent `V_top` targets ([`crate::lavit::losses::VtopTarget::Step`]): the teacher's `T`
+/// step maps (on its own grid, `N` cells) pooled to `k` steps ([`resample_steps`]) and
+/// renormalised to sum 1, each weighting the teacher's image states `vtop [N × d]`:
+/// `target_k = Σ_n p_kn V_top,n`.
+pub fn vtop_step_targets(steps: &[Vec<f32>], vtop: &[f32], d: usize, k: usize) -> Vec<Vec<f32>> {
+    resample_steps(steps, k)
+        .iter()
+        .map(|m| {
+            let p = normalise(m);
+            let mut t = vec![0f32; d];
+            for (w, row) in p.iter().zip(vtop.chunks_exact(d)) {
+                for (a, b) in t.iter_mut().zip(row) {
+                    *a += w * b;
+                }
+            }
+            t
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +293,22 @@ mod tests {
         for t in [TopK::Dense, TopK::Count(8), TopK::Fraction(0.05)] {
             assert_eq!(TopK::parse(&t.to_string()).unwrap(), t);
         }
+    }
+
+    /// A step map that puts all its weight on one cell picks that cell's `V_top` row; a
+    /// uniform map gives the mean; steps are pooled to the latent count first.
+    #[test]
+    fn per_step_vtop_weights_the_image_states_by_the_step_map() {
+        let vtop = vec![1.0, 0.0, 0.0, 2.0, 4.0, 4.0]; // 3 cells × d = 2
+        let steps = vec![vec![0.0, 1.0, 0.0], vec![1.0, 1.0, 1.0]];
+        let t = vtop_step_targets(&steps, &vtop, 2, 2);
+        assert_eq!(t[0], vec![0.0, 2.0]);
+        let mean = [5.0 / 3.0, 2.0];
+        assert!(t[1].iter().zip(mean).all(|(a, b)| (a - b).abs() < 1e-6));
+        let pooled = vtop_step_targets(&steps, &vtop, 2, 1);
+        assert_eq!(pooled.len(), 1);
+        // Pooled map [0.5, 1, 0.5] / 2: rows weighted 1/4, 1/2, 1/4.
+        assert!((pooled[0][0] - 1.25).abs() < 1e-6 && (pooled[0][1] - 2.0).abs() < 1e-6);
     }
 
     #[test]

@@ -284,13 +284,13 @@ impl Student {
         let m = self.processor.merge_size;
         let grid = (g[1] / m, g[2] / m);
         let tok = &self.tokenizer;
-        let mut cfg = cfg.clone();
-        if !cfg.stop_ids.contains(&tok.im_end) {
-            cfg.stop_ids.push(tok.im_end);
-        }
+        let cfg = self.generation_config(cfg)?;
         // Generation stops at the last position the model has.
         let room = self.model.vlm.config.text.max_position_embeddings - host.input_ids.len();
-        cfg.max_new_tokens = cfg.max_new_tokens.min(room);
+        let cfg = GenerateConfig {
+            max_new_tokens: cfg.max_new_tokens.min(room),
+            ..cfg
+        };
         let ids = self.latent_ids();
         let out = generate_async(
             self.vlm(),
@@ -312,6 +312,35 @@ impl Student {
             grid,
             latent_steps: out.latent_steps,
         })
+    }
+
+    /// `cfg` as this model answers with it: stopping at `<|im_end|>`, its maps read from its
+    /// gaze layers, and — for a student trained in the bottleneck condition — the bottleneck
+    /// applied and the latent block forced (its answer can see the image only through the
+    /// latent tokens, so accuracy must not depend on whether it emits them); hiding the latent
+    /// tokens (`mask_lvr`) from such a student is refused: they are its only view of the image.
+    pub fn generation_config(&self, cfg: &GenerateConfig) -> Result<GenerateConfig> {
+        let mut cfg = cfg.clone();
+        let tok = &self.tokenizer;
+        if !cfg.stop_ids.contains(&tok.im_end) {
+            cfg.stop_ids.push(tok.im_end);
+        }
+        let lavit = &self.model.lavit;
+        if cfg.gaze_layers.is_empty() {
+            cfg.gaze_layers = lavit.gaze_layers.clone();
+        }
+        if lavit.bottleneck {
+            if cfg.mask_lvr {
+                return Err(LavitError::Invalid(
+                    "this student was trained in the bottleneck condition: its latent tokens are \
+                     the answer's only view of the image, so they cannot be masked (mask_lvr)"
+                        .into(),
+                ));
+            }
+            cfg.bottleneck = true;
+            cfg.force_lvr = true;
+        }
+        Ok(cfg)
     }
 
     /// The model's own greedy answer to `question` about `images`, split into steps
@@ -382,6 +411,7 @@ impl Student {
                 qtype: it.qtype.clone(),
                 correct: predicted == it.key.to_lowercase(),
                 predicted,
+                prior: it.prior(),
                 text: r.answer,
                 emitted_latents: self.is_lavit() && r.latent_steps.len() == self.latent_ids().len(),
                 attn_maps: r.latent_steps.iter().map(|s| s.attn_map.clone()).collect(),

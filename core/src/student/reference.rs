@@ -94,6 +94,7 @@ pub fn load(ckpt: &Checkpoint, tok: &ChatTokenizer, device: &Device) -> Result<L
         d_teacher,
         head_states: HeadStates::PostNorm,
         traj_scale: TrajScale::None,
+        ..LavitConfig::default()
     };
     let vlm = ckpt.load(device)?;
     if let Some(&bad_id) = lavit

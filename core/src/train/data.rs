@@ -7,7 +7,7 @@ use crate::error::{LavitError, Result};
 use crate::io::chat::ChatTokenizer;
 use crate::io::processor::{ProcessorConfig, load_rgb};
 use crate::lavit::student::{SampleTargets, StudentSample};
-use crate::lavit::targets::{TopK, trajectory_targets};
+use crate::lavit::targets::{TopK, trajectory_targets, vtop_step_targets};
 use crate::teacher::store::SignalStore;
 
 /// How teacher signals become student targets.
@@ -41,8 +41,10 @@ pub fn samples_from_store(
         let sig = store.load(r)?;
         let grid = s.merged_grid(processor.merge_size);
         let traj = trajectory_targets(&sig.traj, sig.grid, grid, latent_ids.len(), targets.top_k);
+        let k = latent_ids.len();
         s.targets = Some(SampleTargets {
             vtop_mean: sig.vtop_mean(),
+            vtop_step: vtop_step_targets(&sig.traj, &sig.vtop, sig.d_teacher, k),
             traj,
         });
         out.push(s);

@@ -114,6 +114,9 @@ pub struct StepLog {
     pub ce: Option<f64>,
     pub vtop: Option<f64>,
     pub traj: Option<f64>,
+    /// `mean_k −ln(latent k's attention mass on the image)` (attention-target `L_traj`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traj_mass: Option<f64>,
     pub grad_norm: f64,
     pub tokens_per_s: f64,
     /// Each loss term's gradient norm, by parameter group (steps of `term_grads_every`).
@@ -140,6 +143,7 @@ struct MicroBatches {
     ce: Option<f64>,
     vtop: Option<f64>,
     traj: Option<f64>,
+    traj_mass: Option<f64>,
     tokens: usize,
     /// The first sample whose loss was not finite.
     non_finite: Option<usize>,
@@ -153,6 +157,7 @@ impl MicroBatches {
             ce: None,
             vtop: None,
             traj: None,
+            traj_mass: None,
             tokens: 0,
             non_finite: None,
         }
@@ -186,6 +191,7 @@ fn micro_batches(
         add(parts.ce, &mut out.ce);
         add(parts.vtop, &mut out.vtop);
         add(parts.traj, &mut out.traj);
+        add(parts.traj_mass, &mut out.traj_mass);
         out.tokens += parts.tokens;
         let grads = GradientsParams::from_grads(total.backward(), student);
         out.acc.accumulate(student, grads);
@@ -241,6 +247,7 @@ fn data_parallel(
             (&mut total.ce, m.ce),
             (&mut total.vtop, m.vtop),
             (&mut total.traj, m.traj),
+            (&mut total.traj_mass, m.traj_mass),
         ] {
             if let Some(v) = theirs {
                 *mine.get_or_insert(0.0) += v;
@@ -446,7 +453,12 @@ pub fn train_on(
     while state.step < cfg.steps {
         let t0 = Instant::now();
         let step = state.step;
-        let g = cfg.gate.open_fraction(step);
+        // The bottleneck keeps the gate closed throughout (sample_losses applies it too).
+        let g = if student.lavit.bottleneck {
+            0.0
+        } else {
+            cfg.gate.open_fraction(step)
+        };
         // This step's micro-batches, in data order.
         let mut batch = Vec::with_capacity(cfg.grad_accum);
         for _ in 0..cfg.grad_accum {
@@ -482,6 +494,7 @@ pub fn train_on(
             ce,
             vtop: vt,
             traj: tr,
+            traj_mass,
             tokens,
             ..
         } = micro;
@@ -506,6 +519,7 @@ pub fn train_on(
             ce: has_ce.then_some(ce),
             vtop: has_vt.then_some(vt),
             traj: has_tr.then_some(tr),
+            traj_mass,
             grad_norm,
             tokens_per_s: tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
             term_grads: per_term,
