@@ -78,6 +78,10 @@ pub struct SyntheticSample {
     /// Boxes `[x0, y0, x1, y1)` of the objects the answer depends on.
     pub regions: Vec<[u32; 4]>,
     pub objects: Vec<Object>,
+    /// The answer the task's language prior gives this question ([`Prior`]; prior-carrying
+    /// types of a task with a prior only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_key: Option<String>,
 }
 
 impl SyntheticSample {
@@ -87,7 +91,7 @@ impl SyntheticSample {
 }
 
 /// Settings of the generator.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SceneConfig {
     pub size: u32,
     pub min_objects: usize,
@@ -101,6 +105,63 @@ pub struct SceneConfig {
     /// Which axis relation questions ask about.
     #[serde(default)]
     pub relation: Relation,
+    /// The question types asked, in the order they cycle ([`QUESTION_TYPES`] when absent).
+    #[serde(default = "all_types", skip_serializing_if = "is_all_types")]
+    pub types: Vec<String>,
+    /// A language prior in the answers (the prior task variant; absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<Prior>,
+}
+
+fn all_types() -> Vec<String> {
+    QUESTION_TYPES.iter().map(|t| t.to_string()).collect()
+}
+
+fn is_all_types(t: &[String]) -> bool {
+    t == all_types().as_slice()
+}
+
+/// A language prior: for the prior-carrying question types ([`PRIOR_TYPES`]) the question's
+/// text predicts its answer — each kind has a usual colour ([`prior_colour`]), each colour a
+/// usual kind ([`prior_kind`]), and a bigger-than question the answer of a fixed size order of
+/// the kinds ([`prior_bigger`]). In a split drawn with `strength` s, a prior-carrying
+/// question's answer is the prior's with probability s, else one of the others uniformly; with
+/// s = 0 the split is balanced as without a prior, and only records each question's prior
+/// answer (`prior_key`) — how validation and test splits are drawn, so that their
+/// *prior-contradicting* questions (the prior's answer is wrong) separate a student that looks
+/// from one that answers from the question.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Prior {
+    pub strength: f64,
+}
+
+/// The question types that carry a prior.
+pub const PRIOR_TYPES: [&str; 3] = ["colour", "shape", "size"];
+
+/// The usual colour of each kind: circle red, square blue, triangle green.
+pub fn prior_colour(kind: &str) -> &'static str {
+    match kind {
+        "circle" => "red",
+        "square" => "blue",
+        _ => "green",
+    }
+}
+
+/// The usual kind of each colour: red and yellow circles, blue and purple squares, green and
+/// orange triangles (the three usual colours of [`prior_colour`] agree).
+pub fn prior_kind(colour: &str) -> &'static str {
+    match colour {
+        "red" | "yellow" => "circle",
+        "blue" | "purple" => "square",
+        _ => "triangle",
+    }
+}
+
+/// The prior's answer to "Is the `k1` bigger than the `k2`?": circles are usually bigger than
+/// squares, squares than triangles.
+pub fn prior_bigger(k1: &str, k2: &str) -> &'static str {
+    let rank = |k: &str| KINDS.iter().position(|x| *x == k).map(|i| [2, 1, 0][i]);
+    if rank(k1) > rank(k2) { "yes" } else { "no" }
 }
 
 /// The axis of relation questions.
@@ -203,17 +264,46 @@ impl Default for SceneConfig {
             background: Background::Noise,
             steps: StepStyle::Short,
             relation: Relation::Horizontal,
+            types: all_types(),
+            prior: None,
         }
     }
 }
 
 impl SceneConfig {
+    /// The same task drawn balanced: a prior keeps its answer maps (each question's
+    /// `prior_key` is recorded) at strength 0. How validation and test splits are drawn.
+    pub fn balanced(&self) -> Self {
+        Self {
+            prior: self.prior.map(|_| Prior { strength: 0.0 }),
+            ..self.clone()
+        }
+    }
+
     /// Whether the generator can draw scenes of these settings: at least a 3 × 3 grid of
     /// cells (the thirds the answers name), 2 ≤ min_objects ≤ max_objects (relation and size
     /// questions need two objects), and room for the largest scene a question can need (count
     /// asks up to four) on at most half the cells, so random placement finishes. Settings
     /// outside this would make the generator loop or panic.
     pub fn validate(&self) -> Result<(), String> {
+        if self.types.is_empty() {
+            return Err("no question types".into());
+        }
+        if let Some(t) = self
+            .types
+            .iter()
+            .find(|t| !QUESTION_TYPES.contains(&t.as_str()))
+        {
+            return Err(format!(
+                "unknown question type `{t}` (expected {})",
+                QUESTION_TYPES.join(", ")
+            ));
+        }
+        if let Some(p) = &self.prior
+            && !(0.0..=1.0).contains(&p.strength)
+        {
+            return Err(format!("prior strength {} is not in [0, 1]", p.strength));
+        }
         if self.size > MAX_SIZE {
             return Err(format!("size {} px is over {MAX_SIZE} px", self.size));
         }
@@ -398,8 +488,16 @@ fn unique(objects: &[Object], f: impl Fn(&Object) -> bool) -> Option<&Object> {
     it.next().is_none().then_some(first)
 }
 
-/// A question, its reasoning steps, its answer key and the regions it depends on.
-pub type Question = (String, Vec<String>, String, Vec<[u32; 4]>);
+/// A question, its reasoning steps, its answer key, the regions it depends on, and the answer
+/// the language prior of [`Prior`] gives it (prior-carrying types only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Question {
+    pub question: String,
+    pub steps: Vec<String>,
+    pub key: String,
+    pub regions: Vec<[u32; 4]>,
+    pub prior_key: Option<String>,
+}
 
 /// The answers a question type can have under `cfg` (the balance unit of the generator).
 pub fn answers_of(qtype: &str, cfg: &SceneConfig) -> Vec<&'static str> {
@@ -423,190 +521,298 @@ pub fn ask(
     cfg: &SceneConfig,
     rng: &mut StdRng,
 ) -> Option<Question> {
-    let size = cfg.size;
     match qtype {
         "colour" => {
             let kind = *KINDS.choose(rng)?;
-            let i = unique_index(objects, |o| o.kind == kind)?;
-            objects[i].colour = want.to_string();
-            let o = &objects[i];
-            Some((
-                format!("What colour is the {kind}?"),
-                vec![
-                    format!("I find the {kind}."),
-                    format!(" It is {}.", o.colour),
-                ],
-                o.colour.clone(),
-                vec![o.bbox],
-            ))
+            ask_colour(kind, want, objects)
         }
         "shape" => {
             let colour = COLOURS.choose(rng)?.0;
-            let i = unique_index(objects, |o| o.colour == colour)?;
-            objects[i].kind = want.to_string();
-            let o = &objects[i];
-            Some((
-                format!("What shape is the {colour} object?"),
-                vec![
-                    format!("I find the {colour} object."),
-                    format!(" It is a {}.", o.kind),
-                ],
-                o.kind.clone(),
-                vec![o.bbox],
-            ))
+            ask_shape(colour, want, objects)
         }
-        "relation" => {
-            // Two objects clearly apart along the asked axis (short steps), or each inside one
-            // third of that axis, in different thirds (grounded steps read each one's third).
-            let grounded = cfg.steps == StepStyle::Grounded;
-            let axis = cfg.relation;
-            let third = |o: &Object| axis_zone(o, axis, size);
-            let coord = |o: &Object| match axis {
-                Relation::Horizontal => o.centre().0,
-                Relation::Vertical => o.centre().1,
-            };
-            let mut idx: Vec<usize> = (0..objects.len()).collect();
-            rand::seq::SliceRandom::shuffle(idx.as_mut_slice(), rng);
-            for &i in &idx {
-                for &j in &idx {
-                    let (a, b) = (&objects[i], &objects[j]);
-                    if i == j {
-                        continue;
-                    }
-                    if grounded {
-                        match (third(a), third(b)) {
-                            (Some(za), Some(zb)) if za != zb => {}
-                            _ => continue,
-                        }
-                    } else if (coord(a) - coord(b)).abs() < size as f32 / 8.0 {
-                        continue;
-                    }
-                    let ua =
-                        unique(objects, |o| o.kind == a.kind && o.colour == a.colour).is_some();
-                    let ub =
-                        unique(objects, |o| o.kind == b.kind && o.colour == b.colour).is_some();
-                    if !(ua && ub) {
-                        continue;
-                    }
-                    // Order the pair the way that gives the wanted answer.
-                    let a_first = coord(a) < coord(b);
-                    let (a, b) = if a_first == (want == axis.answers()[0]) {
-                        (a, b)
-                    } else {
-                        (b, a)
-                    };
-                    let steps = match (third(a), third(b)) {
-                        (Some(za), Some(zb)) if grounded => vec![
-                            format!("I find the {}.", a.name()),
-                            format!(" It is {}.", zone_words(axis)[za]),
-                            format!(" I find the {}.", b.name()),
-                            format!(" It is {}.", zone_words(axis)[zb]),
-                            format!(" So it is {want}."),
-                        ],
-                        _ => vec![
-                            format!("I find the {}.", a.name()),
-                            format!(" I find the {}.", b.name()),
-                            format!(" It is {want}."),
-                        ],
-                    };
-                    let [first, second] = axis.answers();
-                    let question = match axis {
-                        Relation::Horizontal => format!(
-                            "Is the {} {first} or {second} of the {}?",
-                            a.name(),
-                            b.name()
-                        ),
-                        Relation::Vertical => {
-                            format!("Is the {} {first} or {second} the {}?", a.name(), b.name())
-                        }
-                    };
-                    return Some((question, steps, want.to_string(), vec![a.bbox, b.bbox]));
-                }
-            }
-            None
-        }
-        "count" => {
-            // Rebuild the scene around the count: `n` objects of the colour, the rest of
-            // other colours.
-            let n = NUMBERS.iter().position(|w| *w == want)?;
-            let colour = COLOURS.choose(rng)?.0;
-            let total = rng.random_range(cfg.min_objects.max(n)..=cfg.max_objects.max(n));
-            *objects = random_layout(cfg, total, rng)?;
-            let others: Vec<&str> = COLOURS
-                .iter()
-                .map(|c| c.0)
-                .filter(|c| *c != colour)
-                .collect();
-            for (i, o) in objects.iter_mut().enumerate() {
-                o.colour = if i < n {
-                    colour.to_string()
-                } else {
-                    others.choose(rng)?.to_string()
-                };
-            }
-            rand::seq::SliceRandom::shuffle(objects.as_mut_slice(), rng);
-            let hits: Vec<&Object> = objects.iter().filter(|o| o.colour == colour).collect();
-            let mut steps = vec![format!("I look for {colour} shapes.")];
-            if cfg.steps == StepStyle::Grounded {
-                // Every object counted, by kind then size.
-                let mut named = hits.clone();
-                named.sort_by(|a, b| (&a.kind, !a.large).cmp(&(&b.kind, !b.large)));
-                if named.is_empty() {
-                    steps.push(" I find none.".into());
-                }
-                steps.extend(named.iter().map(|o| format!(" I find a {}.", o.name())));
-            }
-            steps.push(format!(" There are {want}."));
-            Some((
-                format!("How many {colour} shapes are there?"),
-                steps,
-                want.to_string(),
-                hits.iter().map(|o| o.bbox).collect(),
-            ))
-        }
+        "relation" => ask_relation(want, objects, cfg, rng),
+        "count" => ask_count(want, objects, cfg, rng),
         "size" => {
-            let k1 = *KINDS.choose(rng)?;
-            let k2 = *KINDS
-                .iter()
-                .filter(|&&k| k != k1)
-                .collect::<Vec<_>>()
-                .choose(rng)?;
-            let (mut k1, mut k2) = (k1, *k2);
-            let (mut a, mut b) = (
-                unique(objects, |o| o.kind == k1)?,
-                unique(objects, |o| o.kind == k2)?,
-            );
-            if a.large == b.large {
-                return None;
-            }
-            // Ask the way round that gives the wanted answer.
-            if (want == "yes") != a.large {
-                std::mem::swap(&mut a, &mut b);
-                std::mem::swap(&mut k1, &mut k2);
-            }
-            Some((
-                format!("Is the {k1} bigger than the {k2}?"),
-                if cfg.steps == StepStyle::Grounded {
-                    vec![
-                        format!("I find the {k1}."),
-                        format!(" It is {}.", size_word(a)),
-                        format!(" I find the {k2}."),
-                        format!(" It is {}.", size_word(b)),
-                        format!(" {}.", if a.large { "Yes" } else { "No" }),
-                    ]
-                } else {
-                    vec![
-                        format!("I find the {k1}."),
-                        format!(" I find the {k2}."),
-                        format!(" {}.", if a.large { "Yes" } else { "No" }),
-                    ]
-                },
-                want.to_string(),
-                vec![a.bbox, b.bbox],
-            ))
+            let (k1, k2) = kind_pair(rng)?;
+            ask_size(k1, k2, want, objects, cfg, true)
         }
         _ => None,
     }
+}
+
+/// Asks a question of prior-carrying type `qtype` (colour, shape, size) with its answer drawn
+/// from `prior`: the subject (the kind, the colour, the pair of kinds) is drawn first, then the
+/// answer — the prior's answer for that subject with probability `prior.strength`, else one of
+/// the others uniformly. `None` if this scene cannot carry it.
+pub fn ask_with_prior(
+    qtype: &str,
+    prior: &Prior,
+    objects: &mut Vec<Object>,
+    cfg: &SceneConfig,
+    rng: &mut StdRng,
+) -> Option<Question> {
+    let draw = |usual: &'static str, all: &[&'static str], rng: &mut StdRng| {
+        if rng.random_bool(prior.strength.clamp(0.0, 1.0)) {
+            return Some(usual);
+        }
+        let others: Vec<&'static str> = all.iter().copied().filter(|a| *a != usual).collect();
+        others.choose(rng).copied()
+    };
+    match qtype {
+        "colour" => {
+            let kind = *KINDS.choose(rng)?;
+            let colours: Vec<&str> = COLOURS.iter().map(|c| c.0).collect();
+            let want = draw(prior_colour(kind), &colours, rng)?;
+            ask_colour(kind, want, objects)
+        }
+        "shape" => {
+            let colour = COLOURS.choose(rng)?.0;
+            let want = draw(prior_kind(colour), &KINDS, rng)?;
+            ask_shape(colour, want, objects)
+        }
+        "size" => {
+            let (k1, k2) = kind_pair(rng)?;
+            let want = draw(prior_bigger(k1, k2), &["yes", "no"], rng)?;
+            // The question keeps the drawn order (its prior answer depends on it).
+            ask_size(k1, k2, want, objects, cfg, false)
+        }
+        _ => None,
+    }
+}
+
+/// Two different kinds, in random order.
+fn kind_pair(rng: &mut StdRng) -> Option<(&'static str, &'static str)> {
+    let k1 = *KINDS.choose(rng)?;
+    let others: Vec<&'static str> = KINDS.iter().copied().filter(|&k| k != k1).collect();
+    Some((k1, *others.choose(rng)?))
+}
+
+/// "What colour is the `kind`?" — the scene's only `kind`, recoloured `want`.
+fn ask_colour(kind: &str, want: &str, objects: &mut [Object]) -> Option<Question> {
+    let i = unique_index(objects, |o| o.kind == kind)?;
+    objects[i].colour = want.to_string();
+    let o = &objects[i];
+    Some(Question {
+        question: format!("What colour is the {kind}?"),
+        steps: vec![
+            format!("I find the {kind}."),
+            format!(" It is {}.", o.colour),
+        ],
+        key: o.colour.clone(),
+        regions: vec![o.bbox],
+        prior_key: Some(prior_colour(kind).to_string()),
+    })
+}
+
+/// "What shape is the `colour` object?" — the scene's only `colour` object, made a `want`.
+fn ask_shape(colour: &str, want: &str, objects: &mut [Object]) -> Option<Question> {
+    let i = unique_index(objects, |o| o.colour == colour)?;
+    objects[i].kind = want.to_string();
+    let o = &objects[i];
+    Some(Question {
+        question: format!("What shape is the {colour} object?"),
+        steps: vec![
+            format!("I find the {colour} object."),
+            format!(" It is a {}.", o.kind),
+        ],
+        key: o.kind.clone(),
+        regions: vec![o.bbox],
+        prior_key: Some(prior_kind(colour).to_string()),
+    })
+}
+
+/// "Is the A above or below the B?" (or left / right): two objects clearly apart along the
+/// asked axis (short steps), or each inside one third of that axis, in different thirds
+/// (grounded steps read each one's third), ordered to give `want`.
+fn ask_relation(
+    want: &str,
+    objects: &[Object],
+    cfg: &SceneConfig,
+    rng: &mut StdRng,
+) -> Option<Question> {
+    let (size, axis) = (cfg.size, cfg.relation);
+    let grounded = cfg.steps == StepStyle::Grounded;
+    let third = |o: &Object| axis_zone(o, axis, size);
+    let coord = |o: &Object| match axis {
+        Relation::Horizontal => o.centre().0,
+        Relation::Vertical => o.centre().1,
+    };
+    let named_once =
+        |o: &Object| unique(objects, |x| x.kind == o.kind && x.colour == o.colour).is_some();
+    let mut idx: Vec<usize> = (0..objects.len()).collect();
+    rand::seq::SliceRandom::shuffle(idx.as_mut_slice(), rng);
+    for &i in &idx {
+        for &j in &idx {
+            let (a, b) = (&objects[i], &objects[j]);
+            if i == j {
+                continue;
+            }
+            if grounded {
+                match (third(a), third(b)) {
+                    (Some(za), Some(zb)) if za != zb => {}
+                    _ => continue,
+                }
+            } else if (coord(a) - coord(b)).abs() < size as f32 / 8.0 {
+                continue;
+            }
+            if !(named_once(a) && named_once(b)) {
+                continue;
+            }
+            // Order the pair the way that gives the wanted answer.
+            let a_first = coord(a) < coord(b);
+            let (a, b) = if a_first == (want == axis.answers()[0]) {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            return Some(relation_question(
+                a,
+                b,
+                want,
+                grounded.then(|| (third(a), third(b))),
+                axis,
+            ));
+        }
+    }
+    None
+}
+
+/// The text of a relation question about `a` and `b` with answer `want`; `thirds` are the
+/// pair's thirds along `axis` for grounded steps.
+fn relation_question(
+    a: &Object,
+    b: &Object,
+    want: &str,
+    thirds: Option<(Option<usize>, Option<usize>)>,
+    axis: Relation,
+) -> Question {
+    let steps = match thirds {
+        Some((Some(za), Some(zb))) => vec![
+            format!("I find the {}.", a.name()),
+            format!(" It is {}.", zone_words(axis)[za]),
+            format!(" I find the {}.", b.name()),
+            format!(" It is {}.", zone_words(axis)[zb]),
+            format!(" So it is {want}."),
+        ],
+        _ => vec![
+            format!("I find the {}.", a.name()),
+            format!(" I find the {}.", b.name()),
+            format!(" It is {want}."),
+        ],
+    };
+    let [first, second] = axis.answers();
+    let question = match axis {
+        Relation::Horizontal => format!(
+            "Is the {} {first} or {second} of the {}?",
+            a.name(),
+            b.name()
+        ),
+        Relation::Vertical => format!("Is the {} {first} or {second} the {}?", a.name(), b.name()),
+    };
+    Question {
+        question,
+        steps,
+        key: want.to_string(),
+        regions: vec![a.bbox, b.bbox],
+        prior_key: None,
+    }
+}
+
+/// "How many C shapes are there?": the scene rebuilt around the count — `want` objects of the
+/// colour, the rest of other colours.
+fn ask_count(
+    want: &str,
+    objects: &mut Vec<Object>,
+    cfg: &SceneConfig,
+    rng: &mut StdRng,
+) -> Option<Question> {
+    let n = NUMBERS.iter().position(|w| *w == want)?;
+    let colour = COLOURS.choose(rng)?.0;
+    let total = rng.random_range(cfg.min_objects.max(n)..=cfg.max_objects.max(n));
+    *objects = random_layout(cfg, total, rng)?;
+    let others: Vec<&str> = COLOURS
+        .iter()
+        .map(|c| c.0)
+        .filter(|c| *c != colour)
+        .collect();
+    for (i, o) in objects.iter_mut().enumerate() {
+        o.colour = if i < n {
+            colour.to_string()
+        } else {
+            others.choose(rng)?.to_string()
+        };
+    }
+    rand::seq::SliceRandom::shuffle(objects.as_mut_slice(), rng);
+    let hits: Vec<&Object> = objects.iter().filter(|o| o.colour == colour).collect();
+    let mut steps = vec![format!("I look for {colour} shapes.")];
+    if cfg.steps == StepStyle::Grounded {
+        // Every object counted, by kind then size.
+        let mut named = hits.clone();
+        named.sort_by(|a, b| (&a.kind, !a.large).cmp(&(&b.kind, !b.large)));
+        if named.is_empty() {
+            steps.push(" I find none.".into());
+        }
+        steps.extend(named.iter().map(|o| format!(" I find a {}.", o.name())));
+    }
+    steps.push(format!(" There are {want}."));
+    Some(Question {
+        question: format!("How many {colour} shapes are there?"),
+        steps,
+        key: want.to_string(),
+        regions: hits.iter().map(|o| o.bbox).collect(),
+        prior_key: None,
+    })
+}
+
+/// "Is the `k1` bigger than the `k2`?" about the scene's only `k1` and only `k2`, one large and
+/// one small; with `swap` the pair is asked the way round that gives `want`, else `None` when
+/// the scene gives the other answer.
+fn ask_size(
+    k1: &str,
+    k2: &str,
+    want: &str,
+    objects: &[Object],
+    cfg: &SceneConfig,
+    swap: bool,
+) -> Option<Question> {
+    let (mut k1, mut k2) = (k1, k2);
+    let (mut a, mut b) = (
+        unique(objects, |o| o.kind == k1)?,
+        unique(objects, |o| o.kind == k2)?,
+    );
+    if a.large == b.large {
+        return None;
+    }
+    if (want == "yes") != a.large {
+        if !swap {
+            return None;
+        }
+        std::mem::swap(&mut a, &mut b);
+        std::mem::swap(&mut k1, &mut k2);
+    }
+    let answer = if a.large { "Yes" } else { "No" };
+    let steps = if cfg.steps == StepStyle::Grounded {
+        vec![
+            format!("I find the {k1}."),
+            format!(" It is {}.", size_word(a)),
+            format!(" I find the {k2}."),
+            format!(" It is {}.", size_word(b)),
+            format!(" {answer}."),
+        ]
+    } else {
+        vec![
+            format!("I find the {k1}."),
+            format!(" I find the {k2}."),
+            format!(" {answer}."),
+        ]
+    };
+    Some(Question {
+        question: format!("Is the {k1} bigger than the {k2}?"),
+        steps,
+        key: want.to_string(),
+        regions: vec![a.bbox, b.bbox],
+        prior_key: Some(prior_bigger(k1, k2).to_string()),
+    })
 }
 
 /// How the steps name an object's column third.
@@ -672,6 +878,7 @@ pub fn describe(objects: &[Object], size: u32) -> SyntheticSample {
         regions: objects.iter().map(|o| o.bbox).collect(),
         steps,
         objects: objects.to_vec(),
+        prior_key: None,
     }
 }
 
@@ -694,9 +901,11 @@ pub fn generate_descriptions(
         .collect()
 }
 
-/// `n` samples (scene + question), deterministic in `seed`. Question types cycle, so each
-/// appears equally often; within a type, answers are drawn from shuffled blocks holding every
-/// answer once, so each answer appears equally often (± one per type).
+/// `n` samples (scene + question), deterministic in `seed`. Question types cycle (`cfg.types`),
+/// so each appears equally often; within a type, answers are drawn from shuffled blocks holding
+/// every answer once, so each answer appears equally often (± one per type) — except the
+/// prior-carrying types of a task with a [`Prior`] of strength above 0, whose answers follow the
+/// prior ([`ask_with_prior`]).
 pub fn generate(
     n: usize,
     seed: u64,
@@ -705,40 +914,50 @@ pub fn generate(
 ) -> Vec<(SyntheticSample, RgbImage)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut out = Vec::with_capacity(n);
-    let mut blocks: Vec<Vec<&'static str>> = vec![vec![]; QUESTION_TYPES.len()];
+    let types: Vec<&str> = cfg.types.iter().map(String::as_str).collect();
+    let mut blocks: Vec<Vec<&'static str>> = vec![vec![]; types.len()];
+    let prior = cfg.prior.filter(|p| p.strength > 0.0);
     while out.len() < n {
-        let t = out.len() % QUESTION_TYPES.len();
-        let qtype = QUESTION_TYPES[t];
-        if blocks[t].is_empty() {
+        let t = out.len() % types.len();
+        let qtype = types[t];
+        let q_prior = prior.filter(|_| PRIOR_TYPES.contains(&qtype));
+        if q_prior.is_none() && blocks[t].is_empty() {
             let mut b = answers_of(qtype, cfg);
             rand::seq::SliceRandom::shuffle(b.as_mut_slice(), &mut rng);
             b.reverse();
             blocks[t] = b;
         }
-        let want = *blocks[t].last().expect("a refilled block");
+        let want = blocks[t].last().copied().unwrap_or("(prior)");
         let mut attempts = 0usize;
-        let (objects, (question, steps, key, regions)) = loop {
+        let (objects, q) = loop {
             attempts += 1;
             assert!(
                 attempts < 10_000,
                 "the scene generator cannot ask `{qtype}` with answer `{want}`"
             );
             let mut objects = random_scene(cfg, &mut rng);
-            if let Some(q) = ask(qtype, want, &mut objects, cfg, &mut rng) {
+            let q = match &q_prior {
+                Some(p) => ask_with_prior(qtype, p, &mut objects, cfg, &mut rng),
+                None => ask(qtype, want, &mut objects, cfg, &mut rng),
+            };
+            if let Some(q) = q {
                 break (objects, q);
             }
         };
-        blocks[t].pop();
+        if q_prior.is_none() {
+            blocks[t].pop();
+        }
         let img = render(&objects, cfg, &mut rng);
         out.push((
             SyntheticSample {
                 id: format!("{id_prefix}{:05}", out.len()),
                 qtype: qtype.to_string(),
-                question,
-                steps,
-                key,
-                regions,
+                question: q.question,
+                steps: q.steps,
+                key: q.key,
+                regions: q.regions,
                 objects,
+                prior_key: cfg.prior.and(q.prior_key),
             },
             img,
         ));
@@ -795,12 +1014,22 @@ pub fn write_split(
             question: s.question.clone(),
             answer: s.answer(),
             steps: vec![],
-            extra: serde_json::json!({
-                "qtype": s.qtype, "key": s.key, "steps": s.steps, "regions": s.regions, "objects": s.objects,
-            }),
+            extra: split_extra(s),
         });
     }
     crate::data::viscot::write_viscot(&dir.join(format!("{split}.json")), &records)
+}
+
+/// The synthetic fields of a Visual-CoT record (`prior_key` only where there is one, so
+/// splits of tasks without a prior are written as before).
+fn split_extra(s: &SyntheticSample) -> serde_json::Value {
+    let mut extra = serde_json::json!({
+        "qtype": s.qtype, "key": s.key, "steps": s.steps, "regions": s.regions, "objects": s.objects,
+    });
+    if let Some(p) = &s.prior_key {
+        extra["prior_key"] = serde_json::Value::String(p.clone());
+    }
+    extra
 }
 
 #[cfg(test)]
@@ -883,10 +1112,14 @@ mod tests {
     }
 
     fn answers_are_consistent(cfg: SceneConfig) {
+        answers_are_consistent_in(&cfg, &generate(500, 11, &cfg, "a"));
+    }
+
+    fn answers_are_consistent_in(cfg: &SceneConfig, samples: &[(SyntheticSample, RgbImage)]) {
+        let cfg = cfg.clone();
         let grounded = cfg.steps == StepStyle::Grounded;
-        let samples = generate(500, 11, &cfg, "a");
         let mut seen = std::collections::BTreeSet::new();
-        for (s, _) in &samples {
+        for (s, _) in samples {
             seen.insert(s.qtype.clone());
             assert_eq!(
                 predicted_key(&s.answer()),
@@ -982,7 +1215,81 @@ mod tests {
                 other => panic!("unexpected question type {other}"),
             }
         }
-        assert_eq!(seen.len(), QUESTION_TYPES.len());
+        assert_eq!(seen.len(), cfg.types.len());
+    }
+
+    /// The language-prior variant (the demo's `task-prior.json`): in its training split the
+    /// prior-carrying types follow the prior about 85 % of the time and stay consistent with
+    /// their scenes; its balanced splits are balanced over every answer, record each question's
+    /// prior answer, and hold enough prior-contradicting questions (≥ 300 of 600); a task
+    /// without a prior records none.
+    #[test]
+    fn the_prior_variant_splits() {
+        let types: Vec<String> = PRIOR_TYPES.iter().map(|t| t.to_string()).collect();
+        let task = SceneConfig {
+            background: Background::Zones,
+            steps: StepStyle::Grounded,
+            relation: Relation::Vertical,
+            types: types.clone(),
+            prior: Some(Prior { strength: 0.85 }),
+            ..Default::default()
+        };
+        let train = generate(3000, 0, &task, "p");
+        answers_are_consistent_in(&task, &train);
+        for t in &types {
+            let of: Vec<&SyntheticSample> = train
+                .iter()
+                .map(|s| &s.0)
+                .filter(|s| &s.qtype == t)
+                .collect();
+            assert_eq!(of.len(), 1000, "{t}");
+            let follow = of
+                .iter()
+                .filter(|s| s.prior_key.as_deref() == Some(s.key.as_str()))
+                .count() as f64
+                / 1000.0;
+            // Binomial(1000, 0.85): standard deviation 1.1 points.
+            assert!(
+                (follow - 0.85).abs() < 0.04,
+                "{t}: {follow} follow the prior"
+            );
+        }
+        let test = generate(600, 1_000_003, &task.balanced(), "t");
+        let mut contradicting = 0;
+        for t in &types {
+            let of: Vec<&SyntheticSample> = test
+                .iter()
+                .map(|s| &s.0)
+                .filter(|s| &s.qtype == t)
+                .collect();
+            let answers = answers_of(t, &task);
+            let share = of.len() / answers.len();
+            for a in &answers {
+                let c = of.iter().filter(|s| s.key == *a).count();
+                assert!(c == share || c == share + 1, "{t}: `{a}` {c} times");
+            }
+            assert!(
+                of.iter().all(|s| s.prior_key.is_some()),
+                "{t}: no prior answer"
+            );
+            contradicting += of
+                .iter()
+                .filter(|s| s.prior_key.as_deref() != Some(s.key.as_str()))
+                .count();
+        }
+        // Expected: 5/6 of colour, 2/3 of shape, 1/2 of size questions = 400.
+        assert!(
+            contradicting >= 300,
+            "{contradicting} prior-contradicting questions"
+        );
+        let plain = generate(50, 0, &SceneConfig::default(), "n");
+        assert!(plain.iter().all(|s| s.0.prior_key.is_none()));
+        // The prior's maps: the usual colour's usual kind is the kind.
+        for k in KINDS {
+            assert_eq!(prior_kind(prior_colour(k)), k);
+        }
+        assert_eq!(prior_bigger("circle", "triangle"), "yes");
+        assert_eq!(prior_bigger("triangle", "square"), "no");
     }
 
     /// Every question type is balanced over all of its answers — count from zero to four,
@@ -996,7 +1303,7 @@ mod tests {
         };
         let vertical = SceneConfig {
             relation: Relation::Vertical,
-            ..grounded
+            ..grounded.clone()
         };
         for (cfg, seed, n) in [
             (SceneConfig::default(), 0u64, 1200usize),

@@ -13,6 +13,24 @@ pub struct Accuracy {
     pub overall: f64,
     pub n: usize,
     pub per_type: BTreeMap<String, f64>,
+    /// On the questions whose prior answer is wrong (`prior_key ≠ key`): where a model that
+    /// answers from the question fails and one that looks succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<PriorAccuracy>,
+}
+
+/// Accuracy split by the task's language prior.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PriorAccuracy {
+    /// Accuracy on the prior-contradicting questions.
+    pub contradicting: f64,
+    /// How many there are.
+    pub n_contradicting: usize,
+    /// Share of the prior-contradicting questions answered with the prior's (wrong) answer.
+    pub answered_prior: f64,
+    /// Accuracy on the questions whose prior answer is right.
+    pub agreeing: f64,
+    pub n_agreeing: usize,
 }
 
 pub fn accuracy(preds: &[Prediction]) -> Accuracy {
@@ -30,7 +48,30 @@ pub fn accuracy(preds: &[Prediction]) -> Accuracy {
             .into_iter()
             .map(|(k, (r, n))| (k, r as f64 / n as f64))
             .collect(),
+        prior: prior_accuracy(preds),
     }
+}
+
+/// [`PriorAccuracy`] of `preds` (`None` when none has a prior answer).
+pub fn prior_accuracy(preds: &[Prediction]) -> Option<PriorAccuracy> {
+    let (contra, agree): (Vec<&Prediction>, Vec<&Prediction>) = preds
+        .iter()
+        .filter(|p| p.prior.is_some())
+        .partition(|p| p.prior.as_ref().is_some_and(|q| q.contradicts));
+    if contra.is_empty() && agree.is_empty() {
+        return None;
+    }
+    let share = |v: &[&Prediction], f: &dyn Fn(&Prediction) -> bool| {
+        v.iter().filter(|p| f(p)).count() as f64 / v.len().max(1) as f64
+    };
+    let said_prior = |p: &Prediction| p.prior.as_ref().is_some_and(|q| p.predicted == q.key);
+    Some(PriorAccuracy {
+        contradicting: share(&contra, &|p| p.correct),
+        n_contradicting: contra.len(),
+        answered_prior: share(&contra, &said_prior),
+        agreeing: share(&agree, &|p| p.correct),
+        n_agreeing: agree.len(),
+    })
 }
 
 /// `KL(p ‖ q)` with `q` smoothed by `1e-6` (maps are normalised first).
@@ -84,6 +125,10 @@ pub struct MapMetrics {
     pub mass_in_regions: Option<f64>,
     /// Share of samples whose arg-max cell lies in a region.
     pub pointing: Option<f64>,
+    /// Mean total of a map before normalisation: for raw attention rows, the share of the
+    /// latent token's attention that goes to the image at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_mass: Option<f64>,
     /// Samples the numbers are over.
     pub n: usize,
 }
@@ -101,6 +146,7 @@ pub fn map_metrics(
     k_top: usize,
 ) -> MapMetrics {
     let (mut kls, mut ovs, mut mass, mut point) = (vec![], vec![], vec![], vec![]);
+    let mut totals = vec![];
     let mut n = 0;
     for (it, p) in items.iter().zip(preds) {
         let m = maps(p);
@@ -108,6 +154,7 @@ pub fn map_metrics(
             continue;
         }
         n += 1;
+        totals.extend(m.iter().map(|x| x.iter().map(|&v| v as f64).sum::<f64>()));
         if let Some(t) = teacher.get(&it.id) {
             for (tm, sm) in t.iter().zip(m) {
                 if tm.len() == sm.len() {
@@ -140,6 +187,7 @@ pub fn map_metrics(
         topk_overlap: mean(&ovs),
         mass_in_regions: mean(&mass),
         pointing: mean(&point),
+        image_mass: mean(&totals),
         n,
     }
 }
@@ -180,6 +228,7 @@ pub fn grounding_of(
         topk_overlap: None,
         mass_in_regions: mean(&mass),
         pointing: mean(&point),
+        image_mass: None,
         n: mass.len(),
     }
 }

@@ -21,6 +21,9 @@ pub struct EvalItem {
     pub qtype: String,
     pub key: String,
     pub regions: Vec<[u32; 4]>,
+    /// The answer the task's language prior gives (synthetic prior task; `None` elsewhere).
+    #[serde(default)]
+    pub prior_key: Option<String>,
 }
 
 impl EvalItem {
@@ -39,6 +42,25 @@ impl EvalItem {
             qtype: e["qtype"].as_str().unwrap_or("other").to_string(),
             key: key.to_string(),
             regions,
+            prior_key: e["prior_key"].as_str().map(str::to_string),
+        })
+    }
+}
+
+/// The answer a question's language prior gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriorKey {
+    pub key: String,
+    /// The prior's answer is not the right one.
+    pub contradicts: bool,
+}
+
+impl EvalItem {
+    /// The item's [`PriorKey`], if its task has a prior.
+    pub fn prior(&self) -> Option<PriorKey> {
+        self.prior_key.as_ref().map(|k| PriorKey {
+            key: k.clone(),
+            contradicts: !k.eq_ignore_ascii_case(&self.key),
         })
     }
 }
@@ -51,6 +73,9 @@ pub struct Prediction {
     pub text: String,
     pub predicted: String,
     pub correct: bool,
+    /// The item's prior answer and whether it is wrong ([`EvalItem::prior_key`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<PriorKey>,
     /// Whether the model emitted its latent tokens.
     pub emitted_latents: bool,
     /// Raw attention of each latent step to the image tokens.
