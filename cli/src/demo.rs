@@ -8,9 +8,8 @@ use anyhow::{Context, Result};
 use lavit_core::demo::{
     Ablation, DemoConfig, EvalSplit, learning_curve, run as run_demo, run_seeds, summary_table,
 };
-use lavit_core::lavit::gating::GateSchedule;
 use lavit_core::lavit::heads::HeadStates;
-use lavit_core::lavit::losses::TrajGrad;
+use lavit_core::lavit::losses::{TrajGrad, TrajTarget, VtopTarget};
 use lavit_core::teacher::extract::TrajRows;
 
 use crate::common::{BackendArgs, TopKArg, progress_bar};
@@ -42,8 +41,9 @@ pub struct Args {
     /// Evaluate on `val` (to choose settings) or `test` (to report) [test].
     #[arg(long)]
     pub eval_split: Option<String>,
-    /// Also train a LaViT student without this component (repeatable): traj, vtop, gate (gate:
-    /// with --gate-closed above 0).
+    /// Also train a LaViT student without this component (repeatable): traj, vtop, last-layer
+    /// (both heads on the last decoder layer), gate (without the bottleneck, with
+    /// --gate-closed above 0).
     #[arg(long, value_parser = Ablation::parse)]
     pub ablate: Vec<Ablation>,
     /// Weight of L_vtop for the LaViT student.
@@ -75,6 +75,38 @@ pub struct Args {
     /// The query rows of a teacher step's map: step or since-image.
     #[arg(long)]
     pub traj_rows: Option<String>,
+    /// The task file of the splits, in --assets or a path [task-prior.json: the language-prior
+    /// variant; task.json is the teacher's balanced task].
+    #[arg(long)]
+    pub task: Option<PathBuf>,
+    /// Train and evaluate every student without the bottleneck (the answer may read the image
+    /// directly; then --gate-closed applies to the LaViT student).
+    #[arg(long)]
+    pub no_bottleneck: bool,
+    /// What L_traj aligns: attention (the latents' own attention) or head (the
+    /// TrajectoryHead).
+    #[arg(long, value_parser = TrajTarget::parse)]
+    pub traj_target: Option<TrajTarget>,
+    /// Weight of −ln(the latents' attention mass on the image) beside the attention KL.
+    #[arg(long)]
+    pub traj_mass: Option<f64>,
+    /// What L_vtop compares with: step (per-step V_top) or mean.
+    #[arg(long, value_parser = VtopTarget::parse)]
+    pub vtop_target: Option<VtopTarget>,
+    /// The students' gaze layers, 0-based, comma-separated (L_traj on attention; the maps of
+    /// every student) [`all` for every layer].
+    #[arg(long)]
+    pub gaze_layers: Option<String>,
+    /// The decoder layer the VTopHead reads (0-based) or `last`.
+    #[arg(long)]
+    pub vtop_layer: Option<String>,
+    /// Train only these students (comma-separated names: baseline, lavit, lavit-no-traj, …;
+    /// for sweeps that share one baseline between runs) [all].
+    #[arg(long, value_delimiter = ',')]
+    pub students: Vec<String>,
+    /// Last teacher layers averaged into a trajectory (at most the teacher's depth).
+    #[arg(long)]
+    pub teacher_layers: Option<usize>,
     /// Students trained at the same time [the thread count].
     #[arg(long)]
     pub parallel: Option<usize>,
@@ -88,48 +120,8 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let device = a.backend.device()?;
-    let d = DemoConfig::default();
-    let cfg = DemoConfig {
-        out: a.out.clone(),
-        assets: a.assets.clone().unwrap_or_else(default_assets),
-        seed: a.seed,
-        n_train: a.n_train.unwrap_or(d.n_train),
-        n_val: a.n_val.unwrap_or(d.n_val),
-        n_test: a.n_test.unwrap_or(d.n_test),
-        eval_split: parse(&a.eval_split, EvalSplit::parse)?.unwrap_or(d.eval_split),
-        steps: a.steps.unwrap_or(d.steps),
-        ablations: a.ablate.clone(),
-        lambda_vtop: a.lambda_vtop.unwrap_or(d.lambda_vtop),
-        lambda_traj: a.lambda_traj.unwrap_or(d.lambda_traj),
-        gate_closed_fraction: a.gate_closed.unwrap_or(d.gate_closed_fraction),
-        stage2_lr_ratio: a.stage2_lr_ratio.or(d.stage2_lr_ratio),
-        num_latent: a.num_latent.unwrap_or(d.num_latent),
-        lr: a.lr.unwrap_or(d.lr),
-        traj_top_k: a.traj_top_k.map(|t| t.0).unwrap_or(d.traj_top_k),
-        traj_grad: parse(&a.traj_grad, TrajGrad::parse)?.unwrap_or(d.traj_grad),
-        head_states: parse(&a.head_states, HeadStates::parse)?.unwrap_or(d.head_states),
-        traj_rows: parse(&a.traj_rows, TrajRows::parse)?.unwrap_or(d.traj_rows),
-        parallel: a.parallel.unwrap_or_else(|| rayon_threads().max(1)),
-        ..d
-    };
-    anyhow::ensure!(cfg.num_latent > 0, "--num-latent must be positive");
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&cfg.gate_closed_fraction),
-        "--gate-closed must be in [0, 1]"
-    );
-    anyhow::ensure!(
-        !(cfg.ablations.contains(&Ablation::Gate) && cfg.gate() == GateSchedule::Off),
-        "--ablate gate: the LaViT student has no gate to remove (--gate-closed is 0, the \
-         default); compare with a gated run instead, e.g. --gate-closed 0.4"
-    );
-    anyhow::ensure!(
-        cfg.steps > 0 && cfg.n_train > 0 && cfg.n_test > 0 && cfg.n_val > 0,
-        "--steps, --n-train, --n-val and --n-test must be positive"
-    );
-    anyhow::ensure!(
-        cfg.stage2_lr_ratio.is_none_or(|r| r > 0.0),
-        "--stage2-lr-ratio must be positive"
-    );
+    let cfg = config(&a)?;
+    cfg.validate().map_err(anyhow::Error::msg)?;
     anyhow::ensure!(
         a.learning_curve.iter().all(|&n| n > 0),
         "--learning-curve sizes must be positive"
@@ -196,6 +188,63 @@ pub fn run(a: Args) -> Result<()> {
     }
     println!("{:.0} s", t.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The run's [`DemoConfig`]: the defaults, with what the flags set.
+fn config(a: &Args) -> Result<DemoConfig> {
+    let d = DemoConfig::default();
+    Ok(DemoConfig {
+        out: a.out.clone(),
+        assets: a.assets.clone().unwrap_or_else(default_assets),
+        seed: a.seed,
+        n_train: a.n_train.unwrap_or(d.n_train),
+        n_val: a.n_val.unwrap_or(d.n_val),
+        n_test: a.n_test.unwrap_or(d.n_test),
+        eval_split: parse(&a.eval_split, EvalSplit::parse)?.unwrap_or(d.eval_split),
+        steps: a.steps.unwrap_or(d.steps),
+        ablations: a.ablate.clone(),
+        lambda_vtop: a.lambda_vtop.unwrap_or(d.lambda_vtop),
+        lambda_traj: a.lambda_traj.unwrap_or(d.lambda_traj),
+        gate_closed_fraction: a.gate_closed.unwrap_or(d.gate_closed_fraction),
+        stage2_lr_ratio: a.stage2_lr_ratio.or(d.stage2_lr_ratio),
+        num_latent: a.num_latent.unwrap_or(d.num_latent),
+        lr: a.lr.unwrap_or(d.lr),
+        traj_top_k: a.traj_top_k.map(|t| t.0).unwrap_or(d.traj_top_k),
+        traj_grad: parse(&a.traj_grad, TrajGrad::parse)?.unwrap_or(d.traj_grad),
+        head_states: parse(&a.head_states, HeadStates::parse)?.unwrap_or(d.head_states),
+        traj_rows: parse(&a.traj_rows, TrajRows::parse)?.unwrap_or(d.traj_rows),
+        parallel: a.parallel.unwrap_or_else(|| rayon_threads().max(1)),
+        task: a.task.clone().unwrap_or(d.task),
+        bottleneck: !a.no_bottleneck,
+        traj_target: a.traj_target.unwrap_or(d.traj_target),
+        traj_mass: a.traj_mass.unwrap_or(d.traj_mass),
+        vtop_target: a.vtop_target.unwrap_or(d.vtop_target),
+        gaze_layers: match a.gaze_layers.as_deref() {
+            None => d.gaze_layers,
+            Some("all") => vec![],
+            Some(s) => layer_list(s)?,
+        },
+        vtop_layer: match a.vtop_layer.as_deref() {
+            None => d.vtop_layer,
+            Some("last") => None,
+            Some(s) => Some(s.parse().with_context(|| format!("--vtop-layer `{s}`"))?),
+        },
+        teacher_layers: a.teacher_layers.unwrap_or(d.teacher_layers),
+        commit: crate::BUILD_COMMIT.to_string(),
+        students: a.students.clone(),
+        ..d
+    })
+}
+
+/// `0,1` → `[0, 1]`.
+fn layer_list(s: &str) -> Result<Vec<usize>> {
+    s.split(',')
+        .map(|x| {
+            x.trim().parse().with_context(|| {
+                format!("--gaze-layers `{s}`: expected `all` or 0-based layer numbers")
+            })
+        })
+        .collect()
 }
 
 /// An optional flag parsed by `f`.

@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The commit this binary was built from (`git describe --always --dirty`; `build.rs`).
+pub const BUILD_COMMIT: &str = env!("LAVIT_BUILD_COMMIT");
+
 pub mod bench;
 pub mod common;
 pub mod demo;

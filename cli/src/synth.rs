@@ -39,7 +39,8 @@ pub struct Args {
     #[arg(long, default_value = "horizontal")]
     pub relation: String,
     /// Draw the task of a `task.json` (e.g. `assets/synthetic/task.json`, the task the shipped
-    /// models were trained on) instead of the scene flags above.
+    /// models were trained on, or `task-prior.json`, its language-prior variant: the prior in
+    /// the training split, the test split balanced) instead of the scene flags above.
     #[arg(long, conflicts_with_all = ["size", "background", "steps", "relation"])]
     pub task: Option<PathBuf>,
 }
@@ -56,7 +57,13 @@ pub fn run(a: Args) -> Result<()> {
         generate
     };
     let train = make(a.n_train, a.seed, &cfg, "train-");
-    let test = make(a.n_test, a.seed.wrapping_add(1_000_003), &cfg, "test-");
+    // The test split is balanced (a task's language prior is in its training split only).
+    let test = make(
+        a.n_test,
+        a.seed.wrapping_add(1_000_003),
+        &cfg.balanced(),
+        "test-",
+    );
     write_split(&a.out, "train", &train)?;
     write_split(&a.out, "test", &test)?;
     println!(

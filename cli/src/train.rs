@@ -9,7 +9,7 @@ use burn::tensor::DType;
 use lavit_core::data::read_viscot;
 use lavit_core::io::Checkpoint;
 use lavit_core::lavit::heads::HeadStates;
-use lavit_core::lavit::losses::TrajGrad;
+use lavit_core::lavit::losses::{TrajGrad, TrajTarget, VtopTarget};
 use lavit_core::lavit::{GateSchedule, LossWeights};
 use lavit_core::model::lora::LoraConfig;
 use lavit_core::student::{Layout, Student, export, reference};
@@ -74,6 +74,29 @@ pub struct Opts {
     /// a fresh student; a LaViT student keeps its own.
     #[arg(long)]
     pub head_states: Option<String>,
+    /// The bottleneck condition: the answer and the prompt text after the image never see the
+    /// image (gate closed throughout; recorded in the exported model, whose inference applies
+    /// it too). The gate schedule does not apply.
+    #[arg(long)]
+    pub bottleneck: Option<bool>,
+    /// What L_traj aligns: `head` (the TrajectoryHead) or `attention` (the latent tokens' own
+    /// attention over the image, at the gaze layers) [head].
+    #[arg(long)]
+    pub traj_target: Option<String>,
+    /// Weight of −ln(the latents' attention mass on the image) beside the attention KL [0].
+    #[arg(long)]
+    pub traj_mass: Option<f64>,
+    /// What L_vtop compares with: `mean` (mean V_top) or `step` (V_top weighted by the
+    /// teacher's step map) [mean].
+    #[arg(long)]
+    pub vtop_target: Option<String>,
+    /// The student's gaze layers (0-based, comma-separated): L_traj on attention, and the
+    /// inference heatmaps [all].
+    #[arg(long)]
+    pub gaze_layers: Option<String>,
+    /// The decoder layer (0-based) whose output the VTopHead reads [the last layer's states].
+    #[arg(long)]
+    pub vtop_layer: Option<usize>,
     /// Two-stage gate: restart the learning-rate schedule when the gate opens, with this peak
     /// (the reference runs stage 2 as a fresh run at a lower lr).
     #[arg(long)]
@@ -136,6 +159,12 @@ crate::overlay!(Opts {
     traj_top_k,
     traj_grad,
     head_states,
+    bottleneck,
+    traj_target,
+    traj_mass,
+    vtop_target,
+    gaze_layers,
+    vtop_layer,
     stage2_lr,
     stage2_warmup,
     term_grads_every,
@@ -194,6 +223,15 @@ impl TryFrom<&Opts> for TrainConfig {
                 traj_grad: match &o.traj_grad {
                     Some(g) => TrajGrad::parse(g).map_err(anyhow::Error::msg)?,
                     None => d.loss.traj_grad,
+                },
+                traj_target: match &o.traj_target {
+                    Some(t) => TrajTarget::parse(t).map_err(anyhow::Error::msg)?,
+                    None => d.loss.traj_target,
+                },
+                traj_mass: o.traj_mass.unwrap_or(d.loss.traj_mass),
+                vtop_target: match &o.vtop_target {
+                    Some(t) => VtopTarget::parse(t).map_err(anyhow::Error::msg)?,
+                    None => d.loss.vtop_target,
                 },
             },
             gate,
@@ -342,6 +380,14 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(m) = o.max_pixels {
         processor.max_pixels = m;
     }
+    set_latent_options(
+        &mut student.lavit,
+        &o,
+        student.vlm.config.text.num_hidden_layers,
+    )?;
+    if student.lavit.bottleneck && o.gate.is_some() {
+        bail!("--gate: the bottleneck keeps the gate closed throughout");
+    }
     let save = |model: &lavit_core::lavit::LavitStudent, dir: &std::path::Path| match layout {
         Layout::Ours => export(model, &tok, &processor, dir, export_dtype),
         Layout::Reference => reference::export(model, &tok, &processor, dir, export_dtype),
@@ -438,4 +484,27 @@ pub fn run(a: Args) -> Result<()> {
         final_dir.display()
     );
     Ok(())
+}
+
+/// `--bottleneck`, `--gaze-layers` and `--vtop-layer` on the student's LaViT config (a LaViT
+/// student keeps what it has where a flag is not given).
+fn set_latent_options(
+    lavit: &mut lavit_core::lavit::LavitConfig,
+    o: &Opts,
+    n_layers: usize,
+) -> Result<()> {
+    if let Some(b) = o.bottleneck {
+        lavit.bottleneck = b;
+    }
+    if let Some(g) = &o.gaze_layers {
+        lavit.gaze_layers = g
+            .split(',')
+            .map(|x| x.trim().parse::<usize>())
+            .collect::<std::result::Result<_, _>>()
+            .with_context(|| format!("--gaze-layers `{g}`: expected 0-based layer numbers"))?;
+    }
+    if o.vtop_layer.is_some() {
+        lavit.vtop_layer = o.vtop_layer;
+    }
+    lavit.check_layers(n_layers).map_err(anyhow::Error::from)
 }

@@ -1,5 +1,7 @@
 //! `lavit demo` end to end on a small budget with the shipped models: every stage runs, and
-//! the report, its JSON twin and the heatmaps are written and consistent.
+//! the report, its JSON twin and the heatmaps are written and consistent; the default
+//! condition (the bottleneck, the language-prior task) is what the students and the report
+//! record.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,9 +26,9 @@ fn small_demo_writes_report_and_heatmaps() {
             "--steps",
             "3",
             "--ablate",
-            "gate",
-            "--gate-closed",
-            "0.4",
+            "last-layer",
+            "--gaze-layers",
+            "0,1",
             "--out",
         ])
         .arg(&out)
@@ -37,7 +39,7 @@ fn small_demo_writes_report_and_heatmaps() {
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(res.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&res.stdout);
-    for name in ["teacher", "baseline", "lavit", "lavit-no-gate"] {
+    for name in ["teacher", "baseline", "lavit", "lavit-last-layer"] {
         assert!(
             stdout.contains(&format!("| {name} |")),
             "{name} missing from the table:\n{stdout}"
@@ -47,6 +49,23 @@ fn small_demo_writes_report_and_heatmaps() {
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["students"].as_array().unwrap().len(), 3);
     assert_eq!(report["teacher"]["accuracy"]["n"], 6);
+    // The binary's commit, the bottleneck and the language prior are recorded.
+    assert!(!report["config"]["commit"].as_str().unwrap().is_empty());
+    assert_eq!(report["config"]["bottleneck"], true);
+    assert!(report["task"]["prior"]["strength"].as_f64().unwrap() > 0.0);
+    let prior = &report["students"][1]["accuracy"]["prior"];
+    assert!(
+        prior["n_contradicting"].as_u64().unwrap() + prior["n_agreeing"].as_u64().unwrap() == 6
+    );
+    assert!(stdout.contains("prior-contradicting"), "{stdout}");
+    for (name, gaze) in [("lavit", "[0,1]"), ("lavit-last-layer", "[2]")] {
+        let cfg: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.join(format!("students/{name}/final/config.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(cfg["lavit"]["bottleneck"], true, "{name}");
+        assert_eq!(cfg["lavit"]["gaze_layers"].to_string(), gaze, "{name}");
+    }
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     for h in report["heatmaps"].as_array().unwrap() {
         let rel = h.as_str().unwrap();
@@ -78,8 +97,8 @@ fn small_demo_writes_report_and_heatmaps() {
     assert!((teacher_right as f64 / 6.0 - acc).abs() < 1e-9);
 }
 
-/// The demo's LaViT student has no gate by default, so there is none to ablate: one clear
-/// error before any work, not a second copy of the LaViT student.
+/// Under the demo's default bottleneck no student has a gate, so there is none to ablate: one
+/// clear error before any work, not a second copy of the LaViT student.
 #[test]
 fn ablating_an_absent_gate_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();

@@ -18,6 +18,9 @@ pub const TEST_SEED_OFFSET: u64 = 1_000_003;
 
 /// The task file shipped beside the teacher: the [`SceneConfig`] it was trained on.
 pub const TASK_FILE: &str = "task.json";
+/// The language-prior variant of that task (the demo's default): its training split carries a
+/// prior (`prior`), its validation and test splits are balanced; colour, shape and size only.
+pub const PRIOR_TASK_FILE: &str = "task-prior.json";
 
 /// The synthetic task of the shipped models in `assets` (`assets/task.json`; the default
 /// task when there is none, for asset directories made before the file existed).
@@ -55,7 +58,7 @@ pub struct DemoData {
 /// Generates and writes the training split and the evaluation split of `cfg`.
 pub fn prepare(cfg: &DemoConfig, progress: Progress<'_>) -> Result<DemoData> {
     let dir = cfg.out.join("data");
-    let scene = task_of(&cfg.assets)?;
+    let scene = task_file(&cfg.task_path())?;
     progress("data", 0, 2);
     write_split(
         &dir,
@@ -66,10 +69,11 @@ pub fn prepare(cfg: &DemoConfig, progress: Progress<'_>) -> Result<DemoData> {
         EvalSplit::Val => ("val", cfg.n_val, VAL_SEED_OFFSET, "val-"),
         EvalSplit::Test => ("test", cfg.n_test, TEST_SEED_OFFSET, "test-"),
     };
+    // Evaluation splits are balanced: a language prior only records each question's answer.
     write_split(
         &dir,
         name,
-        &generate(n, cfg.seed.wrapping_add(offset), &scene, prefix),
+        &generate(n, cfg.seed.wrapping_add(offset), &scene.balanced(), prefix),
     )?;
     progress("data", 2, 2);
     let train = read_viscot(&dir.join("train.json"))?;

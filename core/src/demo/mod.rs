@@ -22,6 +22,7 @@ pub mod evaluate;
 pub mod heatmap;
 pub mod report;
 pub mod signals;
+pub mod stats;
 pub mod students;
 
 use std::collections::BTreeMap;
@@ -34,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::eval::metrics::{Accuracy, MapMetrics};
 use crate::lavit::heads::HeadStates;
-use crate::lavit::losses::TrajGrad;
+use crate::lavit::losses::{TrajGrad, TrajTarget, VtopTarget};
 use crate::lavit::targets::TopK;
 use crate::teacher::extract::TrajRows;
 
@@ -47,6 +48,11 @@ pub enum Ablation {
     Traj,
     Vtop,
     Gate,
+    /// Both heads on the last decoder layer: `L_traj` on the latents' last-layer attention
+    /// (or the TrajectoryHead), `L_vtop` on their last-layer states — which, under the
+    /// bottleneck, no later layer of the answer reads.
+    #[serde(rename = "last-layer")]
+    LastLayer,
 }
 
 impl Ablation {
@@ -55,7 +61,10 @@ impl Ablation {
             "traj" => Ok(Self::Traj),
             "vtop" => Ok(Self::Vtop),
             "gate" => Ok(Self::Gate),
-            o => Err(format!("unknown ablation `{o}` (traj, vtop, gate)")),
+            "last-layer" => Ok(Self::LastLayer),
+            o => Err(format!(
+                "unknown ablation `{o}` (traj, vtop, gate, last-layer)"
+            )),
         }
     }
     pub fn name(self) -> &'static str {
@@ -63,6 +72,7 @@ impl Ablation {
             Self::Traj => "lavit-no-traj",
             Self::Vtop => "lavit-no-vtop",
             Self::Gate => "lavit-no-gate",
+            Self::LastLayer => "lavit-last-layer",
         }
     }
 }
@@ -120,6 +130,42 @@ pub struct DemoConfig {
     pub traj_grad: TrajGrad,
     pub head_states: HeadStates,
     pub traj_rows: TrajRows,
+    /// The task file the splits are drawn from, in `assets` (or a path): the training split
+    /// as the file says (with its language prior), validation and test balanced.
+    #[serde(default = "default_task")]
+    pub task: PathBuf,
+    /// The bottleneck condition for every student ([`crate::lavit::LavitConfig::bottleneck`]):
+    /// the answer and the prompt text after the image never see the image, in training and
+    /// in evaluation; the gate options do not apply.
+    #[serde(default)]
+    pub bottleneck: bool,
+    /// What `L_traj` aligns: the latents' own attention or the TrajectoryHead.
+    #[serde(default)]
+    pub traj_target: TrajTarget,
+    /// Weight of `−ln(attention mass on the image)` beside the attention target's KL.
+    #[serde(default)]
+    pub traj_mass: f64,
+    /// What `L_vtop` compares with: the mean of `V_top` or its per-step weighting.
+    #[serde(default)]
+    pub vtop_target: VtopTarget,
+    /// The students' gaze layers (`L_traj` on attention; the heatmaps and gaze metrics of
+    /// every student); empty: all.
+    #[serde(default)]
+    pub gaze_layers: Vec<usize>,
+    /// The decoder layer the VTopHead reads; `None`: the last layer's states.
+    #[serde(default)]
+    pub vtop_layer: Option<usize>,
+    /// Last teacher decoder layers averaged into its trajectories (at most its depth).
+    #[serde(default = "default_teacher_layers")]
+    pub teacher_layers: usize,
+    /// Train only these students (by name: `baseline`, `lavit`, `lavit-no-traj`, …); empty:
+    /// all. For sweeps that share one baseline between runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub students: Vec<String>,
+    /// The commit of the binary that made the run (`git describe`, `-dirty` when the tree had
+    /// uncommitted changes), set by the CLI.
+    #[serde(default)]
+    pub commit: String,
     pub ablations: Vec<Ablation>,
     /// Test samples drawn as heatmap figures.
     pub heatmaps: usize,
@@ -129,7 +175,77 @@ pub struct DemoConfig {
     pub parallel: usize,
 }
 
+fn default_task() -> PathBuf {
+    PathBuf::from(data::TASK_FILE)
+}
+
+fn default_teacher_layers() -> usize {
+    crate::defaults::TRAJ_LAYERS
+}
+
 impl DemoConfig {
+    /// The task file of the splits.
+    pub fn task_path(&self) -> PathBuf {
+        self.assets.join(&self.task)
+    }
+
+    /// Refuses settings that cannot run or would not mean what they say.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let positive = [
+            ("steps", self.steps),
+            ("n-train", self.n_train),
+            ("n-val", self.n_val),
+            ("n-test", self.n_test),
+            ("num-latent", self.num_latent),
+            ("grad-accum", self.grad_accum),
+            ("teacher-layers", self.teacher_layers),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("--{name} must be positive"));
+        }
+        if !(0.0..=1.0).contains(&self.gate_closed_fraction) {
+            return Err("--gate-closed must be in [0, 1]".into());
+        }
+        if self.stage2_lr_ratio.is_some_and(|r| r <= 0.0) {
+            return Err("--stage2-lr-ratio must be positive".into());
+        }
+        if self.traj_mass < 0.0 || self.lambda_traj < 0.0 || self.lambda_vtop < 0.0 {
+            return Err("loss weights must not be negative".into());
+        }
+        let names: Vec<String> = students::variants(self)
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        if let Some(n) = self.students.iter().find(|n| !names.contains(n)) {
+            return Err(format!(
+                "--students: no student `{n}` in this run ({})",
+                names.join(", ")
+            ));
+        }
+        let gate = self.gate() != crate::lavit::gating::GateSchedule::Off;
+        if self.bottleneck && gate {
+            return Err(
+                "--gate-closed: the bottleneck keeps the gate closed throughout, for \
+                        every student; a reopening gate is the no-bottleneck condition \
+                        (--no-bottleneck --gate-closed F)"
+                    .into(),
+            );
+        }
+        if self.ablations.contains(&Ablation::Gate) && !gate {
+            return Err(if self.bottleneck {
+                "--ablate gate: under the bottleneck there is no gate to remove (every student \
+                 answers through its latent tokens); compare with the no-bottleneck condition \
+                 instead (--no-bottleneck --gate-closed 0.4)"
+                    .into()
+            } else {
+                "--ablate gate: the LaViT student has no gate to remove (--gate-closed is 0, \
+                 the default); compare with a gated run instead, e.g. --gate-closed 0.4"
+                    .into()
+            });
+        }
+        Ok(())
+    }
+
     /// The LaViT student's gate: two-stage, closed for `gate_closed_fraction` of the steps, or
     /// [`GateSchedule::Off`] when that rounds to no step.
     pub fn gate(&self) -> crate::lavit::gating::GateSchedule {
@@ -152,9 +268,9 @@ impl Default for DemoConfig {
             seed: 0,
             n_train: 1200,
             n_val: 300,
-            n_test: 500,
+            n_test: 600,
             eval_split: EvalSplit::Test,
-            steps: 1500,
+            steps: 6000,
             grad_accum: 4,
             lr: 2e-3,
             num_latent: 3,
@@ -162,10 +278,20 @@ impl Default for DemoConfig {
             lambda_traj: crate::defaults::LAMBDA_TRAJ,
             gate_closed_fraction: 0.0,
             stage2_lr_ratio: None,
-            traj_top_k: crate::defaults::TRAJ_TOP_K,
+            traj_top_k: TopK::Count(4),
             traj_grad: crate::defaults::TRAJ_GRAD,
             head_states: HeadStates::default(),
             traj_rows: TrajRows::default(),
+            task: PathBuf::from(data::PRIOR_TASK_FILE),
+            bottleneck: true,
+            traj_target: TrajTarget::Attention,
+            traj_mass: 0.0,
+            vtop_target: VtopTarget::Step,
+            gaze_layers: vec![0, 1],
+            vtop_layer: Some(1),
+            teacher_layers: 4,
+            commit: String::new(),
+            students: vec![],
             ablations: vec![],
             heatmaps: 4,
             term_grads_every: 50,
@@ -229,7 +355,10 @@ pub fn run(
     let teacher = signals::teacher_stage(cfg, &data, device, progress)?;
     seconds.insert("teacher".into(), t.elapsed().as_secs_f64());
 
-    let variants = students::variants(cfg);
+    let variants: Vec<students::Variant> = students::variants(cfg)
+        .into_iter()
+        .filter(|v| cfg.students.is_empty() || cfg.students.contains(&v.name))
+        .collect();
     let evaluated =
         students::train_and_evaluate(cfg, &data, &teacher, &variants, device, progress)?;
     for s in &evaluated {
@@ -241,7 +370,7 @@ pub fn run(
     let figures = report::heatmap_figures(cfg, &data, &teacher, &evaluated)?;
     let report = DemoReport {
         config: cfg.clone(),
-        task: data.task,
+        task: data.task.clone(),
         backend: backend.to_string(),
         teacher: teacher.result.clone(),
         teacher_trajectory: teacher.trajectory.clone(),

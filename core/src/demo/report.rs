@@ -61,27 +61,38 @@ fn num(v: Option<f64>) -> String {
 }
 
 /// The columns of the main table, as numbers (`None` where they do not apply): accuracy,
-/// KL(teacher‖attn), top-4 overlap, mass in regions, pointing, latents emitted.
-pub const MAIN_COLUMNS: [&str; 6] = [
+/// KL(teacher‖attn), accuracy on the prior-contradicting questions and the share of them
+/// answered with the prior's answer (a task with a language prior), top-4 overlap, mass in
+/// regions, pointing, the latent tokens' attention mass on the image, latents emitted.
+pub const MAIN_COLUMNS: [&str; 9] = [
     "accuracy",
     "KL(teacher‖attn) ↓",
+    "prior-contradicting ↑",
+    "said the prior ↓",
     "top-4 overlap ↑",
     "mass in regions ↑",
     "pointing ↑",
+    "attention on image",
     "latents emitted",
 ];
 /// Which of [`MAIN_COLUMNS`] are percentages.
-const MAIN_PERCENT: [bool; 6] = [true, false, true, true, true, true];
+const MAIN_PERCENT: [bool; 9] = [true, false, true, true, true, true, true, true, true];
 
-fn main_values(r: &DemoReport) -> Vec<(String, [Option<f64>; 6])> {
+type MainRow = (String, [Option<f64>; 9]);
+
+fn main_values(r: &DemoReport) -> Vec<MainRow> {
+    let prior = |m: &ModelResult| m.accuracy.prior.clone();
     let mut rows = vec![(
         "teacher".to_string(),
         [
             Some(r.teacher.accuracy.overall),
             None,
+            prior(&r.teacher).map(|p| p.contradicting),
+            prior(&r.teacher).map(|p| p.answered_prior),
             None,
             r.teacher_trajectory.mass_in_regions,
             r.teacher_trajectory.pointing,
+            None,
             None,
         ],
     )];
@@ -92,9 +103,12 @@ fn main_values(r: &DemoReport) -> Vec<(String, [Option<f64>; 6])> {
             [
                 Some(m.accuracy.overall),
                 a.kl_to_teacher,
+                prior(m).map(|p| p.contradicting),
+                prior(m).map(|p| p.answered_prior),
                 a.topk_overlap,
                 a.mass_in_regions,
                 a.pointing,
+                a.image_mass,
                 m.emitted_latents,
             ],
         ));
@@ -435,6 +449,18 @@ fn pm(v: &[f64], percent: bool) -> String {
     }
 }
 
+/// What the paired-difference table compares, per model and seed.
+type Measure = fn(&ModelResult) -> Option<f64>;
+const PAIRED_MEASURES: [(&str, Measure); 3] = [
+    ("accuracy", |m| Some(m.accuracy.overall)),
+    ("prior-contradicting accuracy", |m| {
+        m.accuracy.prior.as_ref().map(|p| p.contradicting)
+    }),
+    ("pointing", |m| {
+        m.attention.as_ref().and_then(|a| a.pointing)
+    }),
+];
+
 /// `OUT/report.md` and `OUT/seeds.json` over several seeds: every row as mean ± standard
 /// deviation, and LaViT's paired difference to the baseline per seed.
 pub fn write_seeds_report(out: &Path, r: &SeedsReport) -> Result<()> {
@@ -454,7 +480,7 @@ pub fn write_seeds_report(out: &Path, r: &SeedsReport) -> Result<()> {
         c.steps,
         c.grad_accum
     );
-    let rows: Vec<Vec<(String, [Option<f64>; 6])>> = r.runs.iter().map(main_values).collect();
+    let rows: Vec<Vec<MainRow>> = r.runs.iter().map(main_values).collect();
     let mut t = Table::new(&[&["model"][..], &MAIN_COLUMNS[..]].concat());
     for (i, (name, _)) in rows[0].iter().enumerate() {
         let mut cells = vec![name.clone()];
@@ -501,55 +527,41 @@ pub fn write_seeds_report(out: &Path, r: &SeedsReport) -> Result<()> {
     md.push_str(&t.markdown());
     // Paired differences to the baseline.
     md.push_str("\n## Difference to the baseline (paired by seed)\n\n");
+    md.push_str(
+        "Mean ± standard error over the seeds, the two-sided 95 % t interval, and how many \
+         seeds favour each side; in points.\n\n",
+    );
     let mut t = Table::new(&[
         "model",
-        "Δ accuracy per seed",
-        "mean ± standard error",
-        "mean / SE",
-        "Δ pointing (mean)",
+        "measure",
+        "Δ per seed",
+        "mean ± SE; 95 % CI; sign count",
     ]);
     for name in models
         .iter()
         .filter(|n| *n != "teacher" && *n != "baseline")
     {
-        let pairs: Vec<(f64, Option<f64>)> = r
-            .runs
-            .iter()
-            .filter_map(|run| {
-                let b = result_of(run, "baseline")?;
-                let m = result_of(run, name)?;
-                let dp = match (
-                    m.attention.as_ref().and_then(|a| a.pointing),
-                    b.attention.as_ref().and_then(|a| a.pointing),
-                ) {
-                    (Some(x), Some(y)) => Some(x - y),
-                    _ => None,
-                };
-                Some((m.accuracy.overall - b.accuracy.overall, dp))
-            })
-            .collect();
-        let d: Vec<f64> = pairs.iter().map(|p| p.0).collect();
-        let (m, s) = mean_std(&d);
-        let se = s / (d.len().max(1) as f64).sqrt();
-        let dps: Vec<f64> = pairs.iter().filter_map(|p| p.1).collect();
-        t.row(vec![
-            name.clone(),
-            d.iter()
-                .map(|x| format!("{:+.1}", x * 100.0))
-                .collect::<Vec<_>>()
-                .join(", "),
-            format!("{:+.1} ± {:.1} points", m * 100.0, se * 100.0),
-            if se > 0.0 {
-                format!("{:.1}", m / se)
-            } else {
-                "–".into()
-            },
-            if dps.is_empty() {
-                "–".into()
-            } else {
-                format!("{:+.1} points", mean_std(&dps).0 * 100.0)
-            },
-        ]);
+        for (measure, get) in PAIRED_MEASURES {
+            let d: Vec<f64> = r
+                .runs
+                .iter()
+                .filter_map(|run| {
+                    Some(get(&result_of(run, name)?)? - get(&result_of(run, "baseline")?)?)
+                })
+                .collect();
+            if d.is_empty() {
+                continue;
+            }
+            t.row(vec![
+                name.clone(),
+                measure.to_string(),
+                d.iter()
+                    .map(|x| format!("{:+.1}", x * 100.0))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                super::stats::Paired::of(&d).points(),
+            ]);
+        }
     }
     md.push_str(&t.markdown());
     write_atomic(&out.join("report.md"), md.as_bytes())

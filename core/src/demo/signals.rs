@@ -47,6 +47,13 @@ pub fn teacher_stage(
     progress: Progress<'_>,
 ) -> Result<TeacherStage> {
     let teacher = Student::load(&cfg.assets.join("teacher"), device)?;
+    let depth = teacher.vlm().config.text.num_hidden_layers;
+    if cfg.teacher_layers == 0 || cfg.teacher_layers > depth {
+        return Err(crate::error::LavitError::Invalid(format!(
+            "the teacher has {depth} decoder layers: its trajectory cannot average {}",
+            cfg.teacher_layers
+        )));
+    }
     let job = ExtractJob {
         teacher: teacher.vlm().into(),
         tokenizer: &teacher.tokenizer,
@@ -55,7 +62,7 @@ pub fn teacher_stage(
         cfg: ExtractConfig {
             top_k: cfg.traj_top_k,
             rows: cfg.traj_rows,
-            ..ExtractConfig::default()
+            layers: cfg.teacher_layers,
         },
         // Every step is kept: steps are pooled onto the latent tokens.
         max_steps: None,

@@ -16,7 +16,7 @@ use super::{Ablation, DemoConfig, ModelResult, Progress};
 use crate::error::{LavitError, Result};
 use crate::eval::Prediction;
 use crate::lavit::gating::GateSchedule;
-use crate::lavit::losses::LossWeights;
+use crate::lavit::losses::{LossWeights, TrajTarget};
 use crate::student::Student;
 use crate::teacher::SignalStore;
 use crate::train::data::{TargetConfig, samples_from_store};
@@ -28,42 +28,49 @@ pub struct Variant {
     pub name: String,
     pub loss: LossWeights,
     pub gate: GateSchedule,
+    /// Both heads on the last decoder layer ([`Ablation::LastLayer`]).
+    pub last_layer: bool,
 }
 
 /// Baseline (CE only, no gate), LaViT (all three losses; the two-stage gate when
 /// `cfg.gate_closed_fraction` > 0) and the ablations of `cfg`, each LaViT minus one component.
+/// Under the bottleneck every student, the baseline included, trains and answers with the gate
+/// closed throughout ([`DemoConfig::bottleneck`]), so their gate schedules are off.
 pub fn variants(cfg: &DemoConfig) -> Vec<Variant> {
     let lavit = LossWeights {
         ce: true,
         lambda_vtop: cfg.lambda_vtop,
         lambda_traj: cfg.lambda_traj,
         traj_grad: cfg.traj_grad,
+        traj_target: cfg.traj_target,
+        traj_mass: cfg.traj_mass,
+        vtop_target: cfg.vtop_target,
     };
     let gate = cfg.gate();
+    let variant = |name: &str, loss, gate, last_layer| Variant {
+        name: name.to_string(),
+        loss,
+        gate,
+        last_layer,
+    };
+    let baseline = LossWeights {
+        lambda_vtop: 0.0,
+        lambda_traj: 0.0,
+        ..lavit
+    };
     let mut v = vec![
-        Variant {
-            name: "baseline".into(),
-            loss: LossWeights {
-                lambda_vtop: 0.0,
-                lambda_traj: 0.0,
-                ..lavit
-            },
-            gate: GateSchedule::Off,
-        },
-        Variant {
-            name: "lavit".into(),
-            loss: lavit,
-            gate,
-        },
+        variant("baseline", baseline, GateSchedule::Off, false),
+        variant("lavit", lavit, gate, false),
     ];
     for a in &cfg.ablations {
-        let (loss, gate) = match a {
+        let (loss, gate, last) = match a {
             Ablation::Traj => (
                 LossWeights {
                     lambda_traj: 0.0,
                     ..lavit
                 },
                 gate,
+                false,
             ),
             Ablation::Vtop => (
                 LossWeights {
@@ -71,14 +78,12 @@ pub fn variants(cfg: &DemoConfig) -> Vec<Variant> {
                     ..lavit
                 },
                 gate,
+                false,
             ),
-            Ablation::Gate => (lavit, GateSchedule::Off),
+            Ablation::Gate => (lavit, GateSchedule::Off, false),
+            Ablation::LastLayer => (lavit, gate, true),
         };
-        v.push(Variant {
-            name: a.name().to_string(),
-            loss,
-            gate,
-        });
+        v.push(variant(a.name(), loss, gate, last));
     }
     v
 }
@@ -187,6 +192,14 @@ fn train_one(
     )?;
     student.lavit.head_states = cfg.head_states;
     student.traj_head.states = cfg.head_states;
+    student.lavit.bottleneck = cfg.bottleneck;
+    let depth = student.vlm.config.text.num_hidden_layers;
+    (student.lavit.gaze_layers, student.lavit.vtop_layer) = if v.last_layer {
+        (vec![depth - 1], None)
+    } else {
+        (cfg.gaze_layers.clone(), cfg.vtop_layer)
+    };
+    student.lavit.check_layers(depth)?;
     let ids = student.lavit.latent_token_ids.clone();
     let mut store = SignalStore::open(&cfg.out.join("signals-train"))?;
     let samples = samples_from_store(
@@ -225,7 +238,7 @@ fn train_one(
         &StudentUnderTest {
             name: &v.name,
             student: &trained,
-            head_trained: v.loss.lambda_traj > 0.0,
+            head_trained: v.loss.lambda_traj > 0.0 && v.loss.traj_target == TrajTarget::Head,
         },
         progress,
     )?;
