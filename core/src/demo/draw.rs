@@ -120,112 +120,151 @@ pub fn line_chart(
     log_x: bool,
 ) -> RgbImage {
     let (w, h) = (560u32, 380u32);
-    let (left, right, top, bottom) = (64i64, 130i64, 36i64, 48i64);
     let mut img = RgbImage::from_pixel(w, h, WHITE);
-    text(&mut img, left, 10, title, 1, INK);
-    let fx = |x: f64| if log_x { x.max(1e-9).ln() } else { x };
-    let pts = series.iter().flat_map(|s| s.points.iter());
-    let xs: Vec<f64> = pts.clone().map(|p| p.0).collect();
-    if xs.is_empty() {
+    let Some(frame) = Frame::new(series, log_x, (w, h)) else {
+        text(&mut img, 64, 10, title, 1, INK);
         return img;
-    }
-    let (x0, x1) = xs
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-            (a.min(fx(x)), b.max(fx(x)))
-        });
-    let (mut y0, mut y1) = pts
-        .clone()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-            (a.min(p.1 - p.2), b.max(p.1 + p.2))
-        });
-    let pad = ((y1 - y0) * 0.1).max(0.02);
-    y0 = (y0 - pad).max(0.0);
-    y1 = (y1 + pad).min(1.0);
-    let (pw, ph) = (
-        (w as i64 - left - right) as f64,
-        (h as i64 - top - bottom) as f64,
-    );
-    let span_x = if x1 > x0 { x1 - x0 } else { 1.0 };
-    let px = |x: f64| left + (((fx(x) - x0) / span_x) * pw * 0.9 + pw * 0.05) as i64;
-    let py = |y: f64| top + ((1.0 - (y - y0) / (y1 - y0)) * ph) as i64;
-    // Axes, y ticks every 10 points, x ticks at the data.
-    line(&mut img, (left, top), (left, top + ph as i64), INK);
-    line(
-        &mut img,
-        (left, top + ph as i64),
-        (left + pw as i64, top + ph as i64),
-        INK,
-    );
-    let mut t = (y0 * 10.0).ceil() / 10.0;
-    while t <= y1 + 1e-9 {
-        let y = py(t);
-        line(&mut img, (left - 4, y), (left, y), INK);
-        for x in (left + 2..left + pw as i64).step_by(6) {
-            img.put_pixel(x as u32, y as u32, Rgb([210, 210, 210]));
-        }
-        let l = format!("{:.0}%", t * 100.0);
-        text(
-            &mut img,
-            left - 8 - text_width(&l, 1) as i64,
-            y - 4,
-            &l,
-            1,
-            INK,
-        );
-        t += 0.1;
-    }
-    let mut seen: Vec<f64> = xs.clone();
-    seen.sort_by(f64::total_cmp);
-    seen.dedup();
-    for &x in &seen {
-        let cx = px(x);
-        line(
-            &mut img,
-            (cx, top + ph as i64),
-            (cx, top + ph as i64 + 4),
-            INK,
-        );
-        let l = format!("{x}");
-        text(
-            &mut img,
-            cx - text_width(&l, 1) as i64 / 2,
-            top + ph as i64 + 8,
-            &l,
-            1,
-            INK,
-        );
-    }
+    };
+    text(&mut img, frame.left, 10, title, 1, INK);
+    frame.axes(&mut img, series);
     text(
         &mut img,
-        left + pw as i64 / 2 - text_width(x_label, 1) as i64 / 2,
+        frame.left + frame.pw as i64 / 2 - text_width(x_label, 1) as i64 / 2,
         h as i64 - 18,
         x_label,
         1,
         INK,
     );
-    text(&mut img, 4, top - 14, y_label, 1, INK);
+    text(&mut img, 4, frame.top - 14, y_label, 1, INK);
     for (i, s) in series.iter().enumerate() {
+        frame.series(&mut img, s, i);
+    }
+    img
+}
+
+/// The plot area of a [`line_chart`]: data ranges and their mapping to pixels.
+struct Frame {
+    left: i64,
+    top: i64,
+    pw: f64,
+    ph: f64,
+    log_x: bool,
+    x0: f64,
+    span_x: f64,
+    y0: f64,
+    y1: f64,
+}
+
+impl Frame {
+    /// The frame of `series` in a `w × h` image; `None` without points.
+    fn new(series: &[Series], log_x: bool, (w, h): (u32, u32)) -> Option<Self> {
+        let (left, right, top, bottom) = (64i64, 130i64, 36i64, 48i64);
+        let fx = |x: f64| if log_x { x.max(1e-9).ln() } else { x };
+        let pts: Vec<&(f64, f64, f64)> = series.iter().flat_map(|s| s.points.iter()).collect();
+        if pts.is_empty() {
+            return None;
+        }
+        let (x0, x1) = pts
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                (a.min(fx(p.0)), b.max(fx(p.0)))
+            });
+        let (y0, y1) = pts
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                (a.min(p.1 - p.2), b.max(p.1 + p.2))
+            });
+        let pad = ((y1 - y0) * 0.1).max(0.02);
+        Some(Self {
+            left,
+            top,
+            pw: (w as i64 - left - right) as f64,
+            ph: (h as i64 - top - bottom) as f64,
+            log_x,
+            x0,
+            span_x: if x1 > x0 { x1 - x0 } else { 1.0 },
+            y0: (y0 - pad).max(0.0),
+            y1: (y1 + pad).min(1.0),
+        })
+    }
+
+    fn px(&self, x: f64) -> i64 {
+        let fx = if self.log_x { x.max(1e-9).ln() } else { x };
+        self.left + (((fx - self.x0) / self.span_x) * self.pw * 0.9 + self.pw * 0.05) as i64
+    }
+
+    fn py(&self, y: f64) -> i64 {
+        self.top + ((1.0 - (y - self.y0) / (self.y1 - self.y0)) * self.ph) as i64
+    }
+
+    /// Axes, y ticks every 10 points with a dotted grid, x ticks at the data's x values.
+    fn axes(&self, img: &mut RgbImage, series: &[Series]) {
+        let (left, top, bottom) = (self.left, self.top, self.top + self.ph as i64);
+        line(img, (left, top), (left, bottom), INK);
+        line(img, (left, bottom), (left + self.pw as i64, bottom), INK);
+        let mut t = (self.y0 * 10.0).ceil() / 10.0;
+        while t <= self.y1 + 1e-9 {
+            let y = self.py(t);
+            line(img, (left - 4, y), (left, y), INK);
+            for x in (left + 2..left + self.pw as i64).step_by(6) {
+                img.put_pixel(x as u32, y as u32, Rgb([210, 210, 210]));
+            }
+            let l = format!("{:.0}%", t * 100.0);
+            text(img, left - 8 - text_width(&l, 1) as i64, y - 4, &l, 1, INK);
+            t += 0.1;
+        }
+        let mut xs: Vec<f64> = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+            .collect();
+        xs.sort_by(f64::total_cmp);
+        xs.dedup();
+        for &x in &xs {
+            let cx = self.px(x);
+            line(img, (cx, bottom), (cx, bottom + 4), INK);
+            let l = format!("{x}");
+            text(
+                img,
+                cx - text_width(&l, 1) as i64 / 2,
+                bottom + 8,
+                &l,
+                1,
+                INK,
+            );
+        }
+    }
+
+    /// Series `i`: its points with error bars, joined, and its legend entry.
+    fn series(&self, img: &mut RgbImage, s: &Series, i: usize) {
         let mut prev: Option<(i64, i64)> = None;
         for &(x, y, e) in &s.points {
-            let (cx, cy) = (px(x), py(y));
-            line(&mut img, (cx, py(y - e)), (cx, py(y + e)), s.colour);
-            line(&mut img, (cx - 4, py(y - e)), (cx + 4, py(y - e)), s.colour);
-            line(&mut img, (cx - 4, py(y + e)), (cx + 4, py(y + e)), s.colour);
+            let (cx, cy) = (self.px(x), self.py(y));
+            line(img, (cx, self.py(y - e)), (cx, self.py(y + e)), s.colour);
+            line(
+                img,
+                (cx - 4, self.py(y - e)),
+                (cx + 4, self.py(y - e)),
+                s.colour,
+            );
+            line(
+                img,
+                (cx - 4, self.py(y + e)),
+                (cx + 4, self.py(y + e)),
+                s.colour,
+            );
             for d in -2..=2 {
-                line(&mut img, (cx - 2, cy + d), (cx + 2, cy + d), s.colour);
+                line(img, (cx - 2, cy + d), (cx + 2, cy + d), s.colour);
             }
             if let Some(p) = prev {
-                thick_line(&mut img, p, (cx, cy), s.colour);
+                thick_line(img, p, (cx, cy), s.colour);
             }
             prev = Some((cx, cy));
         }
-        let ly = top + 10 + i as i64 * 16;
-        let lx = left + pw as i64 + 12;
-        thick_line(&mut img, (lx, ly + 3), (lx + 18, ly + 3), s.colour);
-        text(&mut img, lx + 24, ly, &s.name, 1, INK);
+        let ly = self.top + 10 + i as i64 * 16;
+        let lx = self.left + self.pw as i64 + 12;
+        thick_line(img, (lx, ly + 3), (lx + 18, ly + 3), s.colour);
+        text(img, lx + 24, ly, &s.name, 1, INK);
     }
-    img
 }
 
 fn line(img: &mut RgbImage, (x0, y0): (i64, i64), (x1, y1): (i64, i64), c: Rgb<u8>) {

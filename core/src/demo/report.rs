@@ -254,31 +254,86 @@ pub fn write_reports(
 ) -> Result<()> {
     let json = serde_json::to_vec_pretty(r).expect("report serialises");
     write_atomic(&out.join("report.json"), &json)?;
-    let c = &r.config;
     let mut md = String::from("# LaViT demo report\n\n");
-    let _ = writeln!(
-        md,
-        "Synthetic grounded-reasoning task, seed {}, {} training questions, evaluated on the {} split ({} questions), backend `{}`; students trained {} steps × {} samples (K = {} latent tokens, λ_vtop = {}, λ_traj = {}, gate closed for {:.0}% of the steps, trajectory top-K {}, L_traj gradient `{}`, heads on {} states).\n",
+    md.push_str(&run_description(r, data));
+    md.push_str("## Accuracy, gaze alignment and grounding (attention of the latent tokens)\n\n");
+    md.push_str(&summary_table(r));
+    md.push_str("\n## TrajectoryHead distributions\n\n");
+    md.push_str(&head_table(r).markdown());
+    md.push_str("\n## Accuracy per question type\n\n");
+    md.push_str(&per_type_table(r).markdown());
+    md.push_str("\n## Grounding per question type (mass in regions / pointing)\n\n");
+    md.push_str(&grounding_by_type_table(r).markdown());
+    let grads = term_grads_table(out, r);
+    if !grads.rows.is_empty() {
+        md.push_str(
+            "\n## Gradient norm of each loss term, before its λ (mean over logged steps)\n\n",
+        );
+        md.push_str(&grads.markdown());
+    }
+    md.push_str(&heatmap_section(r, data, teacher, students));
+    md.push_str("\n## Time (seconds)\n\n");
+    let mut time = Table::new(&["stage", "s"]);
+    for (k, v) in &r.seconds {
+        time.row(vec![k.clone(), format!("{v:.1}")]);
+    }
+    md.push_str(&time.markdown());
+    write_atomic(&out.join("report.md"), md.as_bytes())?;
+    let mut answers = answer_lines("teacher", &teacher.preds);
+    for s in students {
+        answers.push_str(&answer_lines(&s.result.name, &s.preds));
+    }
+    write_atomic(&out.join("answers.jsonl"), answers.as_bytes())
+}
+
+/// The report's first paragraph: the task, the split, the condition and the students' settings.
+fn run_description(r: &DemoReport, data: &DemoData) -> String {
+    let c = &r.config;
+    let condition = if c.bottleneck {
+        "the bottleneck (the answer sees the image only through the latent tokens)".to_string()
+    } else {
+        format!(
+            "no bottleneck, the LaViT student's gate closed for {:.0}% of the steps",
+            c.gate_closed_fraction * 100.0
+        )
+    };
+    let gaze = if c.gaze_layers.is_empty() {
+        "all".to_string()
+    } else {
+        format!("{:?}", c.gaze_layers)
+    };
+    format!(
+        "Synthetic task `{}`, seed {}, {} training questions, evaluated on the {} split ({} questions), backend `{}`, binary `{}`; {condition}; students trained {} steps × {} samples (K = {} latent tokens, λ_vtop = {} on the {} target read at layer {}, λ_traj = {} on the {} target, gaze layers {gaze}, teacher trajectories over its last {} layers, top-K {}, L_traj gradient `{}`, heads on {} states).\n\n",
+        c.task.display(),
         c.seed,
         c.n_train,
         data.split.name(),
         data.eval_items.len(),
         r.backend,
+        if c.commit.is_empty() {
+            "unknown"
+        } else {
+            &c.commit
+        },
         c.steps,
         c.grad_accum,
         c.num_latent,
         c.lambda_vtop,
+        c.vtop_target.name(),
+        c.vtop_layer
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| "last".into()),
         c.lambda_traj,
-        c.gate_closed_fraction * 100.0,
+        c.traj_target.name(),
+        c.teacher_layers,
         c.traj_top_k,
         c.traj_grad.name(),
         c.head_states.name(),
-    );
-    md.push_str(
-        "## Accuracy, gaze alignment and grounding (raw attention of the latent tokens)\n\n",
-    );
-    md.push_str(&summary_table(r));
-    md.push_str("\n## TrajectoryHead distributions\n\n");
+    )
+}
+
+/// Gaze and grounding of the TrajectoryHead distributions of students that trained it.
+fn head_table(r: &DemoReport) -> Table {
     let mut head = Table::new(&[
         "model",
         "KL(teacher‖head) ↓",
@@ -296,49 +351,41 @@ pub fn write_reports(
             pct(h.pointing),
         ]);
     }
-    md.push_str(&head.markdown());
-    md.push_str("\n## Accuracy per question type\n\n");
-    md.push_str(&per_type_table(r).markdown());
-    md.push_str("\n## Grounding per question type (mass in regions / pointing)\n\n");
-    md.push_str(&grounding_by_type_table(r).markdown());
-    let grads = term_grads_table(out, r);
-    if !grads.rows.is_empty() {
-        md.push_str("\n## Gradient norm of each loss term (mean over logged steps)\n\n");
-        md.push_str(&grads.markdown());
+    head
+}
+
+/// The heatmap figures with each one's question and every model's answer.
+fn heatmap_section(
+    r: &DemoReport,
+    data: &DemoData,
+    teacher: &TeacherStage,
+    students: &[EvaluatedStudent],
+) -> String {
+    if r.heatmaps.is_empty() {
+        return String::new();
     }
-    if !r.heatmaps.is_empty() {
-        md.push_str("\n## Heatmaps\n\nEach figure: the image with the ground-truth regions outlined, then for each latent step (rows) the teacher's trajectory (its steps pooled onto the latent tokens) and the baseline's and LaViT's latent-token attention, side by side.\n\n");
-        for h in &r.heatmaps {
-            let id = h.trim_start_matches("heatmaps/").trim_end_matches(".png");
-            let q = data
-                .eval_items
-                .iter()
-                .find(|i| i.id == id)
-                .map(|i| format!("{} (answer: {})", i.question, i.key))
-                .unwrap_or_default();
-            let answers: Vec<String> = std::iter::once(("teacher", &teacher.preds))
-                .chain(students.iter().map(|s| (s.result.name.as_str(), &s.preds)))
-                .filter_map(|(n, ps)| {
-                    ps.iter()
-                        .find(|p| p.id == id)
-                        .map(|p| format!("{n}: “{}”", p.text.trim()))
-                })
-                .collect();
-            let _ = writeln!(md, "![{id}]({h})\n\n{q} — {}\n", answers.join("; "));
-        }
+    let mut md = String::from(
+        "\n## Heatmaps\n\nEach figure: the image with the ground-truth regions outlined, then for each latent step (rows) the teacher's trajectory (its steps pooled onto the latent tokens) and the baseline's and LaViT's latent-token attention, side by side.\n\n",
+    );
+    for h in &r.heatmaps {
+        let id = h.trim_start_matches("heatmaps/").trim_end_matches(".png");
+        let q = data
+            .eval_items
+            .iter()
+            .find(|i| i.id == id)
+            .map(|i| format!("{} (answer: {})", i.question, i.key))
+            .unwrap_or_default();
+        let answers: Vec<String> = std::iter::once(("teacher", &teacher.preds))
+            .chain(students.iter().map(|s| (s.result.name.as_str(), &s.preds)))
+            .filter_map(|(n, ps)| {
+                ps.iter()
+                    .find(|p| p.id == id)
+                    .map(|p| format!("{n}: “{}”", p.text.trim()))
+            })
+            .collect();
+        let _ = writeln!(md, "![{id}]({h})\n\n{q} — {}\n", answers.join("; "));
     }
-    md.push_str("\n## Time (seconds)\n\n");
-    let mut time = Table::new(&["stage", "s"]);
-    for (k, v) in &r.seconds {
-        time.row(vec![k.clone(), format!("{v:.1}")]);
-    }
-    md.push_str(&time.markdown());
-    write_atomic(&out.join("report.md"), md.as_bytes())?;
-    let mut answers = answer_lines("teacher", &teacher.preds);
-    for s in students {
-        answers.push_str(&answer_lines(&s.result.name, &s.preds));
-    }
-    write_atomic(&out.join("answers.jsonl"), answers.as_bytes())
+    md
 }
 
 /// Heatmap figures of the first `cfg.heatmaps` evaluation samples with regions:
@@ -462,7 +509,8 @@ const PAIRED_MEASURES: [(&str, Measure); 3] = [
 ];
 
 /// `OUT/report.md` and `OUT/seeds.json` over several seeds: every row as mean ± standard
-/// deviation, and LaViT's paired difference to the baseline per seed.
+/// deviation, and each student's paired difference to the baseline (and each ablation's to
+/// LaViT) per seed.
 pub fn write_seeds_report(out: &Path, r: &SeedsReport) -> Result<()> {
     let json = serde_json::to_vec_pretty(r).expect("report serialises");
     write_atomic(&out.join("seeds.json"), &json)?;
@@ -473,87 +521,121 @@ pub fn write_seeds_report(out: &Path, r: &SeedsReport) -> Result<()> {
     let mut md = String::from("# LaViT demo over seeds\n\n");
     let _ = writeln!(
         md,
-        "Seeds {:?} (each: its own data, signals and students; the runs are in `seed-N/`), {} training questions, {} split, {} steps × {} samples per student. Mean ± standard deviation over the seeds.\n",
+        "Seeds {:?} (each: its own data, signals and students; the runs are in `seed-N/`), {} training questions, {} split, {} steps × {} samples per student, {}. Mean ± standard deviation over the seeds.\n",
         r.seeds,
         c.n_train,
         c.eval_split.name(),
         c.steps,
-        c.grad_accum
+        c.grad_accum,
+        if c.bottleneck {
+            "the bottleneck"
+        } else {
+            "no bottleneck"
+        },
     );
+    md.push_str(&seeds_main_table(r).markdown());
+    md.push_str("\n## Accuracy per question type\n\n");
+    md.push_str(&seeds_type_table(r).markdown());
+    md.push_str("\n## Difference to the baseline (paired by seed)\n\n");
+    md.push_str(
+        "Mean ± standard error over the seeds, the two-sided 95 % t interval, and how many \
+         seeds favour each side; in points.\n\n",
+    );
+    let names: Vec<&str> = first.students.iter().map(|s| s.name.as_str()).collect();
+    let others: Vec<&str> = names.iter().copied().filter(|n| *n != "baseline").collect();
+    md.push_str(&paired_table(r, &others, "baseline").markdown());
+    let ablations: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| n.starts_with("lavit-"))
+        .collect();
+    if !ablations.is_empty() && names.contains(&"lavit") {
+        md.push_str("\n## Ablations against LaViT (paired by seed)\n\n");
+        md.push_str(&paired_table(r, &ablations, "lavit").markdown());
+    }
+    write_atomic(&out.join("report.md"), md.as_bytes())
+}
+
+/// A model's result in one run by name (`teacher` or a student).
+fn result_of(run: &DemoReport, name: &str) -> Option<ModelResult> {
+    if name == "teacher" {
+        Some(run.teacher.clone())
+    } else {
+        run.students.iter().find(|s| s.name == name).cloned()
+    }
+}
+
+/// Mean ± standard deviation, or the value itself for one seed.
+fn over_seeds(v: &[f64], percent: bool) -> String {
+    match v {
+        [] => "–".into(),
+        [x] if percent => format!("{:.1}%", x * 100.0),
+        [x] => format!("{x:.3}"),
+        _ => pm(v, percent),
+    }
+}
+
+/// The main table over seeds.
+fn seeds_main_table(r: &SeedsReport) -> Table {
     let rows: Vec<Vec<MainRow>> = r.runs.iter().map(main_values).collect();
     let mut t = Table::new(&[&["model"][..], &MAIN_COLUMNS[..]].concat());
     for (i, (name, _)) in rows[0].iter().enumerate() {
         let mut cells = vec![name.clone()];
         for (col, p) in MAIN_PERCENT.iter().enumerate() {
             let v: Vec<f64> = rows.iter().filter_map(|run| run.get(i)?.1[col]).collect();
-            cells.push(if v.is_empty() {
-                "–".into()
-            } else {
-                pm(&v, *p)
-            });
+            cells.push(over_seeds(&v, *p));
         }
         t.row(cells);
     }
-    md.push_str(&t.markdown());
-    // Per type.
-    md.push_str("\n## Accuracy per question type\n\n");
+    t
+}
+
+/// Accuracy per question type over seeds.
+fn seeds_type_table(r: &SeedsReport) -> Table {
+    let first = &r.runs[0];
     let types = types_of(first);
     let header: Vec<&str> = std::iter::once("model")
         .chain(types.iter().map(String::as_str))
         .collect();
     let mut t = Table::new(&header);
-    let models: Vec<String> = std::iter::once("teacher".to_string())
-        .chain(first.students.iter().map(|s| s.name.clone()))
-        .collect();
-    let result_of = |run: &DemoReport, name: &str| -> Option<ModelResult> {
-        if name == "teacher" {
-            Some(run.teacher.clone())
-        } else {
-            run.students.iter().find(|s| s.name == name).cloned()
-        }
-    };
-    for name in &models {
-        let mut cells = vec![name.clone()];
+    let models = std::iter::once("teacher").chain(first.students.iter().map(|s| s.name.as_str()));
+    for name in models {
+        let mut cells = vec![name.to_string()];
         for ty in &types {
             let v: Vec<f64> = r
                 .runs
                 .iter()
                 .filter_map(|run| result_of(run, name)?.accuracy.per_type.get(ty).copied())
                 .collect();
-            cells.push(pm(&v, true));
+            cells.push(over_seeds(&v, true));
         }
         t.row(cells);
     }
-    md.push_str(&t.markdown());
-    // Paired differences to the baseline.
-    md.push_str("\n## Difference to the baseline (paired by seed)\n\n");
-    md.push_str(
-        "Mean ± standard error over the seeds, the two-sided 95 % t interval, and how many \
-         seeds favour each side; in points.\n\n",
-    );
+    t
+}
+
+/// Each of `models` minus `reference`, paired by seed, for every [`PAIRED_MEASURES`] entry.
+fn paired_table(r: &SeedsReport, models: &[&str], reference: &str) -> Table {
     let mut t = Table::new(&[
         "model",
         "measure",
         "Δ per seed",
         "mean ± SE; 95 % CI; sign count",
     ]);
-    for name in models
-        .iter()
-        .filter(|n| *n != "teacher" && *n != "baseline")
-    {
+    for &name in models {
         for (measure, get) in PAIRED_MEASURES {
             let d: Vec<f64> = r
                 .runs
                 .iter()
                 .filter_map(|run| {
-                    Some(get(&result_of(run, name)?)? - get(&result_of(run, "baseline")?)?)
+                    Some(get(&result_of(run, name)?)? - get(&result_of(run, reference)?)?)
                 })
                 .collect();
             if d.is_empty() {
                 continue;
             }
             t.row(vec![
-                name.clone(),
+                format!("{name} − {reference}"),
                 measure.to_string(),
                 d.iter()
                     .map(|x| format!("{:+.1}", x * 100.0))
@@ -563,8 +645,7 @@ pub fn write_seeds_report(out: &Path, r: &SeedsReport) -> Result<()> {
             ]);
         }
     }
-    md.push_str(&t.markdown());
-    write_atomic(&out.join("report.md"), md.as_bytes())
+    t
 }
 
 /// `OUT/curve.json`, `OUT/curve.md` and `OUT/curve.png`: accuracy against training-set size.

@@ -165,7 +165,6 @@ pub async fn generate_async(
     latent_ids: &[u32],
     cfg: &GenerateConfig,
 ) -> Result<Generation> {
-    let device = model.device();
     let mut inputs = inputs.clone();
     let forced_start = inputs.input_ids.len();
     if cfg.force_lvr {
@@ -176,65 +175,19 @@ pub async fn generate_async(
         }
         inputs.input_ids.extend_from_slice(latent_ids);
     }
-    let image_positions: Vec<usize> = inputs
-        .input_ids
-        .iter()
-        .enumerate()
-        .filter(|&(_, &t)| t == model.config.image_token_id)
-        .map(|(i, _)| i)
-        .collect();
-    let layers = read_layers(cfg, model.config.text.num_hidden_layers)?;
-    let cols = index_tensor(&image_positions, &device);
-    let mut run = Run {
-        latent_steps: Vec::new(),
-        latent_positions: Vec::new(),
-        head: traj_head,
-        head_states: traj_head.map(|h| h.states).unwrap_or_default(),
-        n_img: image_positions.len(),
-        h_img: None,
-    };
-
-    // Prefill (capturing the forced latent rows, if any), under the bottleneck's gate.
-    let forced: Vec<usize> = if cfg.force_lvr {
-        (forced_start..inputs.input_ids.len()).collect()
-    } else {
-        vec![]
-    };
-    let prefill_capture = RowCapture::new(index_tensor(&forced, &device), cols.clone());
-    let capture = (!forced.is_empty() && !image_positions.is_empty())
-        .then_some((layers.as_slice(), &prefill_capture));
-    let n_layers = model.config.text.num_hidden_layers;
-    let mut cache = KvCache::new(n_layers);
-    let bias = cfg
-        .bottleneck
-        .then(|| {
-            let s = inputs.input_ids.len();
-            GateLayout::new(s, image_positions.clone(), forced_start, s, true).bias(0.0, &device)
-        })
-        .flatten();
-    let (mut logits, mut rope, out) = model.prefill(&inputs, &mut cache, capture, bias)?;
-    let [_, s, d] = out.last_hidden_state.dims();
-    let hidden = run.read(&out).reshape([s, d]);
-    run.h_img = (!image_positions.is_empty()).then(|| hidden.clone().select(0, cols.clone()));
-    if !forced.is_empty() {
-        let h_lat = hidden.select(0, index_tensor(&forced, &device));
-        let tokens: Vec<u32> = forced.iter().map(|&p| inputs.input_ids[p]).collect();
-        run.record(&forced, &tokens, h_lat, &out.captured).await?;
-    }
-
+    let mut g = Generator::new(model, traj_head, &inputs, latent_ids, cfg)?;
+    let mut logits = g.prefill(&inputs, forced_start).await?;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let (mut tokens, mut all_logits) = (Vec::new(), Vec::new());
     let mut prefix = cfg.answer_prefix.iter().copied();
-    let mut generated = 0;
     loop {
         let next = match prefix.next() {
             Some(t) => t,
-            None if generated == cfg.max_new_tokens => break,
+            None if tokens.len() == cfg.max_new_tokens => break,
             None => {
                 let values = read_f32(logits).await?;
                 let next = sample(&values, cfg, &mut rng);
                 tokens.push(next);
-                generated += 1;
                 if cfg.return_logits {
                     all_logits.push(values);
                 }
@@ -244,31 +197,129 @@ pub async fn generate_async(
                 next
             }
         };
-        let pos = cache.len();
-        let is_latent = latent_ids.contains(&next);
-        // Feed the token; capture its attention when it is a latent token.
-        let step_capture = RowCapture::new(index_tensor(&[0], &device), cols.clone());
-        let cap = (is_latent && run.n_img > 0).then_some((layers.as_slice(), &step_capture));
-        let mut blocked: Vec<usize> = Vec::new();
-        if cfg.mask_lvr && !is_latent {
-            blocked.extend(&run.latent_positions);
-        }
-        if cfg.bottleneck && !is_latent {
-            blocked.extend(&image_positions);
-        }
-        let (lg, out) = model.decode_step(next, &mut rope, &mut cache, cap, &blocked)?;
-        logits = lg;
-        if is_latent {
-            let h_lat = run.read(&out).reshape([1, d]);
-            run.record(&[pos], &[next], h_lat, &out.captured).await?;
-        }
+        logits = g.feed(next).await?;
     }
     Ok(Generation {
         tokens,
-        latent_steps: run.latent_steps,
-        image_positions,
+        latent_steps: g.run.latent_steps,
+        image_positions: g.image_positions,
         logits: all_logits,
     })
+}
+
+/// The state of one generation: the KV cache, the rope index and what it collects about the
+/// latent tokens.
+struct Generator<'a> {
+    model: &'a Qwen25Vl,
+    cfg: &'a GenerateConfig,
+    latent_ids: &'a [u32],
+    /// Decoder layers whose attention makes the latent maps.
+    layers: Vec<usize>,
+    image_positions: Vec<usize>,
+    cols: Tensor<1, Int>,
+    cache: KvCache,
+    rope: Option<crate::model::rope::RopeIndex>,
+    run: Run<'a>,
+}
+
+impl<'a> Generator<'a> {
+    fn new(
+        model: &'a Qwen25Vl,
+        traj_head: Option<&'a TrajectoryHead>,
+        inputs: &VlmInputs,
+        latent_ids: &'a [u32],
+        cfg: &'a GenerateConfig,
+    ) -> Result<Self> {
+        let image_positions: Vec<usize> = inputs
+            .input_ids
+            .iter()
+            .enumerate()
+            .filter(|&(_, &t)| t == model.config.image_token_id)
+            .map(|(i, _)| i)
+            .collect();
+        let n_layers = model.config.text.num_hidden_layers;
+        Ok(Self {
+            model,
+            cfg,
+            latent_ids,
+            layers: read_layers(cfg, n_layers)?,
+            cols: index_tensor(&image_positions, &model.device()),
+            cache: KvCache::new(n_layers),
+            rope: None,
+            run: Run {
+                latent_steps: Vec::new(),
+                latent_positions: Vec::new(),
+                head: traj_head,
+                head_states: traj_head.map(|h| h.states).unwrap_or_default(),
+                n_img: image_positions.len(),
+                h_img: None,
+            },
+            image_positions,
+        })
+    }
+
+    /// Runs the prompt (the latent block from `forced_start` on, if forced), under the
+    /// bottleneck's gate when it applies; records the forced latent tokens; returns the last
+    /// position's logits.
+    async fn prefill(&mut self, inputs: &VlmInputs, forced_start: usize) -> Result<Tensor<2>> {
+        let device = self.model.device();
+        let s = inputs.input_ids.len();
+        let forced: Vec<usize> = (forced_start..s).collect();
+        let capture = RowCapture::new(index_tensor(&forced, &device), self.cols.clone());
+        let capture = (!forced.is_empty() && self.run.n_img > 0)
+            .then_some((self.layers.as_slice(), &capture));
+        let bias = self
+            .cfg
+            .bottleneck
+            .then(|| {
+                GateLayout::new(s, self.image_positions.clone(), forced_start, s, true)
+                    .bias(0.0, &device)
+            })
+            .flatten();
+        let (logits, rope, out) = self.model.prefill(inputs, &mut self.cache, capture, bias)?;
+        self.rope = Some(rope);
+        let [_, s, d] = out.last_hidden_state.dims();
+        let hidden = self.run.read(&out).reshape([s, d]);
+        self.run.h_img = (self.run.n_img > 0).then(|| hidden.clone().select(0, self.cols.clone()));
+        if !forced.is_empty() {
+            let h_lat = hidden.select(0, index_tensor(&forced, &device));
+            let tokens: Vec<u32> = forced.iter().map(|&p| inputs.input_ids[p]).collect();
+            self.run
+                .record(&forced, &tokens, h_lat, &out.captured)
+                .await?;
+        }
+        Ok(logits)
+    }
+
+    /// Feeds one token: a latent token sees the image and its attention is captured; any other
+    /// token does not see the image under the bottleneck, nor the latent tokens under
+    /// `mask_lvr`. Returns its logits.
+    async fn feed(&mut self, token: u32) -> Result<Tensor<2>> {
+        let device = self.model.device();
+        let pos = self.cache.len();
+        let is_latent = self.latent_ids.contains(&token);
+        let capture = RowCapture::new(index_tensor(&[0], &device), self.cols.clone());
+        let cap = (is_latent && self.run.n_img > 0).then_some((self.layers.as_slice(), &capture));
+        let mut blocked: Vec<usize> = Vec::new();
+        if self.cfg.mask_lvr && !is_latent {
+            blocked.extend(&self.run.latent_positions);
+        }
+        if self.cfg.bottleneck && !is_latent {
+            blocked.extend(&self.image_positions);
+        }
+        let rope = self.rope.as_mut().expect("prefill before feed");
+        let (logits, out) = self
+            .model
+            .decode_step(token, rope, &mut self.cache, cap, &blocked)?;
+        if is_latent {
+            let d = out.last_hidden_state.dims()[2];
+            let h_lat = self.run.read(&out).reshape([1, d]);
+            self.run
+                .record(&[pos], &[token], h_lat, &out.captured)
+                .await?;
+        }
+        Ok(logits)
+    }
 }
 
 /// The decoder layers whose attention makes the latent maps: `cfg.gaze_layers`, or the last

@@ -181,21 +181,87 @@ pub fn parse_config(bytes: &[u8]) -> std::result::Result<Qwen25VlConfig, String>
         }
     }
     let nested = top.child("text_config", "text_config");
-    // Text fields: `text_config.X` (transformers ≥ 4.5x) and top-level `X` (hub, 4.x).
+    let text = parse_text(top, nested)?;
+    let vision = parse_vision(
+        top.child("vision_config", "vision_config")
+            .ok_or("missing field `vision_config`")?,
+    )?;
+    // Top-level fields; a copy inside `text_config` must agree.
+    let top_first: Vec<Scope<'_>> = [top].into_iter().chain(nested).collect();
+    let id = |key: &str, default: u32| -> std::result::Result<u32, String> {
+        Ok(agreed_eq::<u32>(&top_first, &[key])?.unwrap_or(default))
+    };
+    let tie = agreed_eq::<bool>(&top_first, &["tie_word_embeddings"])?.unwrap_or(false);
+    let cfg = Qwen25VlConfig {
+        text,
+        vision,
+        image_token_id: id("image_token_id", 151_655)?,
+        video_token_id: id("video_token_id", 151_656)?,
+        vision_start_token_id: id("vision_start_token_id", 151_652)?,
+        vision_end_token_id: id("vision_end_token_id", 151_653)?,
+        tie_word_embeddings: tie,
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// The text decoder's fields: `text_config.X` (transformers ≥ 4.5x) and top-level `X` (hub,
+/// 4.x), which must agree where both are present.
+fn parse_text(
+    top: Scope<'_>,
+    nested: Option<Scope<'_>>,
+) -> std::result::Result<TextConfig, String> {
     let text_scopes: Vec<Scope<'_>> = nested.into_iter().chain([top]).collect();
     let where_ = if nested.is_some() {
         "text_config and the top level"
     } else {
         "the top level"
     };
-    let required = |v: Option<usize>, key: &str| {
-        v.ok_or_else(|| format!("missing field `{key}` (looked in {where_})"))
+    let required = |key: &str| {
+        agreed_eq::<usize>(&text_scopes, &[key])?
+            .ok_or_else(|| format!("missing field `{key}` (looked in {where_})"))
     };
     let num = |key: &str| agreed_eq::<usize>(&text_scopes, &[key]);
+    let (mrope_section, rope_theta) = parse_rope(&text_scopes)?;
+    if agreed_eq::<bool>(&text_scopes, &["use_sliding_window"])? == Some(true) {
+        return Err("use_sliding_window = true is not supported".into());
+    }
+    let eos = agreed(&text_scopes, &["eos_token_id"], |a: &Value, b: &Value| {
+        eos_list(a).ok() == eos_list(b).ok()
+    })?;
+    let eos_token_id = eos.as_ref().map(eos_list).transpose()?.unwrap_or_default();
+    let dtype = agreed_eq::<String>(&text_scopes, &["dtype", "torch_dtype"])?;
+    if let Some(d) = &dtype
+        && !KNOWN_DTYPES.contains(&d.as_str())
+    {
+        return Err(format!(
+            "dtype `{d}` is not one of {}",
+            KNOWN_DTYPES.join(", ")
+        ));
+    }
+    let num_attention_heads = required("num_attention_heads")?;
+    Ok(TextConfig {
+        vocab_size: required("vocab_size")?,
+        hidden_size: required("hidden_size")?,
+        intermediate_size: required("intermediate_size")?,
+        num_hidden_layers: required("num_hidden_layers")?,
+        num_attention_heads,
+        num_key_value_heads: num("num_key_value_heads")?.unwrap_or(num_attention_heads),
+        rms_norm_eps: agreed_f64(&text_scopes, &["rms_norm_eps"])?.unwrap_or(1e-6),
+        rope_theta,
+        mrope_section,
+        max_position_embeddings: num("max_position_embeddings")?.unwrap_or(128_000),
+        hidden_act: agreed_eq(&text_scopes, &["hidden_act"])?.unwrap_or_else(|| "silu".into()),
+        bos_token_id: agreed_eq(&text_scopes, &["bos_token_id"])?,
+        eos_token_id,
+    })
+}
 
-    // Rope: `rope_parameters` (5.x) and `rope_scaling` (4.x), in either place.
+/// `(mrope_section, rope_theta)` from `rope_parameters` (5.x) and `rope_scaling` (4.x), in
+/// any of the text scopes; `rope_theta` also beside them.
+fn parse_rope(text_scopes: &[Scope<'_>]) -> std::result::Result<(Vec<usize>, f64), String> {
     let mut rope_scopes = Vec::new();
-    for scope in &text_scopes {
+    for scope in text_scopes {
         for (key, label) in [
             ("rope_parameters", scope.label("rope_parameters")),
             ("rope_scaling", scope.label("rope_scaling")),
@@ -219,88 +285,38 @@ pub fn parse_config(bytes: &[u8]) -> std::result::Result<Qwen25VlConfig, String>
         agreed_eq::<Vec<usize>>(&rope_scopes, &["mrope_section"])?.ok_or_else(|| {
             "missing field `mrope_section` (looked in rope_parameters / rope_scaling)".to_string()
         })?;
-    let theta_scopes: Vec<Scope<'_>> = rope_scopes.iter().chain(&text_scopes).copied().collect();
+    let theta_scopes: Vec<Scope<'_>> = rope_scopes.iter().chain(text_scopes).copied().collect();
     let rope_theta = agreed_f64(&theta_scopes, &["rope_theta"])?.unwrap_or(1_000_000.0);
+    Ok((mrope_section, rope_theta))
+}
 
-    if agreed_eq::<bool>(&text_scopes, &["use_sliding_window"])? == Some(true) {
-        return Err("use_sliding_window = true is not supported".into());
-    }
-    let eos = agreed(&text_scopes, &["eos_token_id"], |a: &Value, b: &Value| {
-        eos_list(a).ok() == eos_list(b).ok()
-    })?;
-    let eos_token_id = eos.as_ref().map(eos_list).transpose()?.unwrap_or_default();
-    let dtype = agreed_eq::<String>(&text_scopes, &["dtype", "torch_dtype"])?;
-    if let Some(d) = &dtype
-        && !KNOWN_DTYPES.contains(&d.as_str())
-    {
-        return Err(format!(
-            "dtype `{d}` is not one of {}",
-            KNOWN_DTYPES.join(", ")
-        ));
-    }
-    let num_attention_heads = required(num("num_attention_heads")?, "num_attention_heads")?;
-    let text = TextConfig {
-        vocab_size: required(num("vocab_size")?, "vocab_size")?,
-        hidden_size: required(num("hidden_size")?, "hidden_size")?,
-        intermediate_size: required(num("intermediate_size")?, "intermediate_size")?,
-        num_hidden_layers: required(num("num_hidden_layers")?, "num_hidden_layers")?,
-        num_attention_heads,
-        num_key_value_heads: num("num_key_value_heads")?.unwrap_or(num_attention_heads),
-        rms_norm_eps: agreed_f64(&text_scopes, &["rms_norm_eps"])?.unwrap_or(1e-6),
-        rope_theta,
-        mrope_section,
-        max_position_embeddings: num("max_position_embeddings")?.unwrap_or(128_000),
-        hidden_act: agreed_eq(&text_scopes, &["hidden_act"])?.unwrap_or_else(|| "silu".into()),
-        bos_token_id: agreed_eq(&text_scopes, &["bos_token_id"])?,
-        eos_token_id,
-    };
-
-    let vision_scope = top
-        .child("vision_config", "vision_config")
-        .ok_or("missing field `vision_config`")?;
+/// The vision tower's fields (`vision_config`; both spellings of a renamed field must agree).
+fn parse_vision(vision_scope: Scope<'_>) -> std::result::Result<VisionConfig, String> {
     let vs = [vision_scope];
     let vnum = |keys: &[&str]| agreed_eq::<usize>(&vs, keys);
-    let vreq = |v: Option<usize>, key: &str| {
-        v.ok_or_else(|| format!("missing field `vision_config.{key}`"))
-    };
+    let vreq =
+        |key: &str| vnum(&[key])?.ok_or_else(|| format!("missing field `vision_config.{key}`"));
     let vision_rope: Vec<Scope<'_>> = vision_scope
         .child("rope_parameters", "vision_config.rope_parameters")
         .into_iter()
         .collect();
-    let vision = VisionConfig {
-        depth: vreq(vnum(&["depth"])?, "depth")?,
-        hidden_size: vreq(vnum(&["hidden_size"])?, "hidden_size")?,
-        intermediate_size: vreq(vnum(&["intermediate_size"])?, "intermediate_size")?,
-        num_heads: vreq(vnum(&["num_heads"])?, "num_heads")?,
+    Ok(VisionConfig {
+        depth: vreq("depth")?,
+        hidden_size: vreq("hidden_size")?,
+        intermediate_size: vreq("intermediate_size")?,
+        num_heads: vreq("num_heads")?,
         in_channels: vnum(&["in_channels", "in_chans"])?.unwrap_or(3),
         patch_size: vnum(&["patch_size", "spatial_patch_size"])?.unwrap_or(14),
         spatial_merge_size: vnum(&["spatial_merge_size"])?.unwrap_or(2),
         temporal_patch_size: vnum(&["temporal_patch_size"])?.unwrap_or(2),
         window_size: vnum(&["window_size"])?.unwrap_or(112),
-        out_hidden_size: vreq(vnum(&["out_hidden_size"])?, "out_hidden_size")?,
+        out_hidden_size: vreq("out_hidden_size")?,
         fullatt_block_indexes: agreed_eq(&vs, &["fullatt_block_indexes"])?
             .ok_or("missing field `vision_config.fullatt_block_indexes`")?,
         tokens_per_second: vnum(&["tokens_per_second"])?.unwrap_or(2),
         rope_theta: agreed_f64(&vision_rope, &["rope_theta"])?.unwrap_or(10_000.0),
         hidden_act: agreed_eq(&vs, &["hidden_act"])?.unwrap_or_else(|| "silu".into()),
-    };
-    // Top-level fields; a copy inside `text_config` must agree.
-    let top_first: Vec<Scope<'_>> = [top].into_iter().chain(nested).collect();
-    let id = |key: &str, default: u32| -> std::result::Result<u32, String> {
-        Ok(agreed_eq::<u32>(&top_first, &[key])?.unwrap_or(default))
-    };
-    let tie = agreed_eq::<bool>(&top_first, &["tie_word_embeddings"])?.unwrap_or(false);
-    let cfg = Qwen25VlConfig {
-        text,
-        vision,
-        image_token_id: id("image_token_id", 151_655)?,
-        video_token_id: id("video_token_id", 151_656)?,
-        vision_start_token_id: id("vision_start_token_id", 151_652)?,
-        vision_end_token_id: id("vision_end_token_id", 151_653)?,
-        tie_word_embeddings: tie,
-    };
-    cfg.validate()?;
-    Ok(cfg)
+    })
 }
 
 /// Writes `cfg` as a nested (transformers 5 style) `config.json` value, which both HF and

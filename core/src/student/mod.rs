@@ -561,7 +561,6 @@ pub fn write_random_checkpoint(
     dtype: DType,
     device: &Device,
 ) -> Result<()> {
-    use crate::io::weights::save_module;
     use crate::teacher::stream::blocks;
     cfg.validate().map_err(LavitError::Invalid)?;
     prepare_dir(out)?;
@@ -577,61 +576,104 @@ pub fn write_random_checkpoint(
         ..Default::default()
     };
     write_tokenizer_and_processor(tok, &processor, out)?;
-    let n_parts = 1 + cfg.vision.depth + 1 + cfg.text.num_hidden_layers;
-    let name = |i: usize| out.join(format!("model-{:05}-of-{n_parts:05}.safetensors", i + 1));
-    let mut files = Vec::new();
-    let draw = |part: usize| seed.wrapping_mul(1_000_003).wrapping_add(part as u64);
-    let save = |m: &dyn Fn(&Path) -> Result<()>, i: usize, files: &mut Vec<PathBuf>| {
-        let f = name(i);
-        m(&f)?;
-        files.push(f);
-        Ok::<(), LavitError>(())
+    let mut shards = Shards {
+        out,
+        n_parts: 1 + cfg.vision.depth + 1 + cfg.text.num_hidden_layers,
+        seed,
+        dtype,
+        files: Vec::new(),
     };
     let b = blocks(cfg, device);
     // Vision: patch embedding and merger, then each block.
-    let pe = hf_init(b.patch_embed(), 0.02, draw(0));
-    let mg = hf_init(b.merger(), 0.02, draw(1));
-    save(
-        &|f| {
-            save_module(
-                &(pe.clone(), mg.clone()),
-                f,
-                &[
-                    (r"^0\.", "visual.patch_embed."),
-                    (r"^1\.fc1\.", "visual.merger.mlp.0."),
-                    (r"^1\.fc2\.", "visual.merger.mlp.2."),
-                    (r"^1\.", "visual.merger."),
-                ],
-                dtype,
-            )
-        },
+    let pe = hf_init(b.patch_embed(), 0.02, shards.draw(0));
+    let mg = hf_init(b.merger(), 0.02, shards.draw(1));
+    shards.save(
         0,
-        &mut files,
+        &(pe, mg),
+        &[
+            (r"^0\.", "visual.patch_embed."),
+            (r"^1\.fc1\.", "visual.merger.mlp.0."),
+            (r"^1\.fc2\.", "visual.merger.mlp.2."),
+            (r"^1\.", "visual.merger."),
+        ],
     )?;
-    drop((pe, mg));
     for i in 0..cfg.vision.depth {
-        let block = hf_init(b.vision_block(), 0.02, draw(2 + i));
+        let block = hf_init(b.vision_block(), 0.02, shards.draw(2 + i));
         let prefix = format!("visual.blocks.{i}.");
-        save(
-            &|f| {
-                save_module(
-                    &block,
-                    f,
-                    &[("^", &prefix), (r"_proj\.inner\.", "_proj.")],
-                    dtype,
-                )
-            },
+        shards.save(
             1 + i,
-            &mut files,
+            &block,
+            &[("^", &prefix), (r"_proj\.inner\.", "_proj.")],
         )?;
     }
     let base = 1 + cfg.vision.depth;
-    // Embeddings and the final norm (and an untied LM head).
+    shards.save(
+        base,
+        &text_ends(cfg, &shards, base, device),
+        &[
+            (r"^0\.", "model.embed_tokens."),
+            (r"^1\.", "model.norm."),
+            (r"^2\.", "lm_head."),
+        ],
+    )?;
+    for l in 0..cfg.text.num_hidden_layers {
+        let layer = hf_init(b.decoder_layer(), 0.02, shards.draw(base + 3 + l));
+        let prefix = format!("model.layers.{l}.");
+        shards.save(
+            base + 1 + l,
+            &layer,
+            &[("^", &prefix), (r"_proj\.inner\.", "_proj.")],
+        )?;
+    }
+    write_shard_index(out, &shards.files)
+}
+
+/// The shards of [`write_random_checkpoint`]: one file per part, each part's weights drawn
+/// from its own seed.
+#[cfg(not(target_arch = "wasm32"))]
+struct Shards<'a> {
+    out: &'a Path,
+    n_parts: usize,
+    seed: u64,
+    dtype: DType,
+    files: Vec<PathBuf>,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Shards<'_> {
+    fn draw(&self, part: usize) -> u64 {
+        self.seed.wrapping_mul(1_000_003).wrapping_add(part as u64)
+    }
+
+    /// Writes `module` as part `i` with its keys renamed by `remap`.
+    fn save<M: Module>(&mut self, i: usize, module: &M, remap: &[(&str, &str)]) -> Result<()> {
+        let n = self.n_parts;
+        let f = self
+            .out
+            .join(format!("model-{:05}-of-{n:05}.safetensors", i + 1));
+        crate::io::weights::save_module(module, &f, remap, self.dtype)?;
+        self.files.push(f);
+        Ok(())
+    }
+}
+
+/// The text decoder's ends: the embeddings, the final norm and an untied LM head (if any).
+#[cfg(not(target_arch = "wasm32"))]
+fn text_ends(
+    cfg: &crate::model::Qwen25VlConfig,
+    shards: &Shards<'_>,
+    base: usize,
+    device: &Device,
+) -> (
+    burn::nn::Embedding,
+    burn::nn::RmsNorm,
+    Option<burn::nn::Linear>,
+) {
     let t = &cfg.text;
     let embed = hf_init(
         burn::nn::EmbeddingConfig::new(t.vocab_size, t.hidden_size).init(device),
         0.02,
-        draw(base + 1),
+        shards.draw(base + 1),
     );
     let norm = burn::nn::RmsNormConfig::new(t.hidden_size)
         .with_epsilon(t.rms_norm_eps)
@@ -642,41 +684,8 @@ pub fn write_random_checkpoint(
                 .with_bias(false)
                 .init(device),
             0.02,
-            draw(base + 2),
+            shards.draw(base + 2),
         )
     });
-    save(
-        &|f| {
-            save_module(
-                &(embed.clone(), norm.clone(), lm_head.clone()),
-                f,
-                &[
-                    (r"^0\.", "model.embed_tokens."),
-                    (r"^1\.", "model.norm."),
-                    (r"^2\.", "lm_head."),
-                ],
-                dtype,
-            )
-        },
-        base,
-        &mut files,
-    )?;
-    drop((embed, norm, lm_head));
-    for l in 0..t.num_hidden_layers {
-        let layer = hf_init(b.decoder_layer(), 0.02, draw(base + 3 + l));
-        let prefix = format!("model.layers.{l}.");
-        save(
-            &|f| {
-                save_module(
-                    &layer,
-                    f,
-                    &[("^", &prefix), (r"_proj\.inner\.", "_proj.")],
-                    dtype,
-                )
-            },
-            base + 1 + l,
-            &mut files,
-        )?;
-    }
-    write_shard_index(out, &files)
+    (embed, norm, lm_head)
 }

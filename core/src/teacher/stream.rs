@@ -97,7 +97,6 @@ impl StreamedTeacher {
         cfg: &ExtractConfig,
     ) -> Result<Vec<TeacherSignals>> {
         let c = &self.config;
-        let dev = &self.device;
         let plans: Vec<SignalPlan> = batch
             .iter()
             .map(|s| {
@@ -111,7 +110,21 @@ impl StreamedTeacher {
                 )
             })
             .collect::<Result<_>>()?;
-        // Vision tower, block by block.
+        let feats = self.vision_features(batch)?;
+        let (mut hidden, ropes) = self.embedded(batch, &feats)?;
+        drop(feats);
+        let captured = self.decoder_pass(batch, &mut hidden, &ropes, &plans)?;
+        Ok(plans
+            .iter()
+            .zip(hidden)
+            .zip(&captured)
+            .map(|((p, h), cap)| p.reduce(cap, h))
+            .collect())
+    }
+
+    /// The vision tower, block by block: each sample's merged image features.
+    fn vision_features(&self, batch: &[StreamSample]) -> Result<Vec<Tensor<2>>> {
+        let (c, dev) = (&self.config, &self.device);
         let vplans: Vec<VisionPlan> = batch
             .iter()
             .map(|s| VisionPlan::new(&c.vision, &s.inputs.grids(), dev))
@@ -141,20 +154,27 @@ impl StreamedTeacher {
         merger_remap.push((r"^mlp\.0\.".into(), "fc1.".into()));
         merger_remap.push((r"^mlp\.2\.".into(), "fc2.".into()));
         let merger = self.load(self.merger(), &merger_remap)?;
-        let feats: Vec<Tensor<2>> = patches
+        Ok(patches
             .into_iter()
             .zip(&vplans)
             .map(|(x, p)| p.merge(&merger, x))
-            .collect();
-        drop(merger);
+            .collect())
+    }
 
-        // Token embeddings (only the rows present) with the image features spliced in.
+    /// Token embeddings (only the rows present, read from the map) with the image features
+    /// spliced in, and each sample's rope index.
+    fn embedded(
+        &self,
+        batch: &[StreamSample],
+        feats: &[Tensor<2>],
+    ) -> Result<(Vec<Tensor<3>>, Vec<RopeIndex>)> {
+        let c = &self.config;
         let rows = EmbeddingRows::open(&self.files)?;
         let mut hidden: Vec<Tensor<3>> = Vec::with_capacity(batch.len());
         let mut ropes: Vec<RopeIndex> = Vec::with_capacity(batch.len());
-        for (s, f) in batch.iter().zip(&feats) {
+        for (s, f) in batch.iter().zip(feats) {
             let ids = &s.inputs.input_ids;
-            let text = rows.embed(ids, c.text.hidden_size, dev)?;
+            let text = rows.embed(ids, c.text.hidden_size, &self.device)?;
             hidden.push(splice(ids, c.image_token_id, text, f));
             ropes.push(
                 rope_index(
@@ -166,11 +186,23 @@ impl StreamedTeacher {
                 .map_err(LavitError::Prompt)?,
             );
         }
-        drop(rows);
+        Ok((hidden, ropes))
+    }
+
+    /// The decoder layers, one at a time, over every sample's states (updated in place);
+    /// returns each sample's captured attention rows of its plan's layers.
+    fn decoder_pass(
+        &self,
+        batch: &[StreamSample],
+        hidden: &mut [Tensor<3>],
+        ropes: &[RopeIndex],
+        plans: &[SignalPlan],
+    ) -> Result<Vec<Vec<Tensor<4>>>> {
+        let (c, dev) = (&self.config, &self.device);
         let inv = inv_freq(c.text.rope_theta, c.text.head_dim());
         let tables: Vec<(Tensor<4>, Tensor<4>, Tensor<4, Bool>)> = batch
             .iter()
-            .zip(&ropes)
+            .zip(ropes)
             .map(|(s, rope)| {
                 let n = s.inputs.input_ids.len();
                 let hd = c.text.head_dim();
@@ -183,8 +215,6 @@ impl StreamedTeacher {
             })
             .collect();
         let captures: Vec<_> = plans.iter().map(|p| p.capture(dev)).collect();
-
-        // Decoder layers, one at a time.
         let mut captured: Vec<Vec<Tensor<4>>> = vec![Vec::new(); batch.len()];
         for l in 0..c.text.num_hidden_layers {
             let layer = self.load(
@@ -216,12 +246,7 @@ impl StreamedTeacher {
                 }
             }
         }
-        Ok(plans
-            .iter()
-            .zip(hidden)
-            .zip(&captured)
-            .map(|((p, h), cap)| p.reduce(cap, h))
-            .collect())
+        Ok(captured)
     }
 
     fn patch_embed(&self) -> PatchEmbed {

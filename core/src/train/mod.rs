@@ -374,7 +374,7 @@ pub fn train(
 /// same `grad_accum` up to float summation order. The same device may appear more than once
 /// (the CPU backend has one device: replicas are then threads sharing it).
 pub fn train_on(
-    mut student: LavitStudent,
+    student: LavitStudent,
     samples: &[StudentSample],
     cfg: &TrainConfig,
     out: &Path,
@@ -382,21 +382,7 @@ pub fn train_on(
     replicas: &[Device],
     on_step: &mut dyn FnMut(&StepLog, &LavitStudent) -> bool,
 ) -> Result<LavitStudent> {
-    if replicas.len() > cfg.grad_accum {
-        return Err(LavitError::Invalid(format!(
-            "{} devices need at least as many micro-batches per step (grad_accum is {})",
-            replicas.len(),
-            cfg.grad_accum
-        )));
-    }
-    if samples.is_empty() {
-        return Err(LavitError::Invalid("no training samples".into()));
-    }
-    if cfg.grad_accum == 0 || cfg.steps == 0 {
-        return Err(LavitError::Invalid(
-            "steps and grad_accum must be positive".into(),
-        ));
-    }
+    check_run(samples, cfg, replicas)?;
     let run = RunDir {
         dir: out.to_path_buf(),
     };
@@ -404,43 +390,8 @@ pub fn train_on(
         path: out.into(),
         source: e,
     })?;
-    if let Some(l) = &cfg.lora {
-        l.validate().map_err(LavitError::Invalid)?;
-        if student.vlm.model.lora_params() == 0 {
-            let device = student.vlm.device();
-            student.vlm.model = student.vlm.model.apply_lora(l, cfg.seed, &device);
-        }
-    }
-    let mut optim = optim::adamw(cfg);
-    let mut state = TrainState {
-        step: 0,
-        cursor: DataCursor { epoch: 0, index: 0 },
-        seed: cfg.seed,
-        config: cfg.clone(),
-    };
-    if resume && run.checkpoint().join("state.json").is_file() {
-        let (s, st, o) = load_checkpoint(&run.checkpoint(), student, optim)?;
-        student = s;
-        state = st;
-        optim = o;
-        if state.config != *cfg {
-            tracing::warn!("resuming with a different training config than the checkpoint's");
-        }
-        truncate_metrics(&run.metrics(), state.step)?;
-    } else {
-        let _ = std::fs::remove_file(run.metrics());
-    }
-    // Parameters become autodiff-tracked; the vision tower stays frozen by default.
-    student = student.train();
-    if cfg.freeze_vision {
-        student.vlm.visual = student.vlm.visual.clone().no_grad();
-    }
-    if cfg.lora.is_some() {
-        student.vlm.model = student.vlm.model.freeze_base_for_lora();
-    }
-    if cfg.grad_checkpointing {
-        student = with_checkpointing(student);
-    }
+    let (student, mut optim, mut state) = start(student, cfg, &run, resume)?;
+    let mut student = trainable(student, cfg);
     let mut metrics = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -451,79 +402,16 @@ pub fn train_on(
         })?;
     let mut order = epoch_order(samples.len(), cfg.seed, state.cursor.epoch);
     while state.step < cfg.steps {
-        let t0 = Instant::now();
-        let step = state.step;
-        // The bottleneck keeps the gate closed throughout (sample_losses applies it too).
-        let g = if student.lavit.bottleneck {
-            0.0
-        } else {
-            cfg.gate.open_fraction(step)
+        let batch = next_batch(&mut state.cursor, &mut order, samples.len(), cfg);
+        let job = Job {
+            samples,
+            cfg,
+            run: &run,
+            replicas,
         };
-        // This step's micro-batches, in data order.
-        let mut batch = Vec::with_capacity(cfg.grad_accum);
-        for _ in 0..cfg.grad_accum {
-            if state.cursor.index >= order.len() {
-                state.cursor = DataCursor {
-                    epoch: state.cursor.epoch + 1,
-                    index: 0,
-                };
-                order = epoch_order(samples.len(), cfg.seed, state.cursor.epoch);
-            }
-            batch.push(order[state.cursor.index]);
-            state.cursor.index += 1;
-        }
-        let per_term = if cfg.term_grads_every > 0 && step.is_multiple_of(cfg.term_grads_every) {
-            Some(term_grads(&student, &samples[batch[0]], cfg, g)?)
-        } else {
-            None
-        };
-        let micro = if replicas.len() <= 1 {
-            micro_batches(&student, &batch, samples, cfg, g)?
-        } else {
-            data_parallel(&student, replicas, &batch, samples, cfg, g)?
-        };
-        if let Some(i) = micro.non_finite {
-            return Err(LavitError::Other(format!(
-                "non-finite loss at step {step} (sample {i}); stopped — the last good checkpoint is in {}",
-                run.checkpoint().display()
-            )));
-        }
-        let MicroBatches {
-            mut acc,
-            sum,
-            ce,
-            vtop: vt,
-            traj: tr,
-            traj_mass,
-            tokens,
-            ..
-        } = micro;
-        let (has_ce, has_vt, has_tr) = (ce.is_some(), vt.is_some(), tr.is_some());
-        let (ce, vt, tr) = (ce.unwrap_or(0.0), vt.unwrap_or(0.0), tr.unwrap_or(0.0));
-        let mut grads = acc.grads();
-        let grad_norm = clip_global_norm(&student, &mut grads, cfg.clip_norm);
-        if !grad_norm.is_finite() {
-            return Err(LavitError::Other(format!(
-                "non-finite gradient norm at step {step}; stopped before updating — the last good checkpoint is in {}",
-                run.checkpoint().display()
-            )));
-        }
-        let lr = lr_at(cfg, step);
-        student = optim.step(lr, student, grads);
+        let (updated, log) = job.step(student, &mut optim, &batch, state.step)?;
+        student = updated;
         state.step += 1;
-        let log = StepLog {
-            step: state.step,
-            lr,
-            gate: g,
-            loss: sum,
-            ce: has_ce.then_some(ce),
-            vtop: has_vt.then_some(vt),
-            traj: has_tr.then_some(tr),
-            traj_mass,
-            grad_norm,
-            tokens_per_s: tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
-            term_grads: per_term,
-        };
         let line = serde_json::to_string(&log).expect("log serialises") + "\n";
         metrics
             .write_all(line.as_bytes())
@@ -540,6 +428,176 @@ pub fn train_on(
         }
     }
     Ok(student)
+}
+
+/// Refuses a run that cannot start.
+fn check_run(samples: &[StudentSample], cfg: &TrainConfig, replicas: &[Device]) -> Result<()> {
+    if replicas.len() > cfg.grad_accum {
+        return Err(LavitError::Invalid(format!(
+            "{} devices need at least as many micro-batches per step (grad_accum is {})",
+            replicas.len(),
+            cfg.grad_accum
+        )));
+    }
+    if samples.is_empty() {
+        return Err(LavitError::Invalid("no training samples".into()));
+    }
+    if cfg.grad_accum == 0 || cfg.steps == 0 {
+        return Err(LavitError::Invalid(
+            "steps and grad_accum must be positive".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The run's starting point: LoRA adapters attached if configured, a fresh AdamW and state, or
+/// both restored from `run`'s checkpoint with `resume`.
+fn start(
+    mut student: LavitStudent,
+    cfg: &TrainConfig,
+    run: &RunDir,
+    resume: bool,
+) -> Result<(LavitStudent, burn::optim::ModuleOptimizer, TrainState)> {
+    if let Some(l) = &cfg.lora {
+        l.validate().map_err(LavitError::Invalid)?;
+        if student.vlm.model.lora_params() == 0 {
+            let device = student.vlm.device();
+            student.vlm.model = student.vlm.model.apply_lora(l, cfg.seed, &device);
+        }
+    }
+    let optim = optim::adamw(cfg);
+    if resume && run.checkpoint().join("state.json").is_file() {
+        let (student, state, optim) = load_checkpoint(&run.checkpoint(), student, optim)?;
+        if state.config != *cfg {
+            tracing::warn!("resuming with a different training config than the checkpoint's");
+        }
+        truncate_metrics(&run.metrics(), state.step)?;
+        return Ok((student, optim, state));
+    }
+    let _ = std::fs::remove_file(run.metrics());
+    let state = TrainState {
+        step: 0,
+        cursor: DataCursor { epoch: 0, index: 0 },
+        seed: cfg.seed,
+        config: cfg.clone(),
+    };
+    Ok((student, optim, state))
+}
+
+/// Parameters become autodiff-tracked; the vision tower stays frozen by default, the LoRA base
+/// frozen, checkpointing on where asked.
+fn trainable(student: LavitStudent, cfg: &TrainConfig) -> LavitStudent {
+    let mut student = student.train();
+    if cfg.freeze_vision {
+        student.vlm.visual = student.vlm.visual.clone().no_grad();
+    }
+    if cfg.lora.is_some() {
+        student.vlm.model = student.vlm.model.freeze_base_for_lora();
+    }
+    if cfg.grad_checkpointing {
+        student = with_checkpointing(student);
+    }
+    student
+}
+
+/// The next step's `grad_accum` sample indices in data order, starting a new seeded epoch
+/// order when one runs out.
+fn next_batch(
+    cursor: &mut DataCursor,
+    order: &mut Vec<usize>,
+    n: usize,
+    cfg: &TrainConfig,
+) -> Vec<usize> {
+    let mut batch = Vec::with_capacity(cfg.grad_accum);
+    for _ in 0..cfg.grad_accum {
+        if cursor.index >= order.len() {
+            *cursor = DataCursor {
+                epoch: cursor.epoch + 1,
+                index: 0,
+            };
+            *order = epoch_order(n, cfg.seed, cursor.epoch);
+        }
+        batch.push(order[cursor.index]);
+        cursor.index += 1;
+    }
+    batch
+}
+
+/// What every step of a run shares.
+struct Job<'a> {
+    samples: &'a [StudentSample],
+    cfg: &'a TrainConfig,
+    run: &'a RunDir,
+    replicas: &'a [Device],
+}
+
+impl Job<'_> {
+    /// One optimiser step on `batch` at step `step`: forward and backward of every micro-batch
+    /// (on the replicas, if several), clipping, the AdamW update; returns the updated student
+    /// and the step's log. A non-finite loss or gradient is an error naming the last good
+    /// checkpoint.
+    fn step(
+        &self,
+        student: LavitStudent,
+        optim: &mut burn::optim::ModuleOptimizer,
+        batch: &[usize],
+        step: usize,
+    ) -> Result<(LavitStudent, StepLog)> {
+        let Job {
+            samples,
+            cfg,
+            run,
+            replicas,
+        } = *self;
+        let t0 = Instant::now();
+        // The bottleneck keeps the gate closed throughout (sample_losses applies it too).
+        let g = if student.lavit.bottleneck {
+            0.0
+        } else {
+            cfg.gate.open_fraction(step)
+        };
+        let per_term = if cfg.term_grads_every > 0 && step.is_multiple_of(cfg.term_grads_every) {
+            Some(term_grads(&student, &samples[batch[0]], cfg, g)?)
+        } else {
+            None
+        };
+        let micro = if replicas.len() <= 1 {
+            micro_batches(&student, batch, samples, cfg, g)?
+        } else {
+            data_parallel(&student, replicas, batch, samples, cfg, g)?
+        };
+        if let Some(i) = micro.non_finite {
+            return Err(LavitError::Other(format!(
+                "non-finite loss at step {step} (sample {i}); stopped — the last good checkpoint is in {}",
+                run.checkpoint().display()
+            )));
+        }
+        let mut acc = micro.acc;
+        let mut grads = acc.grads();
+        let grad_norm = clip_global_norm(&student, &mut grads, cfg.clip_norm);
+        if !grad_norm.is_finite() {
+            return Err(LavitError::Other(format!(
+                "non-finite gradient norm at step {step}; stopped before updating — the last good checkpoint is in {}",
+                run.checkpoint().display()
+            )));
+        }
+        let lr = lr_at(cfg, step);
+        let student = optim.step(lr, student, grads);
+        let log = StepLog {
+            step: step + 1,
+            lr,
+            gate: g,
+            loss: micro.sum,
+            ce: micro.ce,
+            vtop: micro.vtop,
+            traj: micro.traj,
+            traj_mass: micro.traj_mass,
+            grad_norm,
+            tokens_per_s: micro.tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            term_grads: per_term,
+        };
+        Ok((student, log))
+    }
 }
 
 /// Drops metric lines after `step` (a resumed run rewrites them).
