@@ -345,6 +345,61 @@ pub async fn init_wgpu_async() -> Result<Device, BackendError> {
         .map_err(|e| BackendError::WgpuInit(format!("{e}")))
 }
 
+/// Makes backend `name` the one burn's `Device::default()` picks in this process (burn's
+/// `BURN_DEVICE`), unless the user set `BURN_DEVICE`: burn materialises some state on the
+/// default device (an optimiser state loaded from a checkpoint), which would otherwise be the
+/// first GPU backend compiled in — a CPU run would start a Vulkan instance for it. Unknown
+/// names and backends burn cannot name are left alone.
+///
+/// # Safety
+/// Sets an environment variable: call it before any other thread of the process starts.
+#[cfg(not(target_arch = "wasm32"))]
+pub unsafe fn set_default_backend(name: &str) {
+    if std::env::var_os("BURN_DEVICE").is_some() {
+        return;
+    }
+    let burn_name = match name.parse::<BackendKind>() {
+        Ok(BackendKind::Cpu) => "flex",
+        Ok(BackendKind::Wgpu) => "wgpu",
+        Ok(BackendKind::Vulkan) => "vulkan",
+        Ok(BackendKind::Metal) => "metal",
+        Ok(BackendKind::WebGpu) => "webgpu",
+        Ok(BackendKind::Cuda) => "cuda",
+        _ => return,
+    };
+    if name.parse::<BackendKind>().is_ok_and(|k| k.compiled()) {
+        // SAFETY: the caller guarantees no other thread runs yet.
+        unsafe { std::env::set_var("BURN_DEVICE", burn_name) };
+    }
+}
+
+/// Gives the process a private `XDG_RUNTIME_DIR` when it has none, before wgpu probes its
+/// adapters: Mesa's Vulkan drivers look for a Wayland display and, without that variable,
+/// print `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` although nothing
+/// failed (headless machines, CI). Linux only; a directory the variable already names is kept.
+///
+/// # Safety
+/// Sets an environment variable: call it before any other thread of the process starts.
+#[cfg(not(target_arch = "wasm32"))]
+pub unsafe fn quiet_display_probe() {
+    if !cfg!(target_os = "linux") || std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return;
+    }
+    let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+    let dir = std::env::temp_dir().join(format!("lavit-xdg-{user}"));
+    #[cfg(unix)]
+    let made = {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).is_ok() || dir.is_dir()
+    };
+    #[cfg(not(unix))]
+    let made = false;
+    if made {
+        // SAFETY: the caller guarantees no other thread runs yet.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+    }
+}
+
 /// A short human name of `device` (for logs and reports).
 pub fn device_label(device: &Device) -> String {
     let dbg = format!("{device:?}");

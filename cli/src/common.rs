@@ -78,9 +78,11 @@ pub fn one_line(e: &anyhow::Error) -> String {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LAVIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,wgpu_hal::gles=off"));
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

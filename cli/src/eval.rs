@@ -42,9 +42,9 @@ pub struct Args {
     /// Token budget of each answer (latent tokens included).
     #[arg(long, default_value_t = lavit_core::data::synthetic::MAX_NEW_TOKENS)]
     pub max_new_tokens: usize,
-    /// Per-sample results (JSON lines).
+    /// Per-sample results (JSON lines) [none: only the summary is printed].
     #[arg(long)]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub backend: BackendArgs,
 }
@@ -101,7 +101,9 @@ pub fn run(a: Args) -> Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    write_results(&a.out, &preds)?;
+    if let Some(out) = &a.out {
+        write_results(out, &preds)?;
+    }
     print!("{}", summarise(&preds).table());
     Ok(())
 }
@@ -125,7 +127,9 @@ fn run_synthetic(a: Args) -> Result<()> {
         bar.set_position(i as u64)
     })?;
     bar.finish_and_clear();
-    write_results(&a.out, &preds)?;
+    if let Some(out) = &a.out {
+        write_results(out, &preds)?;
+    }
     let acc = accuracy(&preds);
     println!("| task | n | accuracy |\n|---|---|---|");
     for (t, v) in &acc.per_type {
@@ -136,5 +140,13 @@ fn run_synthetic(a: Args) -> Result<()> {
         );
     }
     println!("| all | {} | {:.1}% |", acc.n, acc.overall * 100.0);
+    if let Some(p) = &acc.prior {
+        println!(
+            "| prior-contradicting | {} | {:.1}% (answered with the prior: {:.1}%) |",
+            p.n_contradicting,
+            p.contradicting * 100.0,
+            p.answered_prior * 100.0
+        );
+    }
     Ok(())
 }

@@ -24,11 +24,11 @@ pub struct Opts {
     pub steps: Option<usize>,
     /// Take the trajectory over the teacher's own greedy answer (split into steps); the
     /// dataset's answer stays the student's target and the teacher's is stored beside it.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub generate_steps: Option<bool>,
     /// Keep a sample only when the teacher's own greedy answer agrees with the dataset's
     /// (the kept / dropped counts go to the store's summary.json).
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub filter_correct: Option<bool>,
     /// Maximum new tokens when generating steps [256].
     #[arg(long)]
@@ -64,7 +64,7 @@ pub struct Opts {
     pub flush_every: Option<usize>,
     /// Read the teacher one block at a time from its safetensors files instead of loading it
     /// whole (for a teacher larger than memory) [automatic with --max-memory].
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub stream_layers: Option<bool>,
     /// Memory for the teacher, in GiB: the teacher is streamed when its weights in the compute
     /// dtype do not fit three quarters of it.

@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
-    backend: BackendArgs,
+    pub backend: BackendArgs,
 }
 
 /// Splits `prompt` at `<image>` markers into message content; no marker = image first.

@@ -59,7 +59,9 @@ pub fn run(a: Args) -> Result<()> {
         bar.set_position(d as u64)
     });
     bar.finish_and_clear();
-    let summary = summary?;
+    let summary = summary.context(
+        "import stopped (the samples before the bad one are stored; a rerun skips them)",
+    )?;
     println!(
         "imported {} samples into {} ({} already there)",
         summary.imported,

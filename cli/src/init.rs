@@ -27,7 +27,7 @@ pub struct Args {
     pub dtype: String,
     /// Write one block at a time (one shard each), for models larger than memory
     /// [automatic when the f32 weights exceed 4 GiB].
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub stream: Option<bool>,
     #[command(flatten)]
     pub backend: BackendArgs,

@@ -80,6 +80,15 @@ pub enum Command {
 pub fn main() -> ExitCode {
     common::init_tracing();
     let cli = Cli::parse();
+    let backend = cli.command.backend().map_or("cpu", |b| b.backend.as_str());
+    let probes_gpus = backend != "cpu" || matches!(cli.command, Command::Devices);
+    // SAFETY: no other thread has started yet (the pool starts below).
+    unsafe {
+        lavit_backends::set_default_backend(backend);
+        if probes_gpus {
+            lavit_backends::quiet_display_probe();
+        }
+    }
     let result = lavit_backends::threads::resolve(cli.threads)
         .map_err(anyhow::Error::msg)
         .and_then(|n| {
@@ -91,6 +100,24 @@ pub fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {}", common::one_line(&e));
             ExitCode::FAILURE
+        }
+    }
+}
+
+impl Command {
+    /// The command's backend flags, if it computes.
+    pub fn backend(&self) -> Option<&common::BackendArgs> {
+        match self {
+            Command::Forward(a) => Some(&a.backend),
+            Command::Demo(a) => Some(&a.backend),
+            Command::Extract(a) => Some(&a.backend),
+            Command::Train(a) => Some(&a.backend),
+            Command::Export(a) => Some(&a.backend),
+            Command::Init(a) => Some(&a.backend),
+            Command::Eval(a) => Some(&a.backend),
+            Command::Infer(a) => Some(&a.backend),
+            Command::Bench(a) => Some(&a.backend),
+            _ => None,
         }
     }
 }

@@ -126,3 +126,39 @@ fn extract_options_default_merge_and_fail_clearly() {
     assert!(e.contains("--layers"), "{e}");
     assert!(Cli::try_parse_from(["lavit", "extract", "--top-k", "lots"]).is_err());
 }
+
+/// `lavit train --help` shows the defaults the run uses (one source: `TrainConfig::default()`),
+/// and a boolean option works as a bare flag too (`--grad-checkpointing`, as `lavit bench`
+/// takes it) as well as with a value.
+#[test]
+fn train_help_shows_the_library_defaults_and_bool_flags_stand_alone() {
+    let help = crate::common::ok(&["train", "--help"]);
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    let d = TrainConfig::default();
+    for (flag, value) in [
+        ("--steps", d.steps.to_string()),
+        ("--lr", format!("{:e}", d.lr)),
+        ("--warmup", d.warmup_steps.to_string()),
+        ("--grad-accum", d.grad_accum.to_string()),
+        ("--weight-decay", d.weight_decay.to_string()),
+        ("--lambda-vtop", d.loss.lambda_vtop.to_string()),
+        ("--gate", "off".to_string()),
+    ] {
+        let after = help.split(&format!("{flag} <")).nth(1).expect(flag);
+        let shown = after.split("[default: ").nth(1).expect(flag);
+        assert!(
+            shown.starts_with(&value),
+            "{flag}: help says {shown:.20}, the run uses {value}"
+        );
+    }
+    assert_eq!(d.gate, GateSchedule::Off);
+    assert_eq!(
+        train_opts(&["--grad-checkpointing"]).grad_checkpointing,
+        Some(true)
+    );
+    assert_eq!(
+        train_opts(&["--grad-checkpointing", "false"]).grad_checkpointing,
+        Some(false)
+    );
+    assert_eq!(extract_opts(&["--stream-layers"]).stream_layers, Some(true));
+}

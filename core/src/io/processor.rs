@@ -131,12 +131,8 @@ pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage> {
 pub fn process_image(img: &RgbImage, cfg: &ProcessorConfig) -> Result<ProcessedImage> {
     let (w0, h0) = (img.width() as usize, img.height() as usize);
     let factor = cfg.patch_size * cfg.merge_size;
-    let (h, w) = smart_resize(h0, w0, factor, cfg.min_pixels, cfg.max_pixels).map_err(|m| {
-        LavitError::Image {
-            path: "<image>".into(),
-            message: m,
-        }
-    })?;
+    let (h, w) = smart_resize(h0, w0, factor, cfg.min_pixels, cfg.max_pixels)
+        .map_err(|m| LavitError::Prompt(format!("an image of {w0}×{h0} px: {m}")))?;
     let rgb = resize_bicubic_aa(img.as_raw(), h0, w0, 3, h, w);
     Ok(ProcessedImage {
         rgb,

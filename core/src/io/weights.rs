@@ -235,8 +235,22 @@ pub fn save_module<M: Module>(
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+    // burn-store creates the file owner-only; give it what any new file here gets.
+    default_permissions(&tmp).map_err(|e| LavitError::Io {
+        path: tmp.clone(),
+        source: e,
+    })?;
     std::fs::rename(&tmp, path).map_err(|e| LavitError::Io {
         path: path.to_path_buf(),
         source: e,
     })
+}
+
+/// Gives `path` the permissions a newly created file gets in its directory (on Unix 0666 less
+/// the umask), read off a probe file.
+fn default_permissions(path: &Path) -> std::io::Result<()> {
+    let probe = path.with_extension("permissions-probe");
+    let perms = std::fs::File::create(&probe)?.metadata()?.permissions();
+    std::fs::remove_file(&probe)?;
+    std::fs::set_permissions(path, perms)
 }

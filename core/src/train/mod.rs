@@ -89,9 +89,7 @@ impl Default for TrainConfig {
             grad_accum: 16,
             clip_norm: Some(1.0),
             loss: LossWeights::default(),
-            gate: GateSchedule::TwoStage {
-                closed_steps: crate::defaults::GATE_CLOSED_STEPS,
-            },
+            gate: crate::defaults::GATE,
             gate_prompt: true,
             freeze_vision: true,
             lora: None,
@@ -467,9 +465,15 @@ fn start(
     }
     let optim = optim::adamw(cfg);
     if resume && run.checkpoint().join("state.json").is_file() {
-        let (student, state, optim) = load_checkpoint(&run.checkpoint(), student, optim)?;
-        if state.config != *cfg {
-            tracing::warn!("resuming with a different training config than the checkpoint's");
+        let (student, mut state, optim) = load_checkpoint(&run.checkpoint(), student, optim)?;
+        let changed = changed_fields(&state.config, cfg);
+        if !changed.is_empty() {
+            tracing::warn!(
+                "resuming with settings that differ from the checkpoint's: {} (the new ones apply from step {})",
+                changed.join(", "),
+                state.step
+            );
+            state.config = cfg.clone();
         }
         truncate_metrics(&run.metrics(), state.step)?;
         return Ok((student, optim, state));
@@ -482,6 +486,39 @@ fn start(
         config: cfg.clone(),
     };
     Ok((student, optim, state))
+}
+
+/// The fields of `new` that differ from `old` (`loss.lambda_traj` style paths).
+fn changed_fields(old: &TrainConfig, new: &TrainConfig) -> Vec<String> {
+    fn walk(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    let null = serde_json::Value::Null;
+                    walk(
+                        &p,
+                        x.get(k).unwrap_or(&null),
+                        y.get(k).unwrap_or(&null),
+                        out,
+                    );
+                }
+            }
+            _ if a != b => out.push(format!("{path} {a} → {b}")),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let (a, b) = (serde_json::to_value(old), serde_json::to_value(new));
+    if let (Ok(a), Ok(b)) = (a, b) {
+        walk("", &a, &b, &mut out);
+    }
+    out
 }
 
 /// Parameters become autodiff-tracked; the vision tower stays frozen by default, the LoRA base
