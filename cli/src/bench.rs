@@ -6,39 +6,16 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use lavit_core::io::config::{load_config, parse_config};
-use lavit_core::model::config::Qwen25VlConfig;
+use lavit_core::perf::run::{BenchRequest, model_shape, reduce_depth, run_bench};
 use lavit_core::perf::{self, Sequence, Workload};
 use serde_json::json;
 
 use crate::common::BackendArgs;
 
-/// Model shapes by name: the demo student, a small model (`bench/configs/small.json`) and the
-/// real Qwen2.5-VL shapes (`assets/configs/`); `bench/shape.sh` maps the same names to files.
-const PRESETS: [(&str, &str); 5] = [
-    (
-        "tiny",
-        include_str!("../../assets/synthetic/student-config.json"),
-    ),
-    ("small", include_str!("../../bench/configs/small.json")),
-    (
-        "qwen2.5-vl-3b",
-        include_str!("../../assets/configs/qwen2.5-vl-3b.json"),
-    ),
-    (
-        "qwen2.5-vl-7b",
-        include_str!("../../assets/configs/qwen2.5-vl-7b.json"),
-    ),
-    (
-        "qwen2.5-vl-32b",
-        include_str!("../../assets/configs/qwen2.5-vl-32b.json"),
-    ),
-];
-
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model shape: tiny, small, qwen2.5-vl-3b, qwen2.5-vl-7b, qwen2.5-vl-32b, or a
-    /// config.json path.
+    /// Model shape: tiny, small, qwen2.5-vl-3b, qwen2.5-vl-7b, qwen2.5-vl-32b
+    /// (`lavit_core::perf::run::PRESETS`), or a config.json path.
     #[arg(long, default_value = "small")]
     pub config: String,
     /// Keep only the first N text decoder layers (widths stay real; `--layers` is the
@@ -94,103 +71,9 @@ pub struct Args {
     pub backend: BackendArgs,
 }
 
-fn model_config(name: &str) -> Result<Qwen25VlConfig> {
-    if let Some((_, text)) = PRESETS.iter().find(|(n, _)| *n == name) {
-        return parse_config(text.as_bytes()).map_err(anyhow::Error::msg);
-    }
-    let path = PathBuf::from(name);
-    if !path.is_file() {
-        bail!(
-            "unknown model shape `{name}`: give one of {} or a config.json path",
-            PRESETS.map(|p| p.0).join(", ")
-        );
-    }
-    Ok(load_config(&path)?)
-}
-
-/// Peak resident memory of this process since the last [`reset_peak`] (Linux: `VmHWM`).
-fn peak_rss() -> Option<u64> {
-    status_kib("VmHWM:")
-}
-
-fn rss() -> Option<u64> {
-    status_kib("VmRSS:")
-}
-
-fn status_kib(key: &str) -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with(key))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-/// Resets the kernel's peak-RSS counter (`echo 5 > /proc/self/clear_refs`).
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// Runs `f`, which calls its argument once its model is built; returns `f`'s value and the
-/// growth of peak RSS from that point on (the workload's own memory, weights excluded).
-fn with_memory<T>(f: impl FnOnce(&mut dyn FnMut()) -> Result<T>) -> Result<(T, Option<u64>)> {
-    let mut before = None;
-    let v = f(&mut || {
-        reset_peak();
-        before = rss();
-    })?;
-    let grown = match (before, peak_rss()) {
-        (Some(b), Some(p)) => Some(p.saturating_sub(b)),
-        _ => None,
-    };
-    Ok((v, grown))
-}
-
-fn mib(b: Option<u64>) -> String {
-    b.map(|b| format!("{:.0}", b as f64 / (1u64 << 20) as f64))
-        .unwrap_or_else(|| "n/a".into())
-}
-
-/// `cfg` cut to `text` decoder layers and `vision` blocks, widths unchanged.
-fn reduce_depth(
-    mut cfg: Qwen25VlConfig,
-    text: Option<usize>,
-    vision: Option<usize>,
-) -> Result<Qwen25VlConfig> {
-    if let Some(n) = text {
-        if n == 0 || n > cfg.text.num_hidden_layers {
-            bail!(
-                "--text-layers {n}: the model has {} decoder layers",
-                cfg.text.num_hidden_layers
-            );
-        }
-        cfg.text.num_hidden_layers = n;
-    }
-    if let Some(m) = vision {
-        if m == 0 || m > cfg.vision.depth {
-            bail!(
-                "--vision-layers {m}: the model has {} vision blocks",
-                cfg.vision.depth
-            );
-        }
-        cfg.vision.depth = m;
-        cfg.vision.fullatt_block_indexes.retain(|&i| i < m);
-        if cfg.vision.fullatt_block_indexes.is_empty() {
-            cfg.vision.fullatt_block_indexes.push(m - 1);
-        }
-    }
-    cfg.validate().map_err(anyhow::Error::msg)?;
-    Ok(cfg)
-}
-
 pub fn run(a: Args) -> Result<()> {
-    let cfg = reduce_depth(model_config(&a.config)?, a.text_layers, a.vision_layers)?;
-    let what: Vec<&str> = a.what.split(',').map(str::trim).collect();
-    if let Some(w) = what
-        .iter()
-        .find(|w| !["train", "extract", "generate"].contains(w))
-    {
-        bail!("unknown workload `{w}` (train, extract, generate)");
-    }
-    let w = Workload {
+    let cfg = reduce_depth(model_shape(&a.config)?, a.text_layers, a.vision_layers)?;
+    let workload = Workload {
         image_side: a.image_side,
         prompt_tokens: a.prompt_tokens,
         answer_tokens: a.answer_tokens,
@@ -202,11 +85,10 @@ pub fn run(a: Args) -> Result<()> {
         lora_rank: a.lora_rank.filter(|&r| r > 0),
         grad_checkpointing: a.grad_checkpointing,
     };
-    let seq = Sequence::new(&cfg, &w)?;
     let device = a.backend.device()?;
     let label = lavit_backends::device_label(&device);
-    let s = seq.len();
-    let n_img = seq.image_positions.len();
+    let seq = Sequence::new(&cfg, &workload)?;
+    let (s, n_img) = (seq.len(), seq.image_positions.len());
     eprintln!(
         "bench {} ({} text layers, {} vision blocks) on {label}: sequence {s} tokens ({n_img} image tokens), {} params",
         a.config,
@@ -226,122 +108,32 @@ pub fn run(a: Args) -> Result<()> {
         Some((_, how)) => eprintln!("MFU against a peak of {how}"),
         None => eprintln!("MFU n/a: pass --peak-gflops (the device's dense f32 peak)"),
     }
-    // Achieved GFLOP/s and MFU of `flops` done in `secs`.
-    let rate = |flops: f64, secs: f64| {
-        let achieved = flops / secs.max(1e-12);
-        let mfu = peak.as_ref().map(|(p, _)| achieved / p);
-        let cell = format!(
-            "{:.2} | {}",
-            achieved / 1e9,
-            mfu.map(|m| format!("{:.1}%", 100.0 * m))
-                .unwrap_or_else(|| "n/a".into())
-        );
-        (cell, achieved, mfu)
+    let req = BenchRequest {
+        cfg,
+        workload,
+        what: a.what.split(',').map(|w| w.trim().to_string()).collect(),
+        warmup: a.warmup,
+        iters: a.iters,
+        peak,
     };
-    let mut rows: Vec<serde_json::Value> = Vec::new();
-    let mut table = String::from(
-        "| workload | median | throughput | GFLOP/s | MFU | peak RSS growth (weights excluded) |\n|---|---|---|---|---|---|\n",
-    );
-    if what.contains(&"train") {
-        let (t, mem) = with_memory(|ready| {
-            perf::train_step(&cfg, &w, a.warmup, a.iters, &device, ready).context("training step")
-        })?;
-        let tps = s as f64 / t.median_s;
-        let flops = perf::train_step_flops(&cfg, &seq);
-        let how = match (w.lora_rank, w.grad_checkpointing) {
-            (Some(r), true) => format!("LoRA r={r}, checkpointed"),
-            (Some(r), false) => format!("LoRA r={r}"),
-            (None, true) => "full, checkpointed".into(),
-            (None, false) => "full".into(),
-        };
-        let (cell, achieved, mfu) = rate(flops, t.median_s);
-        table.push_str(&format!(
-            "| train step ({how}; fwd + bwd + AdamW, 3 losses, gate) | {:.3} s | {tps:.1} tokens/s | {cell} | {} MiB |\n",
-            t.median_s,
-            mib(mem)
-        ));
-        rows.push(
-            json!({"workload": "train_step", "median_s": t.median_s, "min_s": t.min_s,
-            "iters": t.iters, "tokens_per_s": tps, "flops_per_step": flops,
-            "flops_per_s": achieved, "mfu": mfu, "peak_rss_growth_bytes": mem}),
-        );
-    }
-    if what.contains(&"extract") {
-        let (t, mem) = with_memory(|ready| {
-            perf::extraction(&cfg, &w, a.warmup, a.iters, &device, ready).context("extraction")
-        })?;
-        let (full, ours) = perf::attention_bytes(&cfg, &w, &seq);
-        let flops = perf::extraction_flops(&cfg, &seq);
-        let (cell, achieved, mfu) = rate(flops, t.median_s);
-        table.push_str(&format!(
-            "| teacher extraction (V_top + trajectory, last {} layers) | {:.3} s | {:.2} samples/s | {cell} | {} MiB (attention kept: {:.2} MiB; all layers' full maps would be {:.1} MiB) |\n",
-            w.layers.min(cfg.text.num_hidden_layers),
-            t.median_s,
-            1.0 / t.median_s,
-            mib(mem),
-            ours as f64 / (1u64 << 20) as f64,
-            full as f64 / (1u64 << 20) as f64
-        ));
-        rows.push(
-            json!({"workload": "extract", "median_s": t.median_s, "min_s": t.min_s,
-            "iters": t.iters, "samples_per_s": 1.0 / t.median_s,
-            "flops_per_sample": flops, "flops_per_s": achieved, "mfu": mfu,
-            "peak_rss_growth_bytes": mem, "attention_bytes_captured": ours,
-            "attention_bytes_all_layers": full}),
-        );
-    }
-    if what.contains(&"generate") {
-        let (g, mem) = with_memory(|ready| {
-            perf::generation(&cfg, &w, a.warmup, a.iters, &device, ready).context("generation")
-        })?;
-        let decode_s = g.total.median_s - g.prefill.median_s;
-        let (pre_cell, pre_achieved, pre_mfu) = rate(
-            perf::prefill_flops(&cfg, &seq, g.prompt_tokens),
-            g.prefill.median_s,
-        );
-        let (dec_cell, dec_achieved, dec_mfu) = rate(
-            perf::decode_flops(&cfg, g.prompt_tokens, g.decode_tokens),
-            decode_s,
-        );
-        table.push_str(&format!(
-            "| prefill ({} tokens) | {:.3} s | {:.1} tokens/s | {pre_cell} | {} MiB |\n",
-            g.prompt_tokens,
-            g.prefill.median_s,
-            g.prefill_tokens_per_s(),
-            mib(mem)
-        ));
-        table.push_str(&format!(
-            "| decode ({} tokens, KV cache) | {:.3} s | {:.1} tokens/s | {dec_cell} | |\n",
-            g.decode_tokens,
-            decode_s,
-            g.decode_tokens_per_s()
-        ));
-        rows.push(
-            json!({"workload": "prefill", "median_s": g.prefill.median_s,
-            "tokens": g.prompt_tokens, "tokens_per_s": g.prefill_tokens_per_s(),
-            "flops_per_s": pre_achieved, "mfu": pre_mfu, "peak_rss_growth_bytes": mem}),
-        );
-        rows.push(json!({"workload": "decode", "median_s": decode_s,
-            "tokens": g.decode_tokens, "tokens_per_s": g.decode_tokens_per_s(),
-            "flops_per_s": dec_achieved, "mfu": dec_mfu}));
-    }
-    print!("{table}");
+    let out = run_bench(&req, &device)?;
+    print!("{}", out.table);
     if let Some(path) = &a.json {
         let doc = json!({
             "tool": "lavit",
             "config": a.config,
-            "text_layers": cfg.text.num_hidden_layers,
-            "vision_layers": cfg.vision.depth,
-            "params": cfg.param_counts().total,
+            "text_layers": req.cfg.text.num_hidden_layers,
+            "vision_layers": req.cfg.vision.depth,
+            "params": req.cfg.param_counts().total,
             "backend": a.backend.backend,
             "device": label,
             "precision": a.backend.precision,
-            "workload": w,
+            "workload": req.workload,
             "sequence_tokens": s,
             "image_tokens": n_img,
-            "peak_flops_per_s": peak.as_ref().map(|p| p.0),
-            "peak_how": peak.as_ref().map(|p| p.1.clone()),
-            "results": rows,
+            "peak_flops_per_s": req.peak.as_ref().map(|p| p.0),
+            "peak_how": req.peak.as_ref().map(|p| p.1.clone()),
+            "results": out.rows,
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;

@@ -1,7 +1,7 @@
 //! Flags and helpers shared by the commands.
 
 use anyhow::{Context, Result};
-use burn::tensor::Device;
+use lavit_backends::Device;
 
 /// `--backend` / `--device` on every command that computes.
 #[derive(clap::Args, Debug, Clone)]

@@ -25,7 +25,10 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Several seeds (comma-separated): one run each in OUT/seed-N, and OUT/report.md with
-    /// mean ± standard deviation of every row.
+    /// mean ± standard deviation of every row and the paired differences. A seed whose
+    /// OUT/seed-N/report.json was made by this same (committed) binary with the same settings
+    /// is reused, not run again: an interrupted run resumes, and seeds run by separate
+    /// processes into one OUT are reported together.
     #[arg(long, value_delimiter = ',')]
     pub seeds: Vec<u64>,
     /// Training-set sizes of a learning curve (comma-separated, e.g. 300,1200,4800): baseline
@@ -186,7 +189,7 @@ pub fn run(a: Args) -> Result<()> {
             report.heatmaps.len(),
         );
     }
-    println!("{:.0} s", t.elapsed().as_secs_f64());
+    println!("lavit demo took {:.0} s in all", t.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use burn::tensor::DType;
+use lavit_core::io::weights::WeightDtype;
 use lavit_core::student::{Layout, Student};
 
 use crate::common::BackendArgs;
@@ -18,22 +18,15 @@ pub struct Args {
     pub out: PathBuf,
     /// `ours` or `reference` (the reference's LaViTQwen2VL checkpoint layout).
     #[arg(long, default_value = "ours")]
-    pub layout: String,
+    pub layout: Layout,
     /// dtype of the written weights: f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    pub dtype: WeightDtype,
     #[command(flatten)]
     pub backend: BackendArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let layout = Layout::parse(&a.layout).map_err(anyhow::Error::msg)?;
-    let dtype = match a.dtype.as_str() {
-        "f32" => DType::F32,
-        "f16" => DType::F16,
-        "bf16" => DType::BF16,
-        other => anyhow::bail!("--dtype `{other}`: expected f32, f16 or bf16"),
-    };
     anyhow::ensure!(
         a.out.canonicalize().ok() != a.model.canonicalize().ok() || !a.out.exists(),
         "--out must differ from --model"
@@ -41,12 +34,12 @@ pub fn run(a: Args) -> Result<()> {
     let device = a.backend.device()?;
     let model = Student::load(&a.model, &device).context("loading the model")?;
     model
-        .save_as(&a.out, dtype, layout)
+        .save_as(&a.out, a.dtype.into(), a.layout)
         .with_context(|| format!("writing {}", a.out.display()))?;
     println!(
         "wrote {} ({} layout, {})",
         a.out.display(),
-        a.layout,
+        a.layout.name(),
         a.dtype
     );
     Ok(())

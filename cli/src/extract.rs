@@ -3,14 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use lavit_core::data::read_viscot;
-use lavit_core::infer::GenerateConfig;
-use lavit_core::io::Checkpoint;
+use lavit_core::teacher::ExtractConfig;
 use lavit_core::teacher::extract::TrajRows;
-use lavit_core::teacher::pipeline::{ExtractJob, Teacher, extract_all, shard_of};
+use lavit_core::teacher::run::{ExtractRun, run_extraction};
 use lavit_core::teacher::store::VtopDtype;
-use lavit_core::teacher::stream::{StreamedTeacher, fits};
-use lavit_core::teacher::{ExtractConfig, SignalWriter};
 use serde::Deserialize;
 
 use crate::common::{BackendArgs, TopKArg, progress_bar, read_toml};
@@ -142,94 +138,62 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let file: Opts = read_toml(a.config.as_deref(), "extraction")?;
     let o = a.opts.clone().over(file);
-    let cfg = ExtractConfig::try_from(&o)?;
-    let vtop_dtype =
-        VtopDtype::parse(o.vtop_dtype.as_deref().unwrap_or("bf16")).map_err(anyhow::Error::msg)?;
-    let (shard, num_shards) = (o.shard.unwrap_or(0), o.num_shards.unwrap_or(1));
-    let device = a.backend.device()?;
-    let mut samples = read_viscot(&a.data).context("reading the dataset")?;
-    if let Some(n) = o.limit {
-        samples.truncate(n);
-    }
-    let ckpt = Checkpoint::open(&a.teacher).context("opening the teacher")?;
-    let tokenizer = ckpt.tokenizer(a.tokenizer.as_deref())?;
-    let mut processor = ckpt.processor.clone();
-    if let Some(m) = o.max_pixels {
-        processor.max_pixels = m;
-    }
-    let mut writer = SignalWriter::open(&a.out, shard, num_shards, o.flush_every.unwrap_or(16))
-        .context("opening the signal store")?
-        .with_vtop_dtype(vtop_dtype);
-    if let Some(d) = writer.d_teacher()
-        && d != ckpt.config.text.hidden_size
-    {
-        anyhow::bail!(
-            "the signal store {} holds d_T = {d} but the teacher's hidden size is {}",
-            a.out.display(),
-            ckpt.config.text.hidden_size
-        );
-    }
-    let mut streamed = StreamedTeacher::open(&ckpt, &device).context("opening the teacher")?;
-    streamed.batch = o.stream_batch.unwrap_or(8).max(1);
-    let stream = o.stream_layers.unwrap_or_else(|| {
-        o.max_memory.is_some_and(|gib| {
-            !fits(
-                streamed.weight_bytes(),
-                (gib * (1u64 << 30) as f64) as usize,
-            )
-        })
-    });
-    if stream {
-        eprintln!(
-            "streaming the teacher layer by layer ({:.1} GiB of weights; {} samples per pass)",
-            streamed.weight_bytes() as f64 / (1u64 << 30) as f64,
-            streamed.batch
-        );
-    }
-    let loaded = if stream {
-        None
-    } else {
-        Some(ckpt.load(&device).context("loading the teacher")?)
-    };
-    let teacher = match &loaded {
-        Some(t) => Teacher::Loaded(t),
-        None => Teacher::Streamed(&streamed),
-    };
-    let mine = shard_of(&samples, shard, num_shards);
-    let job = ExtractJob {
-        teacher,
-        tokenizer: &tokenizer,
-        processor: &processor,
-        images_root: &a.images,
-        cfg,
+    let job = ExtractRun {
+        teacher: a.teacher.clone(),
+        data: a.data.clone(),
+        images: a.images.clone(),
+        out: a.out.clone(),
+        tokenizer: a.tokenizer.clone(),
+        cfg: ExtractConfig::try_from(&o)?,
+        vtop_dtype: VtopDtype::parse(o.vtop_dtype.as_deref().unwrap_or("bf16"))
+            .map_err(anyhow::Error::msg)?,
+        shard: o.shard.unwrap_or(0),
+        num_shards: o.num_shards.unwrap_or(1),
+        limit: o.limit,
+        flush_every: o.flush_every.unwrap_or(16),
         max_steps: o.steps,
+        generate_steps: o
+            .generate_steps
+            .unwrap_or(false)
+            .then(|| o.max_new_tokens.unwrap_or(256)),
         filter_correct: o.filter_correct.unwrap_or(false),
-        generate: o.generate_steps.unwrap_or(false).then(|| GenerateConfig {
-            max_new_tokens: o.max_new_tokens.unwrap_or(256),
-            ..Default::default()
-        }),
+        max_pixels: o.max_pixels,
+        stream: o.stream_layers,
+        max_memory_gib: o.max_memory,
+        stream_batch: o.stream_batch.unwrap_or(8),
     };
-    let bar = progress_bar(mine.len() as u64, "extract");
-    let summary = extract_all(&job, &mine, &mut writer, &mut |done, _| {
-        bar.set_position(done as u64)
-    })?;
+    let device = a.backend.device()?;
+    let bar = progress_bar(0, "extract");
+    let done = run_extraction(&job, &device, &mut |d, total| {
+        bar.set_length(total as u64);
+        bar.set_position(d as u64)
+    })
+    .context("extracting")?;
     bar.finish_and_clear();
+    let s = done.summary;
+    if done.streamed {
+        eprintln!(
+            "streamed the teacher layer by layer ({:.1} GiB of weights; {} samples per pass)",
+            done.weight_bytes as f64 / (1u64 << 30) as f64,
+            job.stream_batch
+        );
+    }
+    let dropped = if job.filter_correct {
+        format!(
+            "; {} dropped: the teacher answered them wrongly",
+            s.dropped_incorrect
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "extracted {} samples into {} ({} already there{}; shard {}/{} of {} samples)",
-        summary.extracted,
+        "extracted {} samples into {} ({} already there{dropped}; shard {}/{} of {} samples)",
+        s.extracted,
         a.out.display(),
-        summary.skipped_done,
-        if job.filter_correct {
-            format!(
-                "; {} dropped: the teacher answered them wrongly",
-                summary.dropped_incorrect
-            )
-        } else {
-            String::new()
-        },
-        shard,
-        num_shards,
-        samples.len()
+        s.skipped_done,
+        job.shard,
+        job.num_shards,
+        done.total
     );
     Ok(())
 }

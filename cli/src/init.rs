@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use burn::tensor::DType;
 use lavit_core::io::ChatTokenizer;
 use lavit_core::io::config::load_config;
+use lavit_core::io::weights::WeightDtype;
 use lavit_core::student::{Student, write_random_checkpoint};
 
 use crate::common::BackendArgs;
@@ -24,7 +24,7 @@ pub struct Args {
     pub seed: u64,
     /// dtype of the written weights: f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    pub dtype: WeightDtype,
     /// Write one block at a time (one shard each), for models larger than memory
     /// [automatic when the f32 weights exceed 4 GiB].
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
@@ -37,12 +37,7 @@ pub fn run(a: Args) -> Result<()> {
     let device = a.backend.device()?;
     let cfg = load_config(&a.config)?;
     let tok = ChatTokenizer::from_file(&a.tokenizer)?;
-    let dtype = match a.dtype.as_str() {
-        "f32" => DType::F32,
-        "f16" => DType::F16,
-        "bf16" => DType::BF16,
-        other => anyhow::bail!("--dtype `{other}`: expected f32, f16 or bf16"),
-    };
+    let dtype = a.dtype.into();
     let n = cfg.param_counts();
     let stream = a.stream.unwrap_or(n.total * 4 > 4 << 30);
     if stream {

@@ -5,17 +5,14 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::DType;
-use lavit_core::data::read_viscot;
-use lavit_core::io::Checkpoint;
+use lavit_core::io::weights::WeightDtype;
 use lavit_core::lavit::heads::HeadStates;
 use lavit_core::lavit::losses::{TrajGrad, TrajTarget, VtopTarget};
 use lavit_core::lavit::{GateSchedule, LossWeights};
 use lavit_core::model::lora::LoraConfig;
-use lavit_core::student::{Layout, Student, export, reference};
-use lavit_core::teacher::SignalStore;
-use lavit_core::train::data::{TargetConfig, samples_from_store, samples_from_viscot};
-use lavit_core::train::{Stage2, TrainConfig, train_on};
+use lavit_core::student::Layout;
+use lavit_core::train::job::{TrainData, TrainJob, run_job};
+use lavit_core::train::{Stage2, TrainConfig};
 use serde::Deserialize;
 
 use crate::common::{BackendArgs, TopKArg, progress_bar, read_toml};
@@ -134,14 +131,14 @@ pub struct Opts {
     pub max_pixels: Option<usize>,
     /// dtype of the exported weights: f32, f16, bf16.
     #[arg(long)]
-    pub export_dtype: Option<String>,
+    pub export_dtype: Option<WeightDtype>,
     /// Also export the model every N steps, to OUT/step-N (0 = only at the end).
     #[arg(long)]
     pub export_every: Option<usize>,
     /// Layout of the exported student: `ours` or `reference` (the LaViT reference
     /// implementation's LaViTQwen2VL) [ours].
     #[arg(long)]
-    pub export_layout: Option<String>,
+    pub export_layout: Option<Layout>,
 }
 
 crate::overlay!(Opts {
@@ -303,131 +300,34 @@ pub fn run(a: Args) -> Result<()> {
     let file: Opts = read_toml(a.config.as_deref(), "training")?;
     let o = a.opts.clone().over(file);
     let device = a.backend.device()?;
-    let with_signals = a.signals.is_some();
-    if !with_signals && a.data.is_none() {
-        bail!("give --signals STORE (LaViT) or --data FILE.json (CE only)");
-    }
-    let k = o.num_latent.unwrap_or(if with_signals {
-        lavit_core::defaults::NUM_LATENT
-    } else {
-        0
-    });
-    let mut cfg = TrainConfig::try_from(&o)?;
-    if !with_signals {
-        // CE only: no teacher targets, and no gate unless one was asked for.
-        cfg.loss.lambda_vtop = 0.0;
-        cfg.loss.lambda_traj = 0.0;
-        if o.gate.is_none() {
-            cfg.gate = GateSchedule::Off;
-        }
-    }
-    let head_states = o
-        .head_states
-        .as_deref()
-        .map(HeadStates::parse)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    let export_dtype = match o.export_dtype.as_deref().unwrap_or("f32") {
-        "f32" => DType::F32,
-        "f16" => DType::F16,
-        "bf16" => DType::BF16,
-        other => bail!("--export-dtype `{other}`: expected f32, f16 or bf16"),
+    let data = match (&a.signals, &a.data) {
+        (Some(s), _) => TrainData::Signals(s.clone()),
+        (None, Some(d)) => TrainData::Dataset(d.clone()),
+        (None, None) => bail!("give --signals STORE (LaViT) or --data FILE.json (CE only)"),
     };
-    let (store, d_teacher) = match &a.signals {
-        Some(dir) => {
-            let store = SignalStore::open(dir).context("opening the signal store")?;
-            let d = store
-                .records
-                .first()
-                .map(|r| r.d_teacher)
-                .context("the signal store is empty")?;
-            (Some(store), d)
-        }
-        None => (None, 1),
+    let job = TrainJob {
+        student: a.student.clone(),
+        data,
+        images: a.images.clone(),
+        out: a.out.clone(),
+        resume: a.resume,
+        tokenizer: a.tokenizer.clone(),
+        num_latent: o.num_latent,
+        config: TrainConfig::try_from(&o)?,
+        gate_given: o.gate.is_some(),
+        top_k: o
+            .traj_top_k
+            .map(|t| t.0)
+            .unwrap_or(lavit_core::defaults::TRAJ_TOP_K),
+        head_states: parse(&o.head_states, HeadStates::parse)?,
+        bottleneck: o.bottleneck,
+        gaze_layers: o.gaze_layers.as_deref().map(layer_list).transpose()?,
+        vtop_layer: o.vtop_layer,
+        max_pixels: o.max_pixels,
+        export_dtype: o.export_dtype.unwrap_or_default(),
+        layout: o.export_layout.unwrap_or_default(),
+        export_every: o.export_every.unwrap_or(0),
     };
-    let raw = Checkpoint::open(&a.student)
-        .context("opening the student")?
-        .raw_config;
-    let was_student = raw.get("lavit").is_some() || reference::is_reference(&raw);
-    let layout =
-        Layout::parse(o.export_layout.as_deref().unwrap_or("ours")).map_err(anyhow::Error::msg)?;
-    if layout == Layout::Reference && k == 0 {
-        bail!("--export-layout reference needs a LaViT student (latent tokens)");
-    }
-    let Student {
-        model: mut student,
-        tokenizer: tok,
-        mut processor,
-    } = Student::open_for_training(
-        &a.student,
-        k,
-        d_teacher,
-        a.tokenizer.as_deref(),
-        cfg.seed,
-        &device,
-    )
-    .context("opening the student")?;
-    if let Some(h) = head_states {
-        if was_student && h != student.lavit.head_states {
-            bail!(
-                "{} is a LaViT student whose heads read {} states; --head-states {} applies to a fresh student",
-                a.student.display(),
-                student.lavit.head_states.name(),
-                h.name()
-            );
-        }
-        student.lavit.head_states = h;
-        student.traj_head.states = h;
-    }
-    if let Some(m) = o.max_pixels {
-        processor.max_pixels = m;
-    }
-    set_latent_options(
-        &mut student.lavit,
-        &o,
-        student.vlm.config.text.num_hidden_layers,
-    )?;
-    if student.lavit.bottleneck && o.gate.is_some() {
-        bail!("--gate: the bottleneck keeps the gate closed throughout");
-    }
-    let save = |model: &lavit_core::lavit::LavitStudent, dir: &std::path::Path| match layout {
-        Layout::Ours => export(model, &tok, &processor, dir, export_dtype),
-        Layout::Reference => reference::export(model, &tok, &processor, dir, export_dtype),
-    };
-    let ids = student.lavit.latent_token_ids.clone();
-    let samples = match (store, &a.data) {
-        (Some(mut store), _) => {
-            let top = o
-                .traj_top_k
-                .map(|t| t.0)
-                .unwrap_or(lavit_core::defaults::TRAJ_TOP_K);
-            samples_from_store(
-                &mut store,
-                &a.images,
-                &tok,
-                &processor,
-                &ids,
-                d_teacher,
-                TargetConfig { top_k: top },
-            )?
-        }
-        (None, Some(data)) => samples_from_viscot(
-            &read_viscot(data).context("reading the dataset")?,
-            &a.images,
-            &tok,
-            &processor,
-            &ids,
-        )?,
-        (None, None) => unreachable!("checked above"),
-    };
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    std::fs::write(
-        a.out.join("train_config.json"),
-        serde_json::to_vec_pretty(&cfg)?,
-    )?;
-    let bar = progress_bar(cfg.steps as u64, "train");
-    let export_every = o.export_every.unwrap_or(0);
-    let mut export_error = None;
     let replicas = a
         .devices
         .iter()
@@ -439,74 +339,46 @@ pub fn run(a: Args) -> Result<()> {
             .device()
         })
         .collect::<Result<Vec<_>>>()?;
-    if replicas.len() > cfg.grad_accum {
-        bail!(
-            "--devices lists {} replicas but --grad-accum is {}: each replica needs a micro-batch",
-            replicas.len(),
-            cfg.grad_accum
-        );
-    }
-    let trained = train_on(
-        student,
-        &samples,
-        &cfg,
-        &a.out,
-        a.resume,
-        &replicas,
-        &mut |l, model| {
-            if export_every > 0 && l.step % export_every == 0 && l.step < cfg.steps {
-                let dir = a.out.join(format!("step-{}", l.step));
-                if let Err(e) = save(model, &dir) {
-                    export_error = Some(e);
-                    return false;
-                }
-            }
-            bar.set_position(l.step as u64);
-            bar.set_message(format!(
-                "loss {:.3}{}{}{} gate {:.2}",
-                l.loss,
-                l.ce.map(|v| format!(" ce {v:.3}")).unwrap_or_default(),
-                l.vtop.map(|v| format!(" vtop {v:.3}")).unwrap_or_default(),
-                l.traj.map(|v| format!(" traj {v:.3}")).unwrap_or_default(),
-                l.gate
-            ));
-            true
-        },
-    )?;
+    let bar = progress_bar(job.config.steps as u64, "train");
+    let done = run_job(&job, &device, &replicas, &mut |l| {
+        bar.set_position(l.step as u64);
+        bar.set_message(step_message(l));
+    })
+    .context("training")?;
     bar.finish();
-    if let Some(e) = export_error {
-        return Err(e).context("exporting an intermediate model");
-    }
-    let final_dir = a.out.join("final");
-    save(&trained, &final_dir)?;
     println!(
         "trained {} steps on {} samples; model in {}",
-        cfg.steps,
-        samples.len(),
-        final_dir.display()
+        done.steps,
+        done.samples,
+        done.model.display()
     );
     Ok(())
 }
 
-/// `--bottleneck`, `--gaze-layers` and `--vtop-layer` on the student's LaViT config (a LaViT
-/// student keeps what it has where a flag is not given).
-fn set_latent_options(
-    lavit: &mut lavit_core::lavit::LavitConfig,
-    o: &Opts,
-    n_layers: usize,
-) -> Result<()> {
-    if let Some(b) = o.bottleneck {
-        lavit.bottleneck = b;
-    }
-    if let Some(g) = &o.gaze_layers {
-        lavit.gaze_layers = g
-            .split(',')
-            .map(|x| x.trim().parse::<usize>())
-            .collect::<std::result::Result<_, _>>()
-            .with_context(|| format!("--gaze-layers `{g}`: expected 0-based layer numbers"))?;
-    }
-    if o.vtop_layer.is_some() {
-        lavit.vtop_layer = o.vtop_layer;
-    }
-    lavit.check_layers(n_layers).map_err(anyhow::Error::from)
+/// The progress bar's line for one step.
+fn step_message(l: &lavit_core::train::StepLog) -> String {
+    format!(
+        "loss {:.3}{}{}{} gate {:.2}",
+        l.loss,
+        l.ce.map(|v| format!(" ce {v:.3}")).unwrap_or_default(),
+        l.vtop.map(|v| format!(" vtop {v:.3}")).unwrap_or_default(),
+        l.traj.map(|v| format!(" traj {v:.3}")).unwrap_or_default(),
+        l.gate
+    )
+}
+
+/// An optional string option parsed by `f`.
+fn parse<T>(
+    v: &Option<String>,
+    f: fn(&str) -> std::result::Result<T, String>,
+) -> Result<Option<T>> {
+    v.as_deref().map(f).transpose().map_err(anyhow::Error::msg)
+}
+
+/// `0,1` → `[0, 1]`.
+fn layer_list(g: &str) -> Result<Vec<usize>> {
+    g.split(',')
+        .map(|x| x.trim().parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .with_context(|| format!("--gaze-layers `{g}`: expected 0-based layer numbers"))
 }

@@ -24,6 +24,49 @@ use serde::Deserialize;
 use crate::error::{LavitError, Result};
 use crate::model::vlm::Qwen25Vl;
 
+/// The dtype weights are written in (`lavit export --dtype`, `lavit train --export-dtype`,
+/// `lavit init --dtype`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightDtype {
+    #[default]
+    F32,
+    F16,
+    Bf16,
+}
+
+impl std::str::FromStr for WeightDtype {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f32" => Ok(Self::F32),
+            "f16" => Ok(Self::F16),
+            "bf16" => Ok(Self::Bf16),
+            o => Err(format!("`{o}`: expected f32, f16 or bf16")),
+        }
+    }
+}
+
+impl std::fmt::Display for WeightDtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+        })
+    }
+}
+
+impl From<WeightDtype> for DType {
+    fn from(d: WeightDtype) -> Self {
+        match d {
+            WeightDtype::F32 => DType::F32,
+            WeightDtype::F16 => DType::F16,
+            WeightDtype::Bf16 => DType::BF16,
+        }
+    }
+}
+
 /// Key renames from checkpoint names to our module paths, applied in order.
 const LOAD_REMAP: &[(&str, &str)] = &[
     (r"^model\.visual\.", "visual."),

@@ -4,6 +4,8 @@ pub mod extract;
 #[cfg(feature = "import")]
 pub mod import;
 pub mod pipeline;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod run;
 pub mod store;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod stream;

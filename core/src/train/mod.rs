@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod job;
 pub mod optim;
 
 use std::collections::BTreeMap;

@@ -7,6 +7,8 @@
 //! `<|vision_start|>`, the image tokens of a `side × side` image, `<|vision_end|>`, the rest of
 //! the prompt, `K` latent tokens, `answer_tokens` answer tokens and an end token.
 
+pub mod run;
+
 use std::ops::Range;
 
 use burn::optim::GradientsParams;
