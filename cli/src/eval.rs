@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use lavit_core::bundle::ModelBundle;
 use lavit_core::data::read_viscot;
 use lavit_core::eval::EvalItem;
 use lavit_core::eval::bench::{Benchmark, McPrediction, answer_question, summarise};
 use lavit_core::eval::metrics::accuracy;
 use lavit_core::infer::GenerateConfig;
-use lavit_core::student::Student;
 
 use crate::common::{BackendArgs, progress_bar};
 
@@ -91,12 +91,13 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(n) = a.limit {
         questions.truncate(n);
     }
-    let m = Student::load(&a.model, &device).context("loading the model")?;
+    let m = ModelBundle::load(&a.model, &device).context("loading the model")?;
     let gen_cfg = a.generate_config();
     let bar = progress_bar(questions.len() as u64, bench.name());
     let mut preds: Vec<McPrediction> = Vec::with_capacity(questions.len());
     for q in &questions {
-        let p = answer_question(&m, q, &gen_cfg).with_context(|| format!("question {}", q.id))?;
+        let p = answer_question(|imgs, prompt| m.answer(imgs, prompt, &gen_cfg), q)
+            .with_context(|| format!("question {}", q.id))?;
         preds.push(p);
         bar.inc(1);
     }
@@ -120,7 +121,7 @@ fn run_synthetic(a: Args) -> Result<()> {
         .iter()
         .map(EvalItem::from_sample)
         .collect::<Result<_, _>>()?;
-    let m = Student::load(&a.model, &device).context("loading the model")?;
+    let m = ModelBundle::load(&a.model, &device).context("loading the model")?;
     let gen_cfg = a.generate_config();
     let bar = progress_bar(items.len() as u64, "eval");
     let preds = m.predict(&items, &a.data_root.join("images"), &gen_cfg, &mut |i| {

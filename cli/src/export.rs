@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use lavit_core::bundle::{Layout, ModelBundle};
 use lavit_core::io::weights::WeightDtype;
-use lavit_core::student::{Layout, Student};
 
 use crate::common::BackendArgs;
 
@@ -32,7 +32,7 @@ pub fn run(a: Args) -> Result<()> {
         "--out must differ from --model"
     );
     let device = a.backend.device()?;
-    let model = Student::load(&a.model, &device).context("loading the model")?;
+    let model = ModelBundle::load(&a.model, &device).context("loading the model")?;
     model
         .save_as(&a.out, a.dtype.into(), a.layout)
         .with_context(|| format!("writing {}", a.out.display()))?;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use lavit_core::defaults;
 use lavit_core::teacher::ExtractConfig;
 use lavit_core::teacher::extract::TrajRows;
 use lavit_core::teacher::run::{ExtractRun, run_extraction};
@@ -145,22 +146,24 @@ pub fn run(a: Args) -> Result<()> {
         out: a.out.clone(),
         tokenizer: a.tokenizer.clone(),
         cfg: ExtractConfig::try_from(&o)?,
-        vtop_dtype: VtopDtype::parse(o.vtop_dtype.as_deref().unwrap_or("bf16"))
-            .map_err(anyhow::Error::msg)?,
+        vtop_dtype: match o.vtop_dtype.as_deref() {
+            Some(d) => VtopDtype::parse(d).map_err(anyhow::Error::msg)?,
+            None => VtopDtype::default(),
+        },
         shard: o.shard.unwrap_or(0),
         num_shards: o.num_shards.unwrap_or(1),
         limit: o.limit,
-        flush_every: o.flush_every.unwrap_or(16),
+        flush_every: o.flush_every.unwrap_or(defaults::FLUSH_EVERY),
         max_steps: o.steps,
-        generate_steps: o
-            .generate_steps
-            .unwrap_or(false)
-            .then(|| o.max_new_tokens.unwrap_or(256)),
+        generate_steps: o.generate_steps.unwrap_or(false).then(|| {
+            o.max_new_tokens
+                .unwrap_or(defaults::GENERATED_STEPS_MAX_TOKENS)
+        }),
         filter_correct: o.filter_correct.unwrap_or(false),
         max_pixels: o.max_pixels,
         stream: o.stream_layers,
         max_memory_gib: o.max_memory,
-        stream_batch: o.stream_batch.unwrap_or(8),
+        stream_batch: o.stream_batch.unwrap_or(defaults::STREAM_BATCH),
     };
     let device = a.backend.device()?;
     let bar = progress_bar(0, "extract");

@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use lavit_core::bundle::ModelBundle;
 use lavit_core::demo::heatmap::{overlay, side_by_side};
 use lavit_core::infer::GenerateConfig;
 use lavit_core::io::processor::load_rgb;
-use lavit_core::student::Student;
 use lavit_core::teacher::{ExtractConfig, SignalStore};
 
 use crate::common::BackendArgs;
@@ -54,7 +54,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let device = a.backend.device()?;
-    let model = Student::load(&a.model, &device).context("opening the model")?;
+    let model = ModelBundle::load(&a.model, &device).context("opening the model")?;
     let img = load_rgb(&a.image)?;
     if a.trajectory {
         return run_trajectory(&a, &model, &img);
@@ -112,7 +112,7 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 /// `lavit infer --trajectory`.
-fn run_trajectory(a: &Args, model: &Student, img: &image::RgbImage) -> Result<()> {
+fn run_trajectory(a: &Args, model: &ModelBundle, img: &image::RgbImage) -> Result<()> {
     let t = model.trajectory(
         std::slice::from_ref(img),
         &a.question,

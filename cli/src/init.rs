@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use lavit_core::bundle::{ModelBundle, write_random_checkpoint};
 use lavit_core::io::ChatTokenizer;
 use lavit_core::io::config::load_config;
 use lavit_core::io::weights::WeightDtype;
-use lavit_core::student::{Student, write_random_checkpoint};
 
 use crate::common::BackendArgs;
 
@@ -43,7 +43,7 @@ pub fn run(a: Args) -> Result<()> {
     if stream {
         write_random_checkpoint(&cfg, &tok, a.seed, &a.out, dtype, &device)
     } else {
-        Student::init(&cfg, tok, a.seed, &device).and_then(|s| s.save(&a.out, dtype))
+        ModelBundle::init(&cfg, tok, a.seed, &device).and_then(|s| s.save(&a.out, dtype))
     }
     .context("writing the checkpoint")?;
     println!(

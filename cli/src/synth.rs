@@ -28,15 +28,17 @@ pub struct Args {
     #[arg(long)]
     pub describe: bool,
     /// Background: `noise` (uniform grey noise), `shaded` (shaded by position) or `zones`
-    /// (tinted by 3 × 3 zone): the last two put an absolute position cue in the pixels.
-    #[arg(long, default_value = "noise")]
+    /// (tinted by 3 × 3 zone, the shipped task's): the last two put an absolute position cue
+    /// in the pixels.
+    #[arg(long, default_value = "zones")]
     pub background: String,
     /// Answer steps: `short` (name what to look at, then answer) or `grounded` (also read each
     /// object's property, as the shipped task does).
-    #[arg(long, default_value = "short")]
+    #[arg(long, default_value = "grounded")]
     pub steps: String,
-    /// Relation questions: `horizontal` (left or right of) or `vertical` (above or below).
-    #[arg(long, default_value = "horizontal")]
+    /// Relation questions: `horizontal` (left or right of) or `vertical` (above or below, the
+    /// shipped task's).
+    #[arg(long, default_value = "vertical")]
     pub relation: String,
     /// Draw the task of a `task.json` (e.g. `assets/synthetic/task.json`, the task the shipped
     /// models were trained on, or `task-prior.json`, its language-prior variant: the prior in

@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use lavit_core::bundle::Layout;
 use lavit_core::io::weights::WeightDtype;
 use lavit_core::lavit::heads::HeadStates;
 use lavit_core::lavit::losses::{TrajGrad, TrajTarget, VtopTarget};
 use lavit_core::lavit::{GateSchedule, LossWeights};
 use lavit_core::model::lora::LoraConfig;
-use lavit_core::student::Layout;
 use lavit_core::train::job::{TrainData, TrainJob, run_job};
 use lavit_core::train::{Stage2, TrainConfig};
 use serde::Deserialize;

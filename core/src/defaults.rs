@@ -34,9 +34,32 @@ pub fn adamw(weight_decay: f64) -> burn::optim::ModuleOptimizer {
         .init()
 }
 
+/// Samples per shard file a signal store writes at a time (`lavit extract --flush-every`).
+pub const FLUSH_EVERY: usize = 16;
+/// Samples pushed through each block of a layer-streamed teacher together.
+pub const STREAM_BATCH: usize = 8;
+/// Token budget of a teacher's own answer when extraction generates the steps.
+pub const GENERATED_STEPS_MAX_TOKENS: usize = 256;
+
 /// Optimiser steps with the gate closed in the reference's two-stage schedule (of 1000).
 pub const GATE_CLOSED_STEPS: usize = 400;
 /// `lavit train`'s gate: none. On the synthetic task's validation split (3 seeds, no
 /// bottleneck) LaViT without a gate beat the reference's two-stage schedule on every seed
 /// (docs/EXPERIMENTS.md, section 4); `--gate two-stage:400` is the reference's.
 pub const GATE: crate::lavit::gating::GateSchedule = crate::lavit::gating::GateSchedule::Off;
+
+/// The method's loss: CE + `λ_v L_vtop` + `λ_t L_traj` with the reference's weights and the
+/// targets of the paper (the TrajectoryHead, the mean `V_top`).
+impl Default for crate::lavit::losses::LossWeights {
+    fn default() -> Self {
+        Self {
+            ce: true,
+            lambda_vtop: LAMBDA_VTOP,
+            lambda_traj: LAMBDA_TRAJ,
+            traj_grad: TRAJ_GRAD,
+            traj_target: crate::lavit::losses::TrajTarget::Head,
+            traj_mass: 0.0,
+            vtop_target: crate::lavit::losses::VtopTarget::Mean,
+        }
+    }
+}

@@ -526,13 +526,13 @@ fn our_configs_round_trip_through_transformers() {
 /// either layout and reloaded, it computes exactly the same.
 #[test]
 fn reference_layout_student_matches_hf_and_round_trips() {
+    use lavit_core::bundle::{Layout, ModelBundle};
     use lavit_core::lavit::heads::{HeadStates, TrajScale};
-    use lavit_core::student::{Layout, Student};
     let name = "tiny-reference";
     let r = reference(name);
     let meta = reference_meta(name);
     let device = lavit_backends::select("cpu", 0).unwrap();
-    let s = Student::load(&fixture(name), &device).unwrap();
+    let s = ModelBundle::load(&fixture(name), &device).unwrap();
     let l = &s.model.lavit;
     assert_eq!(l.num_latent, 4);
     assert_eq!(l.d_teacher, 40);
@@ -567,7 +567,7 @@ fn reference_layout_student_matches_hf_and_round_trips() {
         "grid from processor_config.json"
     );
     host.input_ids = r["input_ids"].to_i64().iter().map(|&i| i as u32).collect();
-    let outputs = |s: &Student| {
+    let outputs = |s: &ModelBundle| {
         let out = s
             .vlm()
             .forward(&host.to_device(&device), ForwardOptions::default())
@@ -600,7 +600,7 @@ fn reference_layout_student_matches_hf_and_round_trips() {
     for layout in [Layout::Reference, Layout::Ours] {
         let dir = tmp.path().join(format!("{layout:?}"));
         s.save_as(&dir, burn::tensor::DType::F32, layout).unwrap();
-        let again = Student::load(&dir, &device).unwrap();
+        let again = ModelBundle::load(&dir, &device).unwrap();
         assert_eq!(again.model.lavit, s.model.lavit, "{layout:?}: lavit config");
         assert!(
             outputs(&again) == (logits.clone(), vtop.clone(), traj.clone()),

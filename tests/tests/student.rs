@@ -2,11 +2,11 @@
 //! positions and a mismatch between images and placeholders are clear errors, not answers.
 
 use lavit_core::LavitError;
+use lavit_core::bundle::ModelBundle;
 use lavit_core::infer::GenerateConfig;
 use lavit_core::io::Message;
 use lavit_core::io::checkpoint::HostInputs;
 use lavit_core::io::processor::load_rgb;
-use lavit_core::student::Student;
 use lavit_tests::fixture;
 
 fn prompt_error(r: lavit_core::Result<impl std::fmt::Debug>) -> String {
@@ -19,7 +19,7 @@ fn prompt_error(r: lavit_core::Result<impl std::fmt::Debug>) -> String {
 #[test]
 fn bad_questions_are_clear_errors() {
     let device = lavit_backends::select("cpu", 0).unwrap();
-    let model = Student::load(&fixture("tiny-gqa"), &device).unwrap();
+    let model = ModelBundle::load(&fixture("tiny-gqa"), &device).unwrap();
     let img = load_rgb(&fixture("images/tiny-gqa.png")).unwrap();
     let cfg = GenerateConfig {
         max_new_tokens: 2,

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::GradientCheckpointingStrategy;
+use lavit_core::bundle::{BundleFiles, ModelBundle, export};
 use lavit_core::data::Sample;
 use lavit_core::infer::{GenerateConfig, generate};
 use lavit_core::io::chat::ChatTokenizer;
@@ -16,7 +17,6 @@ use lavit_core::lavit::student::{
     LavitConfig, LavitStudent, add_latent_tokens, init_latent_embeddings,
 };
 use lavit_core::lavit::{GateSchedule, LossWeights};
-use lavit_core::student::{Student, StudentFiles, export};
 use lavit_core::teacher::pipeline::{ExtractJob, extract_all};
 use lavit_core::teacher::{ExtractConfig, SignalStore, SignalWriter};
 use lavit_core::train::data::{TargetConfig, samples_from_store};
@@ -211,11 +211,11 @@ fn exported_student_reloads_and_generates() {
     export(&trained, &tok, &proc0, &out, burn::tensor::DType::F32).unwrap();
 
     let device = lavit_backends::select("cpu", 0).unwrap();
-    let Student {
+    let ModelBundle {
         model: reloaded,
         tokenizer: tok2,
         processor: reloaded_proc,
-    } = Student::load(&out, &device).unwrap();
+    } = ModelBundle::load(&out, &device).unwrap();
     assert_eq!(reloaded.lavit.num_latent, K);
     assert_eq!(reloaded_proc, proc0);
     assert_eq!(
@@ -272,8 +272,8 @@ fn exported_student_reloads_and_generates() {
 
     // The in-memory loader (the browser's path) gives the same student and tokenizer.
     let read = |f: &str| std::fs::read(out.join(f)).unwrap();
-    let mem = Student::from_files(
-        StudentFiles {
+    let mem = ModelBundle::from_files(
+        BundleFiles {
             config_json: read("config.json"),
             model_safetensors: read("model.safetensors"),
             heads_safetensors: read("lavit_heads.safetensors"),
@@ -346,7 +346,7 @@ fn lora_training_learns_and_merges_on_export() {
     let proc0 = Checkpoint::open(&fixture("tiny-tied")).unwrap().processor;
     export(&trained, &tok, &proc0, &out, burn::tensor::DType::F32).unwrap();
     let device = lavit_backends::select("cpu", 0).unwrap();
-    let reloaded = Student::load(&out, &device).unwrap().model;
+    let reloaded = ModelBundle::load(&out, &device).unwrap().model;
     assert_eq!(
         reloaded.vlm.model.lora_params(),
         0,

@@ -1,15 +1,15 @@
 //! The LaViT student in the browser: ask a question about a synthetic scene (or any image)
 //! and see, for each latent token, where the student looks.
 //!
-//! [`Session`] is plain Rust over `lavit-core` — the same [`Student::answer`] that
+//! [`Session`] is plain Rust over `lavit-core` — the same [`ModelBundle::answer`] that
 //! `lavit infer` runs — so it is tested natively; on wasm32 the `web` module exposes it to
 //! JavaScript.
 
 use lavit_backends::Device;
+use lavit_core::bundle::{BundleFiles, ModelBundle, Trajectory};
 use lavit_core::data::synthetic::{QUESTION_TYPES, SceneConfig, generate};
 use lavit_core::infer::{GenerateConfig, Thoughts};
 use lavit_core::lavit::targets::resample_steps;
-use lavit_core::student::{Student, StudentFiles, Trajectory};
 use lavit_core::teacher::ExtractConfig;
 use serde::Serialize;
 
@@ -42,21 +42,21 @@ pub struct TeacherView {
 
 /// A loaded model (a student, or the teacher) on one backend.
 pub struct Session {
-    student: Student,
+    student: ModelBundle,
     backend: String,
 }
 
 impl Session {
     /// Loads an exported student (the four files of `lavit train`'s `final/`) on `backend`
     /// (`cpu` in the browser for now).
-    pub fn load(files: StudentFiles, backend: &str) -> Result<Self, String> {
+    pub fn load(files: BundleFiles, backend: &str) -> Result<Self, String> {
         let device: Device = lavit_backends::select(backend, 0).map_err(|e| e.to_string())?;
         Self::load_on(files, device)
     }
 
     /// Loads on an already initialised device (the browser's WebGPU device).
-    pub fn load_on(files: StudentFiles, device: Device) -> Result<Self, String> {
-        let student = Student::from_files(files, &device).map_err(|e| e.to_string())?;
+    pub fn load_on(files: BundleFiles, device: Device) -> Result<Self, String> {
+        let student = ModelBundle::from_files(files, &device).map_err(|e| e.to_string())?;
         Ok(Self {
             student,
             backend: lavit_backends::device_label(&device),
@@ -103,7 +103,7 @@ impl Session {
             .map_err(|e| e.to_string())
     }
 
-    /// The teacher's view ([`Student::trajectory`]): its own greedy answer, its steps, where
+    /// The teacher's view ([`ModelBundle::trajectory`]): its own greedy answer, its steps, where
     /// it looked while writing each, and those maps resampled to `k` steps — the targets of a
     /// student's `k` latent tokens ([`resample_steps`]). Synchronous read-backs: run the
     /// teacher on the CPU backend.
@@ -239,7 +239,7 @@ mod web {
             heads_safetensors: Vec<u8>,
             tokenizer_json: Vec<u8>,
         ) -> Result<(), JsError> {
-            let files = StudentFiles::new(
+            let files = BundleFiles::new(
                 config_json,
                 model_safetensors,
                 heads_safetensors,
@@ -260,7 +260,7 @@ mod web {
             tokenizer_json: Vec<u8>,
         ) -> Result<(), JsError> {
             let files =
-                StudentFiles::new(config_json, model_safetensors, Vec::new(), tokenizer_json);
+                BundleFiles::new(config_json, model_safetensors, Vec::new(), tokenizer_json);
             self.teacher = Some(Session::load(files, "cpu").map_err(js)?);
             Ok(())
         }

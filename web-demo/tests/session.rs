@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
+use lavit_core::bundle::{BundleFiles, ModelBundle};
 use lavit_core::data::synthetic::SceneConfig;
 use lavit_core::infer::GenerateConfig;
 use lavit_core::lavit::targets::resample_steps;
-use lavit_core::student::{Student, StudentFiles};
 use lavit_web_demo::Session;
 
 fn assets() -> PathBuf {
@@ -18,14 +18,14 @@ fn assets() -> PathBuf {
 fn exported_student(dir: &std::path::Path) {
     let device = lavit_backends::select("cpu", 0).unwrap();
     let student =
-        Student::open_for_training(&assets().join("student-base"), 3, 128, None, 7, &device)
+        ModelBundle::open_for_training(&assets().join("student-base"), 3, 128, None, 7, &device)
             .unwrap();
     student.save(dir, burn::tensor::DType::F32).unwrap();
 }
 
-fn files(dir: &std::path::Path) -> StudentFiles {
+fn files(dir: &std::path::Path) -> BundleFiles {
     let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
-    StudentFiles {
+    BundleFiles {
         config_json: read("config.json"),
         model_safetensors: read("model.safetensors"),
         heads_safetensors: read("lavit_heads.safetensors"),
@@ -51,12 +51,9 @@ fn session_answers_like_the_native_loader() {
     );
     // Scene `n` asks question type `n mod 5`, of the task the page is given (`task.json`):
     // scene 2 is a relation question.
-    let vertical = SceneConfig {
-        relation: lavit_core::data::synthetic::Relation::Vertical,
-        ..Default::default()
-    };
+    let vertical = SceneConfig::default();
     let (h, v) = (
-        Session::scene(2, &SceneConfig::default()).unwrap(),
+        Session::scene(2, &SceneConfig::plain()).unwrap(),
         Session::scene(2, &vertical).unwrap(),
     );
     assert!(h.question.contains("left or right"), "{}", h.question);
@@ -72,7 +69,7 @@ fn session_answers_like_the_native_loader() {
     let web = session.ask(&scene.png, &scene.question).unwrap();
 
     let device = lavit_backends::select("cpu", 0).unwrap();
-    let s = Student::load(tmp.path(), &device).unwrap();
+    let s = ModelBundle::load(tmp.path(), &device).unwrap();
     let img = image::load_from_memory(&scene.png).unwrap().to_rgb8();
     let native = s
         .answer(
@@ -127,7 +124,7 @@ fn teacher_view_maps_each_step_of_its_answer() {
     let dir = assets().join("teacher");
     let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
     let teacher = Session::load(
-        StudentFiles {
+        BundleFiles {
             config_json: read("config.json"),
             model_safetensors: read("model.safetensors"),
             heads_safetensors: Vec::new(),

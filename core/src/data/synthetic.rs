@@ -256,7 +256,22 @@ impl Background {
 }
 
 impl Default for SceneConfig {
+    /// The shipped task (`assets/synthetic/task.json`, the teacher's): zones background,
+    /// grounded steps, vertical relations, all five question types, no prior.
     fn default() -> Self {
+        Self {
+            background: Background::Zones,
+            steps: StepStyle::Grounded,
+            relation: Relation::Vertical,
+            ..Self::plain()
+        }
+    }
+}
+
+impl SceneConfig {
+    /// The plain task the project started with (noise background, short steps, left/right);
+    /// what a task file without the later fields describes.
+    pub fn plain() -> Self {
         Self {
             size: 168,
             min_objects: 3,
@@ -547,7 +562,7 @@ pub fn ask(
 pub fn ask_with_prior(
     qtype: &str,
     prior: &Prior,
-    objects: &mut Vec<Object>,
+    objects: &mut [Object],
     cfg: &SceneConfig,
     rng: &mut StdRng,
 ) -> Option<Question> {
@@ -977,7 +992,7 @@ pub fn predicted_key(text: &str) -> String {
 
 /// Every question / answer text the generator can produce, for training the task tokenizer.
 pub fn corpus(seed: u64, n: usize) -> Vec<String> {
-    let cfg = SceneConfig::default();
+    let cfg = SceneConfig::plain();
     let mut texts: Vec<String> = generate(n, seed, &cfg, "c")
         .into_iter()
         .chain(generate_descriptions(n / 4, seed + 1, &cfg, "d"))
@@ -1105,7 +1120,7 @@ mod tests {
                 answers_are_consistent(SceneConfig {
                     steps,
                     relation,
-                    ..Default::default()
+                    ..SceneConfig::plain()
                 });
             }
         }
@@ -1282,7 +1297,7 @@ mod tests {
             contradicting >= 300,
             "{contradicting} prior-contradicting questions"
         );
-        let plain = generate(50, 0, &SceneConfig::default(), "n");
+        let plain = generate(50, 0, &SceneConfig::plain(), "n");
         assert!(plain.iter().all(|s| s.0.prior_key.is_none()));
         // The prior's maps: the usual colour's usual kind is the kind.
         for k in KINDS {
@@ -1299,14 +1314,14 @@ mod tests {
     fn every_question_type_is_balanced_over_its_answers() {
         let grounded = SceneConfig {
             steps: StepStyle::Grounded,
-            ..Default::default()
+            ..SceneConfig::plain()
         };
         let vertical = SceneConfig {
             relation: Relation::Vertical,
             ..grounded.clone()
         };
         for (cfg, seed, n) in [
-            (SceneConfig::default(), 0u64, 1200usize),
+            (SceneConfig::plain(), 0u64, 1200usize),
             (SceneConfig::default(), 1_000_003, 200),
             (SceneConfig::default(), 7, 333),
             (grounded, 5, 600),
@@ -1358,8 +1373,8 @@ mod tests {
         assert!(mean(0..28, 0..s, 0) + 60.0 < mean(s - 28..s, 0..s, 0));
         let tint = |ys: std::ops::Range<u32>| mean(0..s, ys.clone(), 0) - mean(0..s, ys, 2);
         assert!(tint(0..28) + 20.0 < tint(s - 28..s));
-        // The default background is uniform.
-        let plain = render(&[], &SceneConfig::default(), &mut StdRng::seed_from_u64(0));
+        // The plain task's background is uniform.
+        let plain = render(&[], &SceneConfig::plain(), &mut StdRng::seed_from_u64(0));
         let left: u32 = (0..s).map(|y| plain.get_pixel(0, y)[0] as u32).sum();
         let right: u32 = (0..s).map(|y| plain.get_pixel(s - 1, y)[0] as u32).sum();
         assert!(left.abs_diff(right) < 2 * s);

@@ -22,12 +22,12 @@ pub const TASK_FILE: &str = "task.json";
 /// prior (`prior`), its validation and test splits are balanced; colour, shape and size only.
 pub const PRIOR_TASK_FILE: &str = "task-prior.json";
 
-/// The synthetic task of the shipped models in `assets` (`assets/task.json`; the default
-/// task when there is none, for asset directories made before the file existed).
+/// The synthetic task of the shipped models in `assets` (`assets/task.json`; the plain task
+/// when there is none: asset directories made before the file existed were trained on it).
 pub fn task_of(assets: &Path) -> Result<SceneConfig> {
     let path = assets.join(TASK_FILE);
     if !path.exists() {
-        return Ok(SceneConfig::default());
+        return Ok(SceneConfig::plain());
     }
     task_file(&path)
 }
@@ -103,7 +103,7 @@ mod tests {
     fn the_task_comes_from_the_assets() {
         let dir = std::env::temp_dir().join(format!("lavit-task-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        assert_eq!(task_of(&dir).unwrap(), SceneConfig::default());
+        assert_eq!(task_of(&dir).unwrap(), SceneConfig::plain());
         let task = SceneConfig {
             background: Background::Zones,
             steps: StepStyle::Grounded,
@@ -118,7 +118,7 @@ mod tests {
             br#"{"size":168,"min_objects":3,"max_objects":5}"#,
         )
         .unwrap();
-        assert_eq!(task_of(&dir).unwrap(), SceneConfig::default());
+        assert_eq!(task_of(&dir).unwrap(), SceneConfig::plain());
         std::fs::write(dir.join(TASK_FILE), b"{\"relation\": \"diagonal\"").unwrap();
         assert!(task_of(&dir).is_err());
         // Settings the generator cannot draw are a config error, not a hang in the demo.

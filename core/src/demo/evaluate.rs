@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use super::data::DemoData;
 use super::signals::{TeacherStage, greedy};
 use super::{DemoConfig, ModelResult, Progress};
+use crate::bundle::ModelBundle;
 use crate::error::Result;
 use crate::eval::Prediction;
 use crate::eval::metrics::{accuracy, map_metrics, map_metrics_by_type};
 use crate::lavit::targets::{TopK, trajectory_targets};
-use crate::student::Student;
 
 /// Patches compared by the top-K overlap of the gaze metrics.
 pub const GAZE_TOP_K: usize = 4;
@@ -19,7 +19,7 @@ pub const GAZE_TOP_K: usize = 4;
 /// A trained student, named.
 pub struct StudentUnderTest<'a> {
     pub name: &'a str,
-    pub student: &'a Student,
+    pub student: &'a ModelBundle,
     /// Whether its TrajectoryHead was trained (`λ_traj > 0`); an untrained head says nothing.
     pub head_trained: bool,
 }

@@ -8,11 +8,11 @@ use burn::prelude::*;
 
 use super::data::DemoData;
 use super::{DemoConfig, ModelResult, Progress};
+use crate::bundle::ModelBundle;
 use crate::error::Result;
 use crate::eval::Prediction;
 use crate::eval::metrics::{MapMetrics, accuracy, grounding_by_type, grounding_of};
 use crate::infer::GenerateConfig;
-use crate::student::Student;
 use crate::teacher::pipeline::{ExtractJob, extract_all};
 use crate::teacher::{ExtractConfig, SignalStore, SignalWriter};
 
@@ -46,7 +46,7 @@ pub fn teacher_stage(
     device: &Device,
     progress: Progress<'_>,
 ) -> Result<TeacherStage> {
-    let teacher = Student::load(&cfg.assets.join("teacher"), device)?;
+    let teacher = ModelBundle::load(&cfg.assets.join("teacher"), device)?;
     let depth = teacher.vlm().config.text.num_hidden_layers;
     if cfg.teacher_layers == 0 || cfg.teacher_layers > depth {
         return Err(crate::error::LavitError::Invalid(format!(

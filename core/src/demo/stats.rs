@@ -57,7 +57,7 @@ impl Paired {
     }
 }
 
-/// The 0.975 quantile of Student's t with `df` degrees of freedom (table to 30, then 1.96).
+/// The 0.975 quantile of ModelBundle's t with `df` degrees of freedom (table to 30, then 1.96).
 pub fn t975(df: usize) -> f64 {
     const T: [f64; 30] = [
         12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,

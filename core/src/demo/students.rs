@@ -13,11 +13,11 @@ use super::data::DemoData;
 use super::evaluate::{StudentUnderTest, evaluate_student};
 use super::signals::TeacherStage;
 use super::{Ablation, DemoConfig, ModelResult, Progress};
+use crate::bundle::ModelBundle;
 use crate::error::{LavitError, Result};
 use crate::eval::Prediction;
 use crate::lavit::gating::GateSchedule;
 use crate::lavit::losses::{LossWeights, TrajTarget};
-use crate::student::Student;
 use crate::teacher::SignalStore;
 use crate::train::data::{TargetConfig, samples_from_store};
 use crate::train::{Stage2, TrainConfig, train};
@@ -178,11 +178,11 @@ fn train_one(
     progress: Progress<'_>,
 ) -> Result<EvaluatedStudent> {
     let t = Instant::now();
-    let Student {
+    let ModelBundle {
         model: mut student,
         tokenizer,
         processor,
-    } = Student::open_for_training(
+    } = ModelBundle::open_for_training(
         &cfg.assets.join("student-base"),
         cfg.num_latent,
         teacher.d_teacher,
@@ -224,7 +224,7 @@ fn train_one(
         true
     })?;
     let train_seconds = t.elapsed().as_secs_f64();
-    let trained = Student {
+    let trained = ModelBundle {
         model: trained.valid(),
         tokenizer,
         processor,

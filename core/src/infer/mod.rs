@@ -67,7 +67,7 @@ impl Default for GenerateConfig {
             stop_ids: vec![],
             force_lvr: false,
             mask_lvr: false,
-            attn_layers: 8,
+            attn_layers: crate::defaults::TRAJ_LAYERS,
             gaze_layers: vec![],
             bottleneck: false,
             return_logits: false,

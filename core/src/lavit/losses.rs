@@ -88,7 +88,7 @@ pub fn trajectory_loss(
 pub enum TrajGrad {
     /// Into the student's image-token states too (through every decoder layer and the final
     /// norm the LM head shares): the KL may reshape what the image tokens carry. (What a
-    /// config without the field means; the method's default is `crate::defaults::TRAJ_GRAD`.)
+    /// config without the field means; the method's default is `TRAJ_GRAD` in `defaults.rs`.)
     #[default]
     Image,
     /// Not into the image-token states (`H_img` detached): only the latent token's query and
@@ -191,18 +191,4 @@ pub struct LossWeights {
     /// What `L_vtop` compares with.
     #[serde(default)]
     pub vtop_target: VtopTarget,
-}
-
-impl Default for LossWeights {
-    fn default() -> Self {
-        Self {
-            ce: true,
-            lambda_vtop: crate::defaults::LAMBDA_VTOP,
-            lambda_traj: crate::defaults::LAMBDA_TRAJ,
-            traj_grad: crate::defaults::TRAJ_GRAD,
-            traj_target: TrajTarget::default(),
-            traj_mass: 0.0,
-            vtop_target: VtopTarget::default(),
-        }
-    }
 }

@@ -1,4 +1,4 @@
-//! Student training samples from a signal store: the prompt with the latent block and the
+//! ModelBundle training samples from a signal store: the prompt with the latent block and the
 //! answer, and the teacher targets mapped to the student's grid.
 
 use std::path::Path;

@@ -8,6 +8,7 @@ use burn::prelude::*;
 
 use super::data::{TargetConfig, samples_from_store, samples_from_viscot};
 use super::{StepLog, TrainConfig, train_on};
+use crate::bundle::{Layout, ModelBundle, export, reference};
 use crate::error::{LavitError, Result};
 use crate::io::Checkpoint;
 use crate::io::weights::WeightDtype;
@@ -15,7 +16,6 @@ use crate::lavit::gating::GateSchedule;
 use crate::lavit::heads::HeadStates;
 use crate::lavit::student::{LavitStudent, StudentSample};
 use crate::lavit::targets::TopK;
-use crate::student::{Layout, Student, export, reference};
 use crate::teacher::SignalStore;
 
 /// Where a run's samples come from.
@@ -104,7 +104,7 @@ pub fn run_job(
         &job.out.join("train_config.json"),
         &serde_json::to_vec_pretty(&cfg).expect("config serialises"),
     )?;
-    let Student {
+    let ModelBundle {
         model,
         tokenizer,
         processor,
@@ -153,7 +153,7 @@ fn prepare(
     job: &TrainJob,
     cfg: &TrainConfig,
     device: &Device,
-) -> Result<(Student, Vec<StudentSample>)> {
+) -> Result<(ModelBundle, Vec<StudentSample>)> {
     let signals = matches!(job.data, TrainData::Signals(_));
     let k = job.num_latent.unwrap_or(if signals {
         crate::defaults::NUM_LATENT
@@ -179,7 +179,7 @@ fn prepare(
     };
     let raw = Checkpoint::open(&job.student)?.raw_config;
     let was_student = raw.get("lavit").is_some() || reference::is_reference(&raw);
-    let mut student = Student::open_for_training(
+    let mut student = ModelBundle::open_for_training(
         &job.student,
         k,
         d_teacher,
@@ -217,7 +217,7 @@ fn prepare(
 
 /// The job's head states (a fresh student only), bottleneck, gaze layers and `V_top` layer on
 /// the student (a LaViT student keeps what a flag does not set).
-fn set_latent_options(job: &TrainJob, student: &mut Student, was_student: bool) -> Result<()> {
+fn set_latent_options(job: &TrainJob, student: &mut ModelBundle, was_student: bool) -> Result<()> {
     let lavit = &mut student.model.lavit;
     if let Some(h) = job.head_states {
         if was_student && h != lavit.head_states {

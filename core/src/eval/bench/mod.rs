@@ -21,9 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use super::choice::extract_choice;
 use crate::error::{LavitError, Result};
-use crate::infer::{GenerateConfig, Thoughts};
+use crate::infer::Thoughts;
 use crate::io::processor::{decode_rgb, load_rgb};
-use crate::student::Student;
 
 /// The benchmarks `lavit eval --bench` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,11 +214,11 @@ pub struct McPrediction {
     pub latent_steps: usize,
 }
 
-/// Answers `q` with `model` (greedy unless `cfg` samples) and grades it.
+/// Asks `q` through `answer` (a model answering a prompt about images, e.g.
+/// `ModelBundle::answer` with a generation config) and grades the answer.
 pub fn answer_question(
-    model: &Student,
+    answer: impl FnOnce(&[image::RgbImage], &str) -> Result<Thoughts>,
     q: &McQuestion,
-    cfg: &GenerateConfig,
 ) -> Result<McPrediction> {
     let images = q
         .images
@@ -231,7 +230,7 @@ pub fn answer_question(
         answer,
         latent_steps,
         ..
-    } = model.answer(&images, &prompt, cfg)?;
+    } = answer(&images, &prompt)?;
     let predicted = extract_choice(&answer, &q.options);
     Ok(McPrediction {
         id: q.id.clone(),

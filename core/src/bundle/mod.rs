@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Training works on the [`LavitStudent`] module inside (`model`); everything that answers —
-//! `lavit infer`, `lavit eval`, the demo, the browser — goes through [`Student::answer`].
+//! `lavit infer`, `lavit eval`, the demo, the browser — goes through [`ModelBundle::answer`].
 
 mod files;
 pub mod reference;
@@ -23,7 +23,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use image::RgbImage;
 
-pub use files::StudentFiles;
+pub use files::BundleFiles;
 
 use crate::data::synthetic::predicted_key;
 use crate::error::{LavitError, Result};
@@ -41,7 +41,7 @@ use crate::model::init::hf_init;
 use crate::teacher::extract::append_steps;
 use crate::teacher::{ExtractConfig, extract_signals, split_steps};
 
-/// Where a model looked while it wrote each step of its own answer ([`Student::trajectory`]).
+/// Where a model looked while it wrote each step of its own answer ([`ModelBundle::trajectory`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Trajectory {
     pub answer: String,
@@ -95,13 +95,13 @@ impl<'de> serde::Deserialize<'de> for Layout {
 }
 
 /// A model with what it needs to turn images and questions into inputs.
-pub struct Student {
+pub struct ModelBundle {
     pub model: LavitStudent,
     pub tokenizer: ChatTokenizer,
     pub processor: ProcessorConfig,
 }
 
-impl Student {
+impl ModelBundle {
     /// Loads `dir`: a LaViT student (its `lavit` section, heads and latent tokens) or a plain
     /// Qwen2.5-VL (no latent tokens; its heads are unused placeholders).
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
@@ -115,8 +115,8 @@ impl Student {
         })
     }
 
-    /// [`Student::load`] from in-memory files (no file system: the browser build).
-    pub fn from_files(files: StudentFiles, device: &Device) -> Result<Self> {
+    /// [`ModelBundle::load`] from in-memory files (no file system: the browser build).
+    pub fn from_files(files: BundleFiles, device: &Device) -> Result<Self> {
         files.load(device)
     }
 
@@ -224,12 +224,12 @@ impl Student {
     }
 
     /// Writes the student to `out` (LoRA merged; weights as `dtype`), in the layout
-    /// [`Student::load`] reads and transformers loads (the VLM part).
+    /// [`ModelBundle::load`] reads and transformers loads (the VLM part).
     pub fn save(&self, out: &Path, dtype: DType) -> Result<()> {
         export(&self.model, &self.tokenizer, &self.processor, out, dtype)
     }
 
-    /// [`Student::save`] in `layout`.
+    /// [`ModelBundle::save`] in `layout`.
     pub fn save_as(&self, out: &Path, dtype: DType, layout: Layout) -> Result<()> {
         match layout {
             Layout::Ours => self.save(out, dtype),
@@ -282,7 +282,7 @@ impl Student {
     /// Answers `question` about `images` and reads out its latent visual thoughts: for each
     /// latent token, the TrajectoryHead distribution and the raw attention to the image
     /// tokens (over all images in order; `grid` is the first image's). Blocks on
-    /// [`Student::answer_async`].
+    /// [`ModelBundle::answer_async`].
     pub fn answer(
         &self,
         images: &[RgbImage],
@@ -292,7 +292,7 @@ impl Student {
         pollster::block_on(self.answer_async(images, question, cfg))
     }
 
-    /// [`Student::answer`] with asynchronous read-backs (the browser's WebGPU path).
+    /// [`ModelBundle::answer`] with asynchronous read-backs (the browser's WebGPU path).
     pub async fn answer_async(
         &self,
         images: &[RgbImage],
@@ -570,7 +570,7 @@ fn write_shard_index(out: &Path, files: &[PathBuf]) -> Result<()> {
 /// Writes a random (HF-initialised, seeded) Qwen2.5-VL for `cfg` to `out` one block at a
 /// time — one shard per vision block and decoder layer, plus the embeddings, the final norm
 /// and an untied LM head — so a model larger than memory can be written (a 7B or 32B
-/// teacher for streaming tests and benchmarks). Its weights differ from [`Student::init`]'s
+/// teacher for streaming tests and benchmarks). Its weights differ from [`ModelBundle::init`]'s
 /// for the same seed (each block draws from its own seed).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn write_random_checkpoint(

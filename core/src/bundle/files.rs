@@ -7,7 +7,7 @@ use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use serde_json::Value;
 
-use super::Student;
+use super::ModelBundle;
 use crate::error::{LavitError, Result};
 use crate::io::chat::ChatTokenizer;
 use crate::io::checkpoint::processor_from_json;
@@ -18,7 +18,7 @@ use crate::lavit::student::{LavitConfig, LavitStudent};
 use crate::model::Qwen25Vl;
 
 /// The files of a saved student, held in memory.
-pub struct StudentFiles {
+pub struct BundleFiles {
     pub config_json: Vec<u8>,
     pub model_safetensors: Vec<u8>,
     /// `lavit_heads.safetensors` (empty for a plain model).
@@ -28,7 +28,7 @@ pub struct StudentFiles {
     pub preprocessor_json: Option<Vec<u8>>,
 }
 
-impl StudentFiles {
+impl BundleFiles {
     /// The files of a model as a browser fetches them: no `preprocessor_config.json` (the
     /// defaults), `heads_safetensors` empty for a plain model.
     pub fn new(
@@ -46,7 +46,7 @@ impl StudentFiles {
         }
     }
 
-    pub(super) fn load(self, device: &Device) -> Result<Student> {
+    pub(super) fn load(self, device: &Device) -> Result<ModelBundle> {
         let bad = |message: String| LavitError::Config {
             path: "config.json".into(),
             message,
@@ -80,7 +80,7 @@ impl StudentFiles {
                 })?),
                 None => None,
             };
-        Ok(Student {
+        Ok(ModelBundle {
             model,
             tokenizer: ChatTokenizer::from_bytes(&self.tokenizer_json, "tokenizer.json")?,
             processor: processor_from_json(settings.as_ref(), &config),
