@@ -5,6 +5,7 @@ mod common;
 mod bench;
 mod bench_eval;
 mod demo;
+mod docs;
 mod e2e;
 mod errors;
 mod extract;

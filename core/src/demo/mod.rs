@@ -409,7 +409,10 @@ pub fn run_seeds(
             out: cfg.out.join(format!("seed-{seed}")),
             ..cfg.clone()
         };
-        runs.push(run(&c, device, backend, progress)?);
+        runs.push(match finished_run(&c) {
+            Some(r) => r,
+            None => run(&c, device, backend, progress)?,
+        });
     }
     let r = SeedsReport {
         seeds: seeds.to_vec(),
@@ -417,6 +420,16 @@ pub fn run_seeds(
     };
     report::write_seeds_report(&cfg.out, &r)?;
     Ok(r)
+}
+
+/// The report of a run of exactly `cfg` (same configuration, binary included) already in
+/// `cfg.out`, if any: several-seed runs resume, and seeds can be run by separate processes
+/// into one directory and reported together.
+fn finished_run(cfg: &DemoConfig) -> Option<DemoReport> {
+    let bytes = std::fs::read(cfg.out.join("report.json")).ok()?;
+    let r: DemoReport = serde_json::from_slice(&bytes).ok()?;
+    let same = serde_json::to_value(&r.config).ok()? == serde_json::to_value(cfg).ok()?;
+    (same && !cfg.commit.is_empty() && !cfg.commit.ends_with("-dirty")).then_some(r)
 }
 
 /// One point of the learning curve: a model's accuracies over seeds at one training-set size.
