@@ -476,3 +476,52 @@ pub fn learning_curve(
     }
     Ok(points)
 }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fields of [`DemoConfig`] that say where a run writes, which seed and students it runs,
+    /// and how it reports — not the method or the data. Every other field is pre-registered.
+    const NOT_PREREGISTERED: [&str; 9] = [
+        "out",
+        "assets",
+        "seed",
+        "ablations",
+        "heatmaps",
+        "term_grads_every",
+        "parallel",
+        "commit",
+        "students",
+    ];
+
+    /// `lavit demo`'s default configuration is the one `docs/PREREGISTRATION.md` fixed before
+    /// the test split was run (its JSON block), field by field and with no field left out.
+    #[test]
+    fn the_default_demo_is_the_preregistered_configuration() {
+        let doc = include_str!("../../../docs/PREREGISTRATION.md");
+        let block = doc
+            .split("```json")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("a ```json block in docs/PREREGISTRATION.md");
+        let prereg: serde_json::Value = serde_json::from_str(block).expect("the block parses");
+        let prereg = prereg.as_object().expect("an object");
+        let ours = serde_json::to_value(DemoConfig::default()).expect("serialises");
+        for (field, value) in ours.as_object().expect("an object") {
+            if NOT_PREREGISTERED.contains(&field.as_str()) {
+                continue;
+            }
+            assert_eq!(
+                prereg.get(field),
+                Some(value),
+                "`{field}`: the default differs from the pre-registered value"
+            );
+        }
+        for field in prereg.keys() {
+            assert!(
+                ours.get(field).is_some() && !NOT_PREREGISTERED.contains(&field.as_str()),
+                "`{field}` is pre-registered but not a method field of DemoConfig"
+            );
+        }
+    }
+}
