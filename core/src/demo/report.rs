@@ -258,8 +258,11 @@ pub fn write_reports(
     md.push_str(&run_description(r, data));
     md.push_str("## Accuracy, gaze alignment and grounding (attention of the latent tokens)\n\n");
     md.push_str(&summary_table(r));
-    md.push_str("\n## TrajectoryHead distributions\n\n");
-    md.push_str(&head_table(r).markdown());
+    let heads = head_table(r);
+    if !heads.rows.is_empty() {
+        md.push_str("\n## TrajectoryHead distributions\n\n");
+        md.push_str(&heads.markdown());
+    }
     md.push_str("\n## Accuracy per question type\n\n");
     md.push_str(&per_type_table(r).markdown());
     md.push_str("\n## Grounding per question type (mass in regions / pointing)\n\n");
