@@ -16,13 +16,17 @@ L="$CARGO_TARGET_DIR/debug/lavit"
 # One row per step: its name and its wall-clock seconds, printed at the end (also on failure).
 rows=()
 start=$SECONDS
+running=""
 step() { # name, command...
   local name=$1 t0=$SECONDS
   shift
+  running="$name"
   "$@"
+  running=""
   rows+=("$(printf '| %-44s | %6d |' "$name" $((SECONDS - t0)))")
 }
 table() {
+  [ -z "$running" ] || rows+=("$(printf '| %-44s | %6s |' "$running (FAILED)" "-")")
   echo
   printf '| %-44s | %6s |\n|%s|%s|\n' "step" "s" "$(printf -- '-%.0s' {1..46})" "--------"
   printf '%s\n' "${rows[@]}"
