@@ -23,7 +23,9 @@ rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target
 if ! wasm-bindgen --version 2>/dev/null | grep -q "$bindgen_version"; then
   cargo install wasm-bindgen-cli --version "$bindgen_version"
 fi
+t0=$SECONDS
 cargo build --profile "$profile" --target wasm32-unknown-unknown -p lavit-web-demo
+echo "web-demo/build.sh: cargo build ($profile) took $((SECONDS - t0)) s"
 out=web-demo/dist
 rm -rf "$out" && mkdir -p "$out/pkg" "$out/model"
 wasm-bindgen --target web --no-typescript --out-dir "$out/pkg" \
@@ -34,6 +36,7 @@ if [ "$profile" = wasm-release ]; then
   cache="$CARGO_TARGET_DIR/wasm-opt-cache"
   key=$(sha256sum "$wasm" | cut -c1-32)
   if [ ! -f "$cache/$key.wasm" ]; then
+    t0=$SECONDS
     (cd web-demo/tools && npm ci --no-audit --no-fund --silent)
     mkdir -p "$cache"
     web-demo/tools/node_modules/.bin/wasm-opt -Os --strip-debug --strip-producers \
@@ -41,6 +44,7 @@ if [ "$profile" = wasm-release ]; then
       --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd \
       "$wasm" -o "$cache/$key.tmp"
     mv "$cache/$key.tmp" "$cache/$key.wasm"
+    echo "web-demo/build.sh: wasm-opt took $((SECONDS - t0)) s"
   fi
   cp "$cache/$key.wasm" "$wasm"
 fi

@@ -189,7 +189,9 @@ pub fn run(a: Args) -> Result<()> {
             report.heatmaps.len(),
         );
     }
-    println!("lavit demo took {:.0} s in all", t.elapsed().as_secs_f64());
+    let secs = t.elapsed().as_secs_f64();
+    let prec = if secs < 10.0 { 1 } else { 0 };
+    println!("lavit demo took {secs:.prec$} s in all");
     Ok(())
 }
 
