@@ -68,6 +68,33 @@ if [ -n "$SECOND" ]; then
     cp "$OUT/sdpa/torch-$SHAPE-$w.json" "$OUT/$SECOND/" 2>/dev/null || true
   done
 fi
+# The 3B student's LoRA step at full depth — r = 16, only the latent tokens' embedding rows,
+# the frozen base in bf16, gradient checkpointing — with the process's peak host RSS (printed
+# by lavit) and, on CUDA, the card's peak memory in use (nvidia-smi every 100 ms; whole card).
+lora_full_depth() {
+  local mon=""
+  if [ "$BACKEND" = cuda ]; then
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$OUT/lora-memory.csv" &
+    mon=$!
+  fi
+  timeout 300 "$LAVIT" bench --config "$SHAPE" --what train --lora-rank 16 --grad-checkpointing \
+    --base-dtype bf16 --image-side "$SIDE" --iters "$ITERS" --backend "$BACKEND" "${PEAK[@]}" \
+    --json "$OUT/lavit-$SHAPE-train-lora.json" || echo "FAILED: lavit LoRA step at full depth"
+  if [ -n "$mon" ]; then
+    kill "$mon" || true
+    echo "LoRA step, full depth: peak device memory $(sort -n "$OUT/lora-memory.csv" | tail -1) MiB (nvidia-smi, whole card)"
+  fi
+}
+lora_full_depth
+# burn's collective all-reduce: two devices with half the batch each against one device
+# (tests/tests/training.rs); an all-reduce over one device proves nothing, so it is skipped.
+if [ "$BACKEND" = cuda ] && [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
+  LAVIT_COLLECTIVE_BACKEND=cuda timeout 300 cargo test --release --workspace \
+    --features lavit-backends/cuda --test training collective -- --nocapture ||
+    echo "FAILED: collective all-reduce check"
+else
+  echo "collective all-reduce check: skipped (needs two CUDA devices)"
+fi
 report() { # dir title
   "$PYTHON" bench/report.py "$1" --command "BACKEND=$BACKEND SHAPE=$SHAPE bench/gpu.sh" --title "$2"
 }

@@ -54,6 +54,13 @@ join_beside() { # waits for the steps started with `beside`, shows their output,
   rows+=("$(printf '| %-44s | %6d |' "waiting for the steps beside" $((SECONDS - t0)))")
   [ $failed = 0 ] || exit 1
 }
+table() {
+  [ -z "$running" ] || rows+=("$(printf '| %-44s | %6s |' "$running (FAILED)" "-")")
+  echo
+  printf '| %-44s | %6s |\n|%s|%s|\n' "step" "s" "$(printf -- '-%.0s' {1..46})" "--------"
+  printf '%s\n' "${rows[@]}"
+  printf '| %-44s | %6d |\n' "total" $((SECONDS - start))
+}
 trap table EXIT
 
 # The adapters the suite ran on (lavapipe shows up as llvmpipe).

@@ -46,6 +46,13 @@ impl BackendKind {
         }
     }
 
+    /// Whether burn 0.22 has a collective all-reduce between this backend's devices
+    /// (`burn::tensor::distributed`: device-to-device transport, i.e. CUDA with NCCL). The
+    /// CPU backend leaves it unimplemented, wgpu reports no device transport.
+    pub fn has_collectives(self) -> bool {
+        matches!(self, BackendKind::Cuda)
+    }
+
     /// Whether this binary was compiled with the backend's feature.
     pub fn compiled(self) -> bool {
         match self {

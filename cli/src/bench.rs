@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use lavit_core::perf::run::{BenchRequest, model_shape, reduce_depth, run_bench};
+use lavit_core::io::weights::WeightDtype;
+use lavit_core::model::lora::TrainEmbeddings;
+use lavit_core::perf::run::{BenchRequest, model_shape, process_peak_rss, reduce_depth, run_bench};
 use lavit_core::perf::{self, Sequence, Workload};
 use serde_json::json;
 
@@ -32,6 +34,12 @@ pub struct Args {
     /// Train step with gradient checkpointing.
     #[arg(long)]
     pub grad_checkpointing: bool,
+    /// With --lora-rank: which embedding rows train (new-tokens: only the latent tokens').
+    #[arg(long, default_value_t = TrainEmbeddings::NewTokens)]
+    pub train_embeddings: TrainEmbeddings,
+    /// With --lora-rank: store the frozen decoder projections as f32, bf16 or f16 [default: f32].
+    #[arg(long)]
+    pub base_dtype: Option<WeightDtype>,
     /// Workloads, comma-separated: train, extract, generate.
     #[arg(long, default_value = "train,extract,generate")]
     pub what: String,
@@ -60,6 +68,11 @@ pub struct Args {
     /// Timed runs (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub iters: usize,
+    /// Instead of the workloads: load the checkpoint DIR (safetensors, any dtype on disk) onto
+    /// the device and print the time and the peak memory it took, beside the bound loading
+    /// keeps (the weights in their run dtype + the largest tensor + 10 %).
+    #[arg(long, value_name = "DIR")]
+    pub load: Option<PathBuf>,
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -72,6 +85,12 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if let Some(dir) = &a.load {
+        return load(dir, &a);
+    }
+    if a.base_dtype.is_some() && a.lora_rank.unwrap_or(0) == 0 {
+        bail!("--base-dtype needs --lora-rank: without LoRA every weight trains");
+    }
     let cfg = reduce_depth(model_shape(&a.config)?, a.text_layers, a.vision_layers)?;
     let workload = Workload {
         image_side: a.image_side,
@@ -84,6 +103,8 @@ pub fn run(a: Args) -> Result<()> {
         seed: 0,
         lora_rank: a.lora_rank.filter(|&r| r > 0),
         grad_checkpointing: a.grad_checkpointing,
+        train_embeddings: a.train_embeddings,
+        base_dtype: a.base_dtype,
     };
     let device = a.backend.device()?;
     let label = lavit_backends::device_label(&device);
@@ -118,6 +139,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     let out = run_bench(&req, &device)?;
     print!("{}", out.table);
+    let peak_rss = process_peak_rss();
     if let Some(path) = &a.json {
         let doc = json!({
             "tool": "lavit",
@@ -134,9 +156,44 @@ pub fn run(a: Args) -> Result<()> {
             "peak_flops_per_s": req.peak.as_ref().map(|p| p.0),
             "peak_how": req.peak.as_ref().map(|p| p.1.clone()),
             "results": out.rows,
+            "process_peak_rss_bytes": peak_rss,
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(b) = peak_rss {
+        // The whole process — weights, model building and every workload — last, for scripts.
+        println!("peak RSS {:.2} GiB", b as f64 / (1u64 << 30) as f64);
+    }
+    Ok(())
+}
+
+/// `--load DIR`: one load, measured.
+fn load(dir: &std::path::Path, a: &Args) -> Result<()> {
+    let device = a.backend.device()?;
+    let c = lavit_core::perf::load::time_load(dir, &device)
+        .with_context(|| format!("loading {}", dir.display()))?;
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    println!("loaded {} in {:.1} s", dir.display(), c.seconds);
+    println!(
+        "weights {:.2} GiB (largest tensor {:.2} GiB); bound: weights + largest + 10 % = {:.2} GiB",
+        gib(c.weights_bytes),
+        gib(c.largest_bytes),
+        gib(c.bound_bytes())
+    );
+    if let Some(g) = c.peak_growth_bytes {
+        let within = if g <= c.bound_bytes() {
+            "within"
+        } else {
+            "OVER"
+        };
+        println!(
+            "peak RSS growth while loading {:.2} GiB ({within} the bound)",
+            gib(g)
+        );
+    }
+    if let Some(b) = process_peak_rss() {
+        println!("peak RSS {:.2} GiB", gib(b));
     }
     Ok(())
 }

@@ -26,6 +26,12 @@ impl BackendArgs {
     }
 }
 
+/// A `--model`-style argument as a local directory: a Hugging Face Hub id
+/// (`Qwen/Qwen2.5-VL-3B-Instruct`) is fetched into the hub cache (`HF_HOME`) first.
+pub fn local_model(spec: &std::path::Path) -> Result<std::path::PathBuf> {
+    lavit_core::io::hub::resolve(spec).with_context(|| format!("fetching {}", spec.display()))
+}
+
 /// `Opts::over(self, base)` for an options struct whose fields are all `Option`s: each field
 /// of `self` wins over `base`'s (flags over a TOML file). Shared by `extract` and `train`.
 #[macro_export]

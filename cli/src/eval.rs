@@ -14,7 +14,8 @@ use crate::common::{BackendArgs, progress_bar};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model directory (a base Qwen2.5-VL or a LaViT student).
+    /// Model directory (a base Qwen2.5-VL or a LaViT student),
+    /// or a Hugging Face Hub id (`Qwen/Qwen2.5-VL-3B-Instruct`, fetched into `$HF_HOME`).
     #[arg(long)]
     pub model: PathBuf,
     /// Benchmark: mmvp, blink, vstar, mmstar (their published layouts; see the README) or
@@ -91,7 +92,8 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(n) = a.limit {
         questions.truncate(n);
     }
-    let m = ModelBundle::load(&a.model, &device).context("loading the model")?;
+    let m = ModelBundle::load(&crate::common::local_model(&a.model)?, &device)
+        .context("loading the model")?;
     let gen_cfg = a.generate_config();
     let bar = progress_bar(questions.len() as u64, bench.name());
     let mut preds: Vec<McPrediction> = Vec::with_capacity(questions.len());
@@ -121,7 +123,8 @@ fn run_synthetic(a: Args) -> Result<()> {
         .iter()
         .map(EvalItem::from_sample)
         .collect::<Result<_, _>>()?;
-    let m = ModelBundle::load(&a.model, &device).context("loading the model")?;
+    let m = ModelBundle::load(&crate::common::local_model(&a.model)?, &device)
+        .context("loading the model")?;
     let gen_cfg = a.generate_config();
     let bar = progress_bar(items.len() as u64, "eval");
     let preds = m.predict(&items, &a.data_root.join("images"), &gen_cfg, &mut |i| {

@@ -11,7 +11,8 @@ use crate::common::BackendArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The model directory (a LaViT student in either layout, or a plain Qwen2.5-VL).
+    /// The model directory (a LaViT student in either layout, or a plain Qwen2.5-VL),
+    /// or a Hugging Face Hub id (`Qwen/Qwen2.5-VL-3B-Instruct`, fetched into `$HF_HOME`).
     #[arg(long)]
     pub model: PathBuf,
     #[arg(long)]
@@ -32,7 +33,8 @@ pub fn run(a: Args) -> Result<()> {
         "--out must differ from --model"
     );
     let device = a.backend.device()?;
-    let model = ModelBundle::load(&a.model, &device).context("loading the model")?;
+    let model = ModelBundle::load(&crate::common::local_model(&a.model)?, &device)
+        .context("loading the model")?;
     model
         .save_as(&a.out, a.dtype.into(), a.layout)
         .with_context(|| format!("writing {}", a.out.display()))?;

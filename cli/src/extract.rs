@@ -112,7 +112,8 @@ impl TryFrom<&Opts> for ExtractConfig {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Teacher checkpoint directory (HF layout).
+    /// Teacher checkpoint directory (HF layout),
+    /// or a Hugging Face Hub id (`Qwen/Qwen2.5-VL-3B-Instruct`, fetched into `$HF_HOME`).
     #[arg(long)]
     pub teacher: PathBuf,
     /// Dataset in the Visual-CoT JSON layout.
@@ -140,7 +141,7 @@ pub fn run(a: Args) -> Result<()> {
     let file: Opts = read_toml(a.config.as_deref(), "extraction")?;
     let o = a.opts.clone().over(file);
     let job = ExtractRun {
-        teacher: a.teacher.clone(),
+        teacher: crate::common::local_model(&a.teacher)?,
         data: a.data.clone(),
         images: a.images.clone(),
         out: a.out.clone(),

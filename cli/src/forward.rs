@@ -15,7 +15,8 @@ use crate::common::BackendArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Checkpoint directory (config.json + safetensors).
+    /// Checkpoint directory (config.json + safetensors),
+    /// or a Hugging Face Hub id (`Qwen/Qwen2.5-VL-3B-Instruct`, fetched into `$HF_HOME`).
     #[arg(long)]
     model: PathBuf,
     /// Input image.
@@ -75,7 +76,8 @@ fn user_content(prompt: &str) -> Result<Vec<lavit_core::io::Content>> {
 
 pub fn run(a: Args) -> Result<()> {
     let device = a.backend.device()?;
-    let ckpt = Checkpoint::open(&a.model).context("opening the checkpoint")?;
+    let ckpt = Checkpoint::open(&crate::common::local_model(&a.model)?)
+        .context("opening the checkpoint")?;
     let tokenizer = ckpt.tokenizer(a.tokenizer.as_deref())?;
     let mut proc_cfg = ckpt.processor.clone();
     if let Some(m) = a.max_pixels {

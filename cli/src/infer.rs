@@ -15,7 +15,8 @@ use crate::common::BackendArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model directory (a base Qwen2.5-VL or a LaViT student).
+    /// Model directory (a base Qwen2.5-VL or a LaViT student),
+    /// or a Hugging Face Hub id (`Qwen/Qwen2.5-VL-3B-Instruct`, fetched into `$HF_HOME`).
     #[arg(long)]
     pub model: PathBuf,
     #[arg(long)]
@@ -54,7 +55,8 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let device = a.backend.device()?;
-    let model = ModelBundle::load(&a.model, &device).context("opening the model")?;
+    let model = ModelBundle::load(&crate::common::local_model(&a.model)?, &device)
+        .context("opening the model")?;
     let img = load_rgb(&a.image)?;
     if a.trajectory {
         return run_trajectory(&a, &model, &img);

@@ -17,6 +17,9 @@ pub struct Args {
     /// Teacher hidden size d_T (VTopHead output).
     #[arg(long, default_value_t = 5120)]
     pub d_teacher: usize,
+    /// Latent tokens K (their embedding rows are what trains of the table under LoRA).
+    #[arg(long, default_value_t = lavit_core::defaults::NUM_LATENT)]
+    pub num_latent: usize,
 }
 
 fn gib(bytes: f64) -> f64 {
@@ -51,9 +54,13 @@ pub fn run(a: Args) -> Result<()> {
     let full_trainable = (c.text_layers + c.embeddings + c.lm_head + heads) as f64;
     let frozen_vision = c.vision as f64;
     let full = 16.0 * full_trainable + 2.0 * frozen_vision;
-    // LoRA: frozen base in bf16; adapters, embeddings (latent rows must learn) and heads trained in fp32.
-    let lora_trainable = (lora + c.embeddings + heads) as f64;
-    let lora_bytes = 2.0 * (c.total - c.embeddings) as f64 + 16.0 * lora_trainable;
+    // LoRA as `--train-embeddings new-tokens --base-dtype bf16` runs it: the decoder layers in
+    // bf16, the frozen embeddings, untied head and vision tower in f32; adapters, the latent
+    // tokens' rows (and head columns, untied) and the heads trained in f32.
+    let new_rows = a.num_latent * d * if cfg.tie_word_embeddings { 1 } else { 2 };
+    let lora_trainable = (lora + new_rows + heads) as f64;
+    let frozen = 2.0 * c.text_layers as f64 + 4.0 * (c.vision + c.embeddings + c.lm_head) as f64;
+    let lora_bytes = frozen + 16.0 * lora_trainable;
     println!("\nweights + grads + AdamW state (activations excluded):");
     println!(
         "- full fine-tuning (vision frozen, bf16): {:.1} GiB ({} trainable × 16 B + vision × 2 B)",
@@ -61,7 +68,7 @@ pub fn run(a: Args) -> Result<()> {
         full_trainable as usize
     );
     println!(
-        "- LoRA r = {}: {:.1} GiB ({} trainable × 16 B + frozen base × 2 B)",
+        "- LoRA r = {}, new-token rows, bf16 decoder: {:.1} GiB ({} trainable × 16 B + decoder × 2 B + vision, embeddings × 4 B)",
         a.lora_rank,
         gib(lora_bytes),
         lora_trainable as usize

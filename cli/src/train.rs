@@ -10,8 +10,9 @@ use lavit_core::io::weights::WeightDtype;
 use lavit_core::lavit::heads::HeadStates;
 use lavit_core::lavit::losses::{TrajGrad, TrajTarget, VtopTarget};
 use lavit_core::lavit::{GateSchedule, LossWeights};
-use lavit_core::model::lora::LoraConfig;
+use lavit_core::model::lora::{LoraConfig, TrainEmbeddings};
 use lavit_core::train::job::{TrainData, TrainJob, run_job};
+use lavit_core::train::{AllReduce, Replicas};
 use lavit_core::train::{Stage2, TrainConfig};
 use serde::Deserialize;
 
@@ -121,6 +122,14 @@ pub struct Opts {
     /// Comma-separated projections (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj).
     #[arg(long)]
     pub lora_targets: Option<String>,
+    /// With LoRA: which embedding rows train — new-tokens (the latent tokens' rows only, no
+    /// [vocab, d] gradient or optimiser state) or all [new-tokens].
+    #[arg(long)]
+    pub train_embeddings: Option<TrainEmbeddings>,
+    /// With LoRA: store the frozen decoder projections as f32, bf16 or f16 (the adapters and
+    /// everything that trains stay f32) [f32].
+    #[arg(long)]
+    pub base_dtype: Option<WeightDtype>,
     /// Checkpoint every N steps.
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
@@ -172,6 +181,8 @@ crate::overlay!(Opts {
     lora_rank,
     lora_alpha,
     lora_targets,
+    train_embeddings,
+    base_dtype,
     checkpoint_every,
     seed,
     max_pixels,
@@ -199,8 +210,12 @@ impl TryFrom<&Opts> for TrainConfig {
                     Some(t) => t.split(',').map(|s| s.trim().to_string()).collect(),
                     None => LoraConfig::default().targets,
                 },
+                embeddings: o.train_embeddings.unwrap_or_default(),
             }),
         };
+        if lora.is_none() && (o.base_dtype.is_some() || o.train_embeddings.is_some()) {
+            bail!("--base-dtype and --train-embeddings need LoRA (--lora-rank)");
+        }
         if let Some(l) = &lora {
             l.validate().map_err(anyhow::Error::msg)?;
         }
@@ -241,6 +256,7 @@ impl TryFrom<&Opts> for TrainConfig {
             seed: o.seed.unwrap_or(d.seed),
             term_grads_every: o.term_grads_every.unwrap_or(d.term_grads_every),
             grad_checkpointing: o.grad_checkpointing.unwrap_or(d.grad_checkpointing),
+            base_dtype: o.base_dtype,
             stage2: o.stage2_lr.map(|lr| Stage2 {
                 lr,
                 warmup_steps: o
@@ -261,7 +277,8 @@ impl TryFrom<&Opts> for TrainConfig {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Starting checkpoint: a plain Qwen2.5-VL directory or a LaViT student.
+    /// Starting checkpoint: a plain Qwen2.5-VL directory or a LaViT student,
+    /// or a Hugging Face Hub id (`Qwen/Qwen2.5-VL-3B-Instruct`, fetched into `$HF_HOME`).
     #[arg(long)]
     pub student: PathBuf,
     /// Signal store from `lavit extract` (LaViT training).
@@ -306,7 +323,7 @@ pub fn run(a: Args) -> Result<()> {
         (None, None) => bail!("give --signals STORE (LaViT) or --data FILE.json (CE only)"),
     };
     let job = TrainJob {
-        student: a.student.clone(),
+        student: crate::common::local_model(&a.student)?,
         data,
         images: a.images.clone(),
         out: a.out.clone(),
@@ -328,17 +345,7 @@ pub fn run(a: Args) -> Result<()> {
         layout: o.export_layout.unwrap_or_default(),
         export_every: o.export_every.unwrap_or(0),
     };
-    let replicas = a
-        .devices
-        .iter()
-        .map(|&i| {
-            BackendArgs {
-                device: i,
-                ..a.backend.clone()
-            }
-            .device()
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let replicas = replicas(&a)?;
     let bar = progress_bar(job.config.steps as u64, "train");
     let done = run_job(&job, &device, &replicas, &mut |l| {
         bar.set_position(l.step as u64);
@@ -353,6 +360,37 @@ pub fn run(a: Args) -> Result<()> {
         done.model.display()
     );
     Ok(())
+}
+
+/// The `--devices` replicas; burn's collective all-reduce where the backend has one and the
+/// devices are distinct, else ours through the host.
+fn replicas(a: &Args) -> Result<Replicas> {
+    let devices = a
+        .devices
+        .iter()
+        .map(|&i| {
+            BackendArgs {
+                device: i,
+                ..a.backend.clone()
+            }
+            .device()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let kind: Option<lavit_backends::BackendKind> = a.backend.backend.parse().ok();
+    let distinct = a
+        .devices
+        .iter()
+        .enumerate()
+        .all(|(i, d)| !a.devices[..i].contains(d));
+    let all_reduce = if kind.is_some_and(|k| k.has_collectives()) && distinct {
+        AllReduce::Collective
+    } else {
+        AllReduce::Host
+    };
+    Ok(Replicas {
+        devices,
+        all_reduce,
+    })
 }
 
 /// The progress bar's line for one step.

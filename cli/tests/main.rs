@@ -10,4 +10,5 @@ mod e2e;
 mod errors;
 mod extract;
 mod forward;
+mod hub;
 mod options;

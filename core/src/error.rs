@@ -19,6 +19,8 @@ pub enum LavitError {
     },
     #[error("config {path}: {message}")]
     Config { path: PathBuf, message: String },
+    #[error("hub model {id}: {message}")]
+    Hub { id: String, message: String },
     #[error("weights {path}: {message}")]
     Weights { path: PathBuf, message: String },
     #[error(

@@ -553,41 +553,45 @@ fn one_and_two_threads_train_alike() {
     assert_trains_alike(&one, &two, &p, &q);
 }
 
+/// Six steps of `grad_accum` 4 on `replicas`: the logs and the final embedding table.
+fn train_replicated(
+    store: &Path,
+    images: &Path,
+    out: &Path,
+    replicas: &lavit_core::train::Replicas,
+) -> (Vec<StepLog>, Vec<f32>) {
+    let (student, _, samples) = student_and_samples(store, images);
+    let cfg = TrainConfig {
+        grad_accum: 4,
+        ..cfg(6)
+    };
+    let trained = train_on(
+        student,
+        &samples,
+        &cfg,
+        out,
+        false,
+        replicas,
+        &mut |_, _| true,
+    )
+    .unwrap();
+    let w = lavit_core::util::to_vec_f32(trained.vlm.model.embed_tokens.weight.val());
+    (read_metrics(&out.join("metrics.jsonl")).unwrap(), w)
+}
+
 #[test]
 fn two_replicas_with_half_the_batch_each_equal_one_device() {
     let tmp = tempfile::tempdir().unwrap();
     let (store, images) = make_store(tmp.path());
     let cpu = lavit_backends::select("cpu", 0).unwrap();
-    let run = |name: &str, replicas: &[burn::tensor::Device]| {
-        let (student, _, samples) = student_and_samples(&store, &images);
-        let out = tmp.path().join(name);
-        let cfg = TrainConfig {
-            grad_accum: 4,
-            ..cfg(6)
-        };
-        let trained = train_on(
-            student,
-            &samples,
-            &cfg,
-            &out,
-            false,
-            replicas,
-            &mut |_, _| true,
-        )
-        .unwrap();
-        let w: Vec<f32> = trained
-            .vlm
-            .model
-            .embed_tokens
-            .weight
-            .val()
-            .into_data()
-            .iter::<f32>()
-            .collect();
-        (read_metrics(&out.join("metrics.jsonl")).unwrap(), w)
+    let run = |name: &str, replicas: &lavit_core::train::Replicas| {
+        train_replicated(&store, &images, &tmp.path().join(name), replicas)
     };
-    let (one, p) = run("one", &[]);
-    let (two, q) = run("two", &[cpu.clone(), cpu]);
+    let (one, p) = run("one", &Default::default());
+    let (two, q) = run(
+        "two",
+        &lavit_core::train::Replicas::host(vec![cpu.clone(), cpu]),
+    );
     assert_eq!(one.len(), 6);
     for (a, b) in one.iter().zip(&two) {
         let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * x.abs().max(1e-3);
@@ -618,4 +622,194 @@ fn two_replicas_with_half_the_batch_each_equal_one_device() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
     assert!(max <= 1e-5, "weights after 6 updates differ by {max}");
+}
+
+/// burn's collective all-reduce (`AllReduce::Collective`: CUDA with NCCL) on two devices with
+/// half the batch each gives the one-device run. Needs two devices of a backend that has
+/// collectives: `LAVIT_COLLECTIVE_BACKEND=cuda` (bench/gpu.sh sets it where `nvidia-smi` lists
+/// two cards); says "skipped" otherwise — an all-reduce over one device proves nothing.
+#[test]
+fn collective_all_reduce_on_two_devices_equals_one_device() {
+    let Ok(backend) = std::env::var("LAVIT_COLLECTIVE_BACKEND") else {
+        println!("collective all-reduce: skipped (LAVIT_COLLECTIVE_BACKEND not set)");
+        return;
+    };
+    let devices: Vec<_> = (0..2)
+        .map(|i| lavit_backends::select(&backend, i).unwrap())
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, images) = make_store(tmp.path());
+    let run = |name: &str, replicas: &lavit_core::train::Replicas| {
+        train_replicated(&store, &images, &tmp.path().join(name), replicas)
+    };
+    let (one, p) = run("one", &Default::default());
+    let collective = lavit_core::train::Replicas {
+        devices,
+        all_reduce: lavit_core::train::AllReduce::Collective,
+    };
+    let (two, q) = run("two", &collective);
+    assert_eq!(one.len(), two.len());
+    for (a, b) in one.iter().zip(&two) {
+        let rel = (a.loss - b.loss).abs() / a.loss.abs().max(1e-3);
+        assert!(rel < 1e-3, "step {}: loss {} vs {}", a.step, a.loss, b.loss);
+    }
+    let max = p
+        .iter()
+        .zip(&q)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(max <= 1e-3, "weights after 6 updates differ by {max}");
+    println!(
+        "collective all-reduce on two {backend} devices: equal to one device (max weight difference {max:.2e})"
+    );
+}
+
+/// The loss and the gradient of the latent tokens' rows of `student` prepared under LoRA with
+/// `embeddings`: the rows are the table's (and the tied head's) rows `ids` under
+/// `TrainEmbeddings::All`, the split-off `NewTokenRows` under `NewTokens`.
+fn lora_loss_and_row_grads(
+    student: &LavitStudent,
+    sample: &lavit_core::lavit::StudentSample,
+    embeddings: lavit_core::model::lora::TrainEmbeddings,
+    base_dtype: Option<lavit_core::io::weights::WeightDtype>,
+) -> (f32, Vec<f32>, Vec<f32>) {
+    use burn::optim::GradientsParams;
+    let c = TrainConfig {
+        lora: Some(lavit_core::model::lora::LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            embeddings,
+            ..Default::default()
+        }),
+        base_dtype,
+        seed: 5,
+        ..cfg(1)
+    };
+    let s = lavit_core::train::prepare(student.clone(), &c).unwrap();
+    let parts = lavit_core::lavit::student::sample_losses(&s, sample, &c.loss, 0.5, true).unwrap();
+    let loss = parts.total.clone().into_scalar::<f32>();
+    let grads = GradientsParams::from_grads(parts.total.backward(), &s);
+    let ids: Vec<usize> = s
+        .lavit
+        .latent_token_ids
+        .iter()
+        .map(|&i| i as usize)
+        .collect();
+    let device = s.vlm.device();
+    let rows = match &s.vlm.new_rows {
+        Some(r) => grads.get::<2>(r.embed.id).expect("new-row gradient"),
+        None => grads
+            .get::<2>(s.vlm.model.embed_tokens.weight.id)
+            .expect("table gradient")
+            .select(0, lavit_core::util::index_tensor(&ids, &device)),
+    };
+    let q = &s.vlm.model.layers[0].self_attn.q_proj;
+    let b = grads
+        .get::<2>(q.lora.as_ref().unwrap().b.id)
+        .expect("LoRA B gradient");
+    (
+        loss,
+        lavit_core::util::to_vec_f32(rows),
+        lavit_core::util::to_vec_f32(b),
+    )
+}
+
+fn rel_l2(a: &[f32], b: &[f32]) -> f32 {
+    let d: f32 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
+    let n: f32 = b.iter().map(|y| y * y).sum();
+    (d / n).sqrt()
+}
+
+#[test]
+fn lora_new_token_rows_match_the_whole_table_and_only_they_move() {
+    use lavit_core::model::lora::TrainEmbeddings;
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, images) = make_store(tmp.path());
+    let (student, _, samples) = student_and_samples(&store, &images);
+    let (la, ga, ba) = lora_loss_and_row_grads(&student, &samples[0], TrainEmbeddings::All, None);
+    let (ln, gn, bn) =
+        lora_loss_and_row_grads(&student, &samples[0], TrainEmbeddings::NewTokens, None);
+    println!(
+        "new-token rows vs whole table: loss {ln} vs {la}, latent-row gradient rel L2 {:.2e}, adapter {:.2e}",
+        rel_l2(&gn, &ga),
+        rel_l2(&bn, &ba)
+    );
+    assert!((la - ln).abs() <= 1e-5 * la.abs(), "losses {la} vs {ln}");
+    assert!(
+        ga.iter().any(|&g| g != 0.0),
+        "no gradient reaches the latent rows"
+    );
+    assert!(
+        rel_l2(&gn, &ga) < 1e-4,
+        "latent-row gradients differ: {}",
+        rel_l2(&gn, &ga)
+    );
+    assert!(rel_l2(&bn, &ba) < 1e-4, "adapter gradients differ");
+
+    // Training moves the latent rows and nothing else of the table.
+    let table =
+        |m: &LavitStudent| lavit_core::util::to_vec_f32(m.vlm.model.embed_tokens.weight.val());
+    let before = table(&student);
+    let mut c = cfg(3);
+    c.lr = 1e-2;
+    c.lora = Some(lavit_core::model::lora::LoraConfig {
+        rank: 4,
+        alpha: 8.0,
+        ..Default::default()
+    });
+    let trained = train(
+        student,
+        &samples,
+        &c,
+        &tmp.path().join("rows"),
+        false,
+        &mut |_, _| true,
+    )
+    .unwrap();
+    assert!(trained.vlm.new_rows.is_some(), "rows not split under LoRA");
+    assert!(
+        trained.vlm.new_rows.as_ref().unwrap().embed.val().dims()[0] == K,
+        "one trainable row per latent token"
+    );
+    let ids: Vec<usize> = trained
+        .lavit
+        .latent_token_ids
+        .iter()
+        .map(|&i| i as usize)
+        .collect();
+    let merged = trained.valid().vlm.merge_new_rows();
+    let after = lavit_core::util::to_vec_f32(merged.model.embed_tokens.weight.val());
+    let d = merged.config.text.hidden_size;
+    for (r, (x, y)) in before.chunks(d).zip(after.chunks(d)).enumerate() {
+        if ids.contains(&r) {
+            assert_ne!(x, y, "latent row {r} did not move");
+        } else {
+            assert_eq!(x, y, "row {r} of the frozen table moved");
+        }
+    }
+}
+
+#[test]
+fn lora_step_with_a_bf16_base_matches_the_f32_step() {
+    use lavit_core::io::weights::WeightDtype;
+    use lavit_core::model::lora::TrainEmbeddings;
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, images) = make_store(tmp.path());
+    let (student, _, samples) = student_and_samples(&store, &images);
+    let new = TrainEmbeddings::NewTokens;
+    let (l32, g32, b32) = lora_loss_and_row_grads(&student, &samples[0], new, None);
+    let bf16 = Some(WeightDtype::Bf16);
+    let (l16, g16, b16) = lora_loss_and_row_grads(&student, &samples[0], new, bf16);
+    assert!(
+        (l16 - l32).abs() < 0.02 * l32.abs(),
+        "loss {l16} (bf16 base) vs {l32}"
+    );
+    let (eb, eg) = (rel_l2(&b16, &b32), rel_l2(&g16, &g32));
+    println!(
+        "bf16 base vs f32: loss {l16} vs {l32} (rel {:.2e}), LoRA B gradient rel L2 {eb:.2e}, latent rows {eg:.2e}",
+        (l16 - l32).abs() / l32.abs()
+    );
+    assert!(eb < 0.05, "LoRA B gradient off by {eb}");
+    assert!(eg < 0.05, "latent-row gradient off by {eg}");
+    assert!(eb > 0.0, "the bf16 base changed nothing: was it cast?");
 }

@@ -494,7 +494,7 @@ pub fn export(
         &out.join("config.json"),
         &serde_json::to_vec_pretty(&cfg).expect("config serialises"),
     )?;
-    let mut vlm = model.vlm.valid();
+    let mut vlm = model.vlm.valid().merge_new_rows();
     vlm.model = vlm.model.merge_lora();
     save_hf_safetensors(&vlm, &out.join("model.safetensors"), dtype)?;
     let heads_path = out.join("lavit_heads.safetensors");

@@ -163,7 +163,7 @@ pub fn export(
         ("vlm", out.join("model-00001-of-00002.safetensors")),
         ("heads", out.join("model-00002-of-00002.safetensors")),
     ];
-    let mut vlm = model.vlm.valid();
+    let mut vlm = model.vlm.valid().merge_new_rows();
     vlm.model = vlm.model.merge_lora();
     crate::io::weights::save_hf_safetensors(&vlm, &shards[0].1, dtype)?;
     // The reference's scores carry no 1/√d: fold ours into the query projection, so the

@@ -4,6 +4,8 @@
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod hub;
 pub mod processor;
 pub mod tensors;
 pub mod weights;

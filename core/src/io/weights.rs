@@ -14,8 +14,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
+use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{
-    ApplyError, BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter, ModuleSnapshot,
+    ApplyError, BurnToPyTorchAdapter, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot,
     PyTorchToBurnAdapter, SafetensorsStore,
 };
 use burn::tensor::DType;
@@ -139,39 +140,41 @@ pub fn load_module<M: ModuleSnapshot>(
     float: DType,
 ) -> Result<M> {
     let mut model = model;
-    let stores: Vec<(String, SafetensorsStore)> = match source {
+    let adapter = || PyTorchToBurnAdapter.chain(FloatCastAdapter::to(float));
+    let sources: Vec<(String, Source)> = match source {
         WeightSource::Files(files) => files
             .into_iter()
-            .map(|f| {
-                if !f.is_file() {
-                    return Err(LavitError::Weights {
-                        path: f.clone(),
-                        message: "file not found".into(),
-                    });
-                }
-                Ok((f.display().to_string(), SafetensorsStore::from_file(f)))
-            })
-            .collect::<Result<_>>()?,
+            .map(|f| (f.display().to_string(), Source::File(f)))
+            .collect(),
         WeightSource::Bytes(buffers) => buffers
             .into_iter()
-            .map(|(name, b)| (name, SafetensorsStore::from_bytes(Some(b))))
+            .map(|(name, b)| (name, Source::Bytes(b)))
             .collect(),
     };
     let mut applied: BTreeSet<String> = BTreeSet::new();
     let mut missing: Option<BTreeSet<String>> = None;
-    for (name, store) in stores {
-        let mut store = remap
-            .iter()
-            .fold(store, |s, (from, to)| s.with_key_remapping(*from, *to))
-            .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(float)))
-            .allow_partial(true)
-            .validate(false);
-        let result = model
-            .load_from(&mut store)
-            .map_err(|e| LavitError::Weights {
-                path: PathBuf::from(&name),
-                message: e.to_string(),
-            })?;
+    for (name, source) in sources {
+        let result = match source {
+            Source::File(f) => {
+                let (tensors, _) = remapper(remap).remap(file_tensors(&f)?);
+                model.apply(tensors, None, Some(Box::new(adapter())), false)
+            }
+            Source::Bytes(b) => {
+                let store = SafetensorsStore::from_bytes(Some(b));
+                let mut store = remap
+                    .iter()
+                    .fold(store, |s, (from, to)| s.with_key_remapping(*from, *to))
+                    .with_from_adapter(adapter())
+                    .allow_partial(true)
+                    .validate(false);
+                model
+                    .load_from(&mut store)
+                    .map_err(|e| LavitError::Weights {
+                        path: PathBuf::from(&name),
+                        message: e.to_string(),
+                    })?
+            }
+        };
         if let Some(err) = result.errors.first() {
             return Err(apply_error(err, &name));
         }
@@ -201,6 +204,108 @@ pub fn load_module<M: ModuleSnapshot>(
         )));
     }
     Ok(model)
+}
+
+/// One weight file: on disk (read tensor by tensor) or in memory (the browser).
+enum Source {
+    File(PathBuf),
+    Bytes(Vec<u8>),
+}
+
+fn remapper(remap: &[(&str, &str)]) -> KeyRemapper {
+    KeyRemapper::from_patterns(remap.to_vec()).expect("the remap patterns are valid regexes")
+}
+
+/// The tensors of the safetensors file `path`, each read when the loader reaches it: the
+/// header now, a tensor's bytes by a positioned read into a buffer of its own, dropped once the
+/// parameter is made. Nothing is memory-mapped, so the file's pages are never part of this
+/// process's resident memory: loading holds the model as loaded so far plus one tensor in
+/// flight (its bytes and its converted copy), never a second copy of the weights.
+fn file_tensors(path: &Path) -> Result<Vec<PackTensor>> {
+    let err = |message: String| LavitError::Weights {
+        path: path.to_path_buf(),
+        message,
+    };
+    if !path.is_file() {
+        return Err(err("file not found".into()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let mut len = [0u8; 8];
+    read_at(&file, &mut len, 0).map_err(|e| err(format!("reading the header: {e}")))?;
+    let n = u64::from_le_bytes(len) as usize;
+    let size = file.metadata().map_err(|e| err(e.to_string()))?.len() as usize;
+    if n > 100 << 20 || 8 + n > size {
+        return Err(err(format!("not a safetensors file (header of {n} bytes)")));
+    }
+    let mut header = vec![0u8; n];
+    read_at(&file, &mut header, 8).map_err(|e| err(format!("reading the header: {e}")))?;
+    let meta: safetensors::tensor::Metadata =
+        serde_json::from_slice(&header).map_err(|e| err(format!("safetensors header: {e}")))?;
+    let file = std::sync::Arc::new(file);
+    let mut out = Vec::new();
+    for (key, info) in meta.tensors() {
+        let (start, end) = info.data_offsets;
+        if start > end || 8 + n + end > size {
+            return Err(err(format!("tensor {key}: data past the end of the file")));
+        }
+        let dtype = burn_dtype(info.dtype)
+            .ok_or_else(|| err(format!("tensor {key}: unsupported dtype {:?}", info.dtype)))?;
+        let (file, at, len) = (file.clone(), (8 + n + start) as u64, end - start);
+        out.push(PackTensor::deferred(
+            key,
+            dtype,
+            info.shape.clone(),
+            None,
+            len,
+            move || {
+                let mut buf = vec![0u8; len];
+                read_at(&file, &mut buf, at)
+                    .map_err(|e| burn::store::burn_pack::Error::IoError(e.to_string()))?;
+                Ok(burn::store::burn_pack::Bytes::from_bytes_vec(buf))
+            },
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(unix)]
+fn read_at(file: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+#[cfg(windows)]
+fn read_at(file: &std::fs::File, mut buf: &mut [u8], mut at: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, buf, at)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            k => {
+                buf = &mut buf[k..];
+                at += k as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(any(unix, windows)))]
+fn read_at(_: &std::fs::File, _: &mut [u8], _: u64) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+fn burn_dtype(d: safetensors::Dtype) -> Option<DType> {
+    use safetensors::Dtype as S;
+    Some(match d {
+        S::F64 => DType::F64,
+        S::F32 => DType::F32,
+        S::F16 => DType::F16,
+        S::BF16 => DType::BF16,
+        S::I64 => DType::I64,
+        S::I32 => DType::I32,
+        S::I16 => DType::I16,
+        S::I8 => DType::I8,
+        S::U8 => DType::U8,
+        _ => return None,
+    })
 }
 
 /// Turns a burn-store error into ours, with shapes in the checkpoint's orientation.

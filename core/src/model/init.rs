@@ -75,6 +75,8 @@ struct HfInit {
     path: Vec<String>,
     std: f64,
     init: SeededInit,
+    /// Dtype of the frozen LoRA base's matrices ([`super::lora::is_frozen_base`]), if cast.
+    base: Option<burn::tensor::DType>,
 }
 
 impl burn::module::ModuleMapper for HfInit {
@@ -91,8 +93,12 @@ impl burn::module::ModuleMapper for HfInit {
         let path = self.path.join(".");
         let std = self.std;
         let init = &mut self.init;
+        let base = self
+            .base
+            .filter(|_| D == 2 && super::lora::is_frozen_base(&path));
         param.map(|t| {
-            let (dims, dtype, device) = (t.dims(), t.dtype(), t.device());
+            let (dims, device) = (t.dims(), t.device());
+            let dtype = base.unwrap_or(t.dtype());
             if D == 1 {
                 if path.contains("norm") || path.contains("ln_q") {
                     Tensor::ones(dims, &device)
@@ -109,9 +115,22 @@ impl burn::module::ModuleMapper for HfInit {
 /// Re-initialises every parameter of `m` the way HF does for a fresh model, drawing from
 /// `seed`.
 pub fn hf_init<M: burn::module::Module>(m: M, std: f64, seed: u64) -> M {
+    hf_init_with_base(m, std, seed, None)
+}
+
+/// [`hf_init`] with the text decoder's projection matrices drawn straight into `base` (e.g.
+/// bf16 for a half-precision frozen LoRA base), one tensor at a time: the model never exists
+/// in f32 as a whole. Same values as [`hf_init`] then a cast.
+pub fn hf_init_with_base<M: burn::module::Module>(
+    m: M,
+    std: f64,
+    seed: u64,
+    base: Option<burn::tensor::DType>,
+) -> M {
     m.map(&mut HfInit {
         path: vec![],
         std,
         init: SeededInit::new(seed),
+        base,
     })
 }

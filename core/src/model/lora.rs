@@ -31,7 +31,7 @@ impl Proj {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let y = self.inner.forward(x.clone());
+        let y = self.base(x.clone());
         match &self.lora {
             None => y,
             Some(l) => {
@@ -39,6 +39,23 @@ impl Proj {
                 let b = l.b.val().unsqueeze::<D>();
                 y + x.matmul(a).matmul(b) * l.scale
             }
+        }
+    }
+
+    /// The frozen base `x Wᵀ + b`. A base stored in half precision ([`cast_frozen_base`]) runs
+    /// like autocast: `x` rounded to the weight's dtype for the matmul (the CPU backend
+    /// accumulates it in f32), the result and the bias add back in `x`'s dtype. No f32 copy of
+    /// the weight is made, so none is kept for the backward pass either.
+    fn base<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let w = self.inner.weight.val();
+        let (wd, xd) = (w.dtype(), x.dtype());
+        if wd == xd {
+            return self.inner.forward(x);
+        }
+        let y = x.cast(wd).matmul(w.unsqueeze::<D>()).cast(xd);
+        match &self.inner.bias {
+            Some(b) => y + b.val().cast(xd).unsqueeze::<D>(),
+            None => y,
         }
     }
 
@@ -62,10 +79,12 @@ impl Proj {
         self
     }
 
-    /// Folds the adapter into the base weight (`W += (α/r) A B`) and drops it.
+    /// Folds the adapter into the base weight (`W += (α/r) A B`, in the adapter's dtype, so a
+    /// half-precision base comes back in f32) and drops it.
     pub fn merge(mut self) -> Self {
         if let Some(l) = self.lora.take() {
-            let w = self.inner.weight.val() + l.a.val().matmul(l.b.val()) * l.scale;
+            let delta = l.a.val().matmul(l.b.val()) * l.scale;
+            let w = self.inner.weight.val().cast(delta.dtype()) + delta;
             self.inner.weight = Param::from_tensor(w);
         }
         self
@@ -80,13 +99,17 @@ impl Proj {
     }
 }
 
-/// LoRA settings: rank, alpha and which text-decoder projections get an adapter.
+/// LoRA settings: rank, alpha, which text-decoder projections get an adapter and which
+/// embedding rows train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoraConfig {
     pub rank: usize,
     pub alpha: f64,
     /// Any of `q_proj k_proj v_proj o_proj gate_proj up_proj down_proj`.
     pub targets: Vec<String>,
+    /// Absent in older runs' configs: the default, [`TrainEmbeddings::NewTokens`].
+    #[serde(default)]
+    pub embeddings: TrainEmbeddings,
 }
 
 impl Default for LoraConfig {
@@ -95,8 +118,78 @@ impl Default for LoraConfig {
             rank: 16,
             alpha: 32.0,
             targets: Self::ALL_TARGETS.map(String::from).to_vec(),
+            embeddings: TrainEmbeddings::default(),
         }
     }
+}
+
+/// Which rows of the token embeddings (and of a tied or untied LM head) train under LoRA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrainEmbeddings {
+    /// Only the added (latent) tokens' rows ([`super::new_rows::NewTokenRows`]), as PEFT's
+    /// `trainable_token_indices`: no `[V, d]` gradient or optimiser state.
+    #[default]
+    NewTokens,
+    /// The whole table and head.
+    All,
+}
+
+impl std::str::FromStr for TrainEmbeddings {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "new-tokens" => Ok(Self::NewTokens),
+            "all" => Ok(Self::All),
+            o => Err(format!("`{o}`: expected new-tokens or all")),
+        }
+    }
+}
+
+impl std::fmt::Display for TrainEmbeddings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NewTokens => "new-tokens",
+            Self::All => "all",
+        })
+    }
+}
+
+/// Whether the parameter at module path `path` belongs to the frozen base of a LoRA-adapted
+/// decoder: a text-decoder projection's own weight (`[vlm.]model.layers.N.….inner.weight`).
+pub fn is_frozen_base(path: &str) -> bool {
+    (path.starts_with("model.layers.") || path.contains(".model.layers."))
+        && (path.ends_with(".inner") || path.contains(".inner."))
+}
+
+/// Stores the frozen base's weight matrices ([`is_frozen_base`]) as `dtype` (e.g. bf16): half
+/// the memory of the decoder, whose projections then run as [`Proj`] describes. Biases, norms,
+/// embeddings, the vision tower and the adapters keep their dtype.
+pub fn cast_frozen_base<M: burn::module::Module>(m: M, dtype: burn::tensor::DType) -> M {
+    struct Cast {
+        path: Vec<String>,
+        dtype: burn::tensor::DType,
+    }
+    impl burn::module::ModuleMapper for Cast {
+        fn enter_module(&mut self, name: &str, _container: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container: &str) {
+            self.path.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if D == 2 && is_frozen_base(&self.path.join(".")) {
+                let dtype = self.dtype;
+                param.map(|t| t.cast(dtype))
+            } else {
+                param
+            }
+        }
+    }
+    m.map(&mut Cast {
+        path: vec![],
+        dtype,
+    })
 }
 
 impl LoraConfig {

@@ -5,6 +5,7 @@ pub mod config;
 pub mod init;
 pub mod lora;
 pub mod mlp;
+pub mod new_rows;
 pub mod rope;
 pub mod text;
 pub mod vision;

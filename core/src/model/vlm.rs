@@ -7,6 +7,7 @@ use burn::prelude::*;
 
 use super::attention::{RowCapture, causal_mask};
 use super::config::Qwen25VlConfig;
+use super::new_rows::NewTokenRows;
 use super::rope::{RopeIndex, inv_freq, rope_index, text_cos_sin};
 use super::text::{DecoderInputs, DecoderOutput, KvCache, TextModel};
 use super::vision::VisionTransformer;
@@ -18,6 +19,9 @@ pub struct Qwen25Vl {
     pub model: TextModel,
     /// `None` when the LM head is tied to `model.embed_tokens`.
     pub lm_head: Option<Linear>,
+    /// Rows of added tokens that train on their own while the table and the head stay frozen
+    /// (LoRA with `TrainEmbeddings::NewTokens`); `None` in every loaded or exported model.
+    pub new_rows: Option<NewTokenRows>,
     #[module(skip)]
     pub config: Qwen25VlConfig,
 }
@@ -99,6 +103,7 @@ impl Qwen25Vl {
                     .with_bias(false)
                     .init(device)
             }),
+            new_rows: None,
             config: config.clone(),
         }
     }
@@ -109,10 +114,35 @@ impl Qwen25Vl {
 
     /// `[rows, d] -> [rows, vocab]`.
     pub fn lm_logits(&self, h: Tensor<2>) -> Tensor<2> {
-        match &self.lm_head {
-            Some(head) => head.forward(h),
-            None => h.matmul(self.model.embed_tokens.weight.val().transpose()),
+        let frozen = match &self.lm_head {
+            Some(head) => head.forward(h.clone()),
+            None => h
+                .clone()
+                .matmul(self.model.embed_tokens.weight.val().transpose()),
+        };
+        match &self.new_rows {
+            Some(rows) => rows.logits(h, frozen),
+            None => frozen,
         }
+    }
+
+    /// Splits the rows of token ids `ids` off the embedding table (and an untied head) into
+    /// [`NewTokenRows`], so that only they train; a no-op when already split.
+    pub fn split_new_rows(mut self, ids: &[usize]) -> Self {
+        if self.new_rows.is_none() && !ids.is_empty() {
+            let rows =
+                NewTokenRows::split(ids, &mut self.model.embed_tokens, self.lm_head.as_mut());
+            self.new_rows = Some(rows);
+        }
+        self
+    }
+
+    /// Writes split-off rows back into the table and the head (before an export).
+    pub fn merge_new_rows(mut self) -> Self {
+        if let Some(rows) = self.new_rows.take() {
+            rows.merge_into(&mut self.model.embed_tokens, self.lm_head.as_mut());
+        }
+        self
     }
 
     /// Token embeddings `[1, S, d]` with image features in place of the placeholders, and the
@@ -139,6 +169,10 @@ impl Qwen25Vl {
             .embed_tokens
             .forward(id_tensor.unsqueeze::<2>())
             .reshape([s, self.config.text.hidden_size]);
+        let text = match &self.new_rows {
+            Some(rows) => rows.embed(ids, text),
+            None => text,
+        };
         let image_token = self.config.image_token_id;
         let n_placeholders = ids.iter().filter(|&&t| t == image_token).count();
         let Some(pixels) = &inputs.pixel_values else {

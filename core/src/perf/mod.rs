@@ -7,6 +7,7 @@
 //! `<|vision_start|>`, the image tokens of a `side × side` image, `<|vision_end|>`, the rest of
 //! the prompt, `K` latent tokens, `answer_tokens` answer tokens and an end token.
 
+pub mod load;
 pub mod run;
 
 use std::ops::Range;
@@ -22,12 +23,14 @@ use crate::error::{LavitError, Result};
 use crate::infer::{GenerateConfig, generate};
 use crate::io::checkpoint::HostInputs;
 use crate::io::processor::ProcessedImage;
+use crate::io::weights::WeightDtype;
 use crate::lavit::losses::LossWeights;
 use crate::lavit::student::{
     LavitConfig, LavitStudent, SampleTargets, StudentSample, sample_losses,
 };
 use crate::model::config::Qwen25VlConfig;
-use crate::model::init::hf_init;
+use crate::model::init::hf_init_with_base;
+use crate::model::lora::{LoraConfig, TrainEmbeddings};
 use crate::model::vlm::{ForwardOptions, LogitRows, Qwen25Vl};
 use crate::teacher::{ExtractConfig, extract_signals};
 use crate::util::to_vec_f32;
@@ -54,6 +57,12 @@ pub struct Workload {
     /// Gradient checkpointing in the training step.
     #[serde(default)]
     pub grad_checkpointing: bool,
+    /// Under LoRA: which embedding rows train.
+    #[serde(default)]
+    pub train_embeddings: TrainEmbeddings,
+    /// Under LoRA: the frozen base's storage dtype (`None`: the model's, f32).
+    #[serde(default)]
+    pub base_dtype: Option<WeightDtype>,
 }
 
 impl Default for Workload {
@@ -69,6 +78,8 @@ impl Default for Workload {
             seed: 0,
             lora_rank: None,
             grad_checkpointing: false,
+            train_embeddings: TrainEmbeddings::default(),
+            base_dtype: None,
         }
     }
 }
@@ -194,8 +205,24 @@ fn timed(warmup: usize, iters: usize, mut f: impl FnMut() -> Result<()>) -> Resu
 
 /// A model of `cfg` with HF-style random weights.
 pub fn random_model(cfg: &Qwen25VlConfig, seed: u64, device: &Device) -> Result<Qwen25Vl> {
+    random_model_with_base(cfg, seed, None, device)
+}
+
+/// [`random_model`] with the decoder's projection matrices drawn straight into `base`.
+pub fn random_model_with_base(
+    cfg: &Qwen25VlConfig,
+    seed: u64,
+    base: Option<WeightDtype>,
+    device: &Device,
+) -> Result<Qwen25Vl> {
     cfg.validate().map_err(LavitError::Invalid)?;
-    Ok(hf_init(Qwen25Vl::new(cfg, device), 0.02, seed))
+    let base = base.map(burn::tensor::DType::from);
+    Ok(hf_init_with_base(
+        Qwen25Vl::new(cfg, device),
+        0.02,
+        seed,
+        base,
+    ))
 }
 
 /// One student training step: forward with the gate half open (g = 0.5) + CE, V_top and
@@ -242,24 +269,22 @@ pub fn train_step(
         d_teacher: w.d_teacher,
         ..LavitConfig::default()
     };
-    let mut student = LavitStudent::new(random_model(cfg, w.seed, device)?, lavit, w.seed);
-    if let Some(rank) = w.lora_rank {
-        let lora = crate::model::lora::LoraConfig {
+    let base = w.base_dtype.filter(|_| w.lora_rank.is_some());
+    let vlm = random_model_with_base(cfg, w.seed, base, device)?;
+    let train_cfg = crate::train::TrainConfig {
+        lora: w.lora_rank.map(|rank| LoraConfig {
             rank,
             alpha: 2.0 * rank as f64,
+            embeddings: w.train_embeddings,
             ..Default::default()
-        };
-        lora.validate().map_err(LavitError::Invalid)?;
-        student.vlm.model = student.vlm.model.apply_lora(&lora, w.seed, device);
-    }
-    student = student.train();
-    student.vlm.visual = student.vlm.visual.clone().no_grad();
-    if w.lora_rank.is_some() {
-        student.vlm.model = student.vlm.model.freeze_base_for_lora();
-    }
-    if w.grad_checkpointing {
-        student = crate::train::with_checkpointing(student);
-    }
+        }),
+        base_dtype: w.base_dtype,
+        grad_checkpointing: w.grad_checkpointing,
+        freeze_vision: true,
+        seed: w.seed,
+        ..Default::default()
+    };
+    let mut student = crate::train::prepare(LavitStudent::new(vlm, lavit, w.seed), &train_cfg)?;
     let mut optim = crate::defaults::adamw(crate::defaults::WEIGHT_DECAY);
     let weights = LossWeights::default();
     ready();

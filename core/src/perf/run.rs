@@ -164,12 +164,16 @@ fn time_train(
     let (t, mem) = with_memory(|ready| train_step(cfg, w, req.warmup, req.iters, device, ready))?;
     let tps = s as f64 / t.median_s;
     let flops = train_step_flops(cfg, seq);
-    let how = match (w.lora_rank, w.grad_checkpointing) {
-        (Some(r), true) => format!("LoRA r={r}, checkpointed"),
-        (Some(r), false) => format!("LoRA r={r}"),
-        (None, true) => "full, checkpointed".into(),
-        (None, false) => "full".into(),
+    let mut how = match w.lora_rank {
+        Some(r) => format!("LoRA r={r}, {} embedding rows", w.train_embeddings),
+        None => "full".into(),
     };
+    if let (Some(d), Some(_)) = (w.base_dtype, w.lora_rank) {
+        how.push_str(&format!(", {d} base"));
+    }
+    if w.grad_checkpointing {
+        how.push_str(", checkpointed");
+    }
     let (cell, achieved, mfu) = rate(flops, t.median_s);
     table.push_str(&format!(
         "| train step ({how}; fwd + bwd + AdamW, 3 losses, gate) | {:.3} s | {tps:.1} tokens/s | {cell} | {} MiB |\n",
@@ -277,14 +281,30 @@ fn status_kib(key: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Resets the kernel's peak-RSS counter (`echo 5 > /proc/self/clear_refs`).
+/// The highest peak RSS seen before a [`reset_peak`] cleared the kernel's counter.
+static PEAK_BEFORE_RESET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Resets the kernel's peak-RSS counter (`echo 5 > /proc/self/clear_refs`), keeping the
+/// process's peak for [`process_peak_rss`].
 fn reset_peak() {
+    if let Some(p) = peak_rss() {
+        PEAK_BEFORE_RESET.fetch_max(p, std::sync::atomic::Ordering::Relaxed);
+    }
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident memory of the whole process so far — model building, weights and every
+/// workload (Linux `VmHWM`, across resets); `None` where `/proc` has no such line.
+pub fn process_peak_rss() -> Option<u64> {
+    let now = peak_rss()?;
+    Some(now.max(PEAK_BEFORE_RESET.load(std::sync::atomic::Ordering::Relaxed)))
 }
 
 /// Runs `f`, which calls its argument once its model is built; returns `f`'s value and the
 /// growth of peak RSS from that point on (the workload's own memory, weights excluded).
-fn with_memory<T>(f: impl FnOnce(&mut dyn FnMut()) -> Result<T>) -> Result<(T, Option<u64>)> {
+pub(super) fn with_memory<T>(
+    f: impl FnOnce(&mut dyn FnMut()) -> Result<T>,
+) -> Result<(T, Option<u64>)> {
     let mut before = None;
     let v = f(&mut || {
         reset_peak();

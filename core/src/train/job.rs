@@ -91,7 +91,7 @@ impl TrainJob {
 pub fn run_job(
     job: &TrainJob,
     device: &Device,
-    replicas: &[Device],
+    replicas: &super::Replicas,
     on_step: &mut dyn FnMut(&StepLog),
 ) -> Result<TrainedRun> {
     let cfg = job.effective_config();

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod job;
 pub mod optim;
+pub mod parallel;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,11 +22,14 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LavitError, Result};
+use crate::io::weights::WeightDtype;
 use crate::lavit::gating::GateSchedule;
 use crate::lavit::losses::LossWeights;
 use crate::lavit::student::{LavitStudent, StudentSample, sample_losses};
+use crate::model::lora::{LoraConfig, TrainEmbeddings, cast_frozen_base};
 use checkpoint::{TrainState, load_checkpoint, save_checkpoint};
 use optim::{clip_global_norm, grad_norm, lr_at};
+pub use parallel::{AllReduce, Replicas};
 
 /// Everything that defines a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,7 +52,7 @@ pub struct TrainConfig {
     pub gate_prompt: bool,
     pub freeze_vision: bool,
     /// Train LoRA adapters on the text decoder (plus embeddings and heads) instead of all of it.
-    pub lora: Option<crate::model::lora::LoraConfig>,
+    pub lora: Option<LoraConfig>,
     /// Checkpoint every N optimiser steps (0 = only at the end).
     pub checkpoint_every: usize,
     pub seed: u64,
@@ -65,6 +69,10 @@ pub struct TrainConfig {
     /// Same losses and gradients, less memory, more time.
     #[serde(default)]
     pub grad_checkpointing: bool,
+    /// LoRA only: store the frozen decoder projections in this dtype (bf16 or f16; the
+    /// adapters, norms, embeddings and heads stay f32) — [`crate::model::lora::cast_frozen_base`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_dtype: Option<WeightDtype>,
 }
 
 /// The second stage of a two-stage run as a fresh schedule (the reference runs stage 2 as a
@@ -99,6 +107,7 @@ impl Default for TrainConfig {
             term_grads_every: 0,
             stage2: None,
             grad_checkpointing: false,
+            base_dtype: None,
         }
     }
 }
@@ -149,6 +158,23 @@ struct MicroBatches {
 }
 
 impl MicroBatches {
+    /// Adds `m`'s loss statistics (not its gradients) to these.
+    fn add_stats(&mut self, m: MicroBatches) {
+        self.sum += m.sum;
+        for (mine, theirs) in [
+            (&mut self.ce, m.ce),
+            (&mut self.vtop, m.vtop),
+            (&mut self.traj, m.traj),
+            (&mut self.traj_mass, m.traj_mass),
+        ] {
+            if let Some(v) = theirs {
+                *mine.get_or_insert(0.0) += v;
+            }
+        }
+        self.tokens += m.tokens;
+        self.non_finite = self.non_finite.or(m.non_finite);
+    }
+
     fn empty() -> Self {
         Self {
             acc: GradientsAccumulator::new(),
@@ -163,13 +189,16 @@ impl MicroBatches {
     }
 }
 
-/// Forward + backward of the samples `batch` (indices into `samples`) on `student`.
+/// Forward + backward of the samples `batch` (indices into `samples`) on `student`. A
+/// non-finite loss ends the micro-batches there, unless `finish` (a collective all-reduce:
+/// every replica must run every backward pass).
 fn micro_batches(
     student: &LavitStudent,
     batch: &[usize],
     samples: &[StudentSample],
     cfg: &TrainConfig,
     g: f64,
+    finish: bool,
 ) -> Result<MicroBatches> {
     let mut out = MicroBatches::empty();
     let n = cfg.grad_accum as f64;
@@ -178,8 +207,10 @@ fn micro_batches(
         let total = parts.total / n;
         let value: f64 = total.clone().into_scalar::<f32>() as f64;
         if !value.is_finite() {
-            out.non_finite = Some(i);
-            return Ok(out);
+            out.non_finite = out.non_finite.or(Some(i));
+            if !finish {
+                return Ok(out);
+            }
         }
         out.sum += value;
         let add = |t: Option<Tensor<1>>, acc: &mut Option<f64>| {
@@ -196,66 +227,6 @@ fn micro_batches(
         out.acc.accumulate(student, grads);
     }
     Ok(out)
-}
-
-/// [`micro_batches`] over `replicas`: micro-batch `j` runs on replica `j mod R` (a fork of
-/// `student` on that device, in its own thread); the replicas' gradient sums are moved to
-/// `student`'s device and added (the all-reduce), as are their loss statistics.
-fn data_parallel(
-    student: &LavitStudent,
-    replicas: &[Device],
-    batch: &[usize],
-    samples: &[StudentSample],
-    cfg: &TrainConfig,
-    g: f64,
-) -> Result<MicroBatches> {
-    let r = replicas.len();
-    let shares: Vec<Vec<usize>> = (0..r)
-        .map(|k| batch.iter().skip(k).step_by(r).copied().collect())
-        .collect();
-    let results: Vec<Result<(MicroBatches, GradientsParams)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = replicas
-            .iter()
-            .zip(&shares)
-            .map(|(device, share)| {
-                let replica = student.clone().fork(device);
-                scope.spawn(move || {
-                    let mut m = micro_batches(&replica, share, samples, cfg, g)?;
-                    let grads = m.acc.grads();
-                    Ok((m, grads))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(LavitError::Other("a replica thread panicked".into())))
-            })
-            .collect()
-    });
-    let home = student.vlm.device();
-    let mut total = MicroBatches::empty();
-    for res in results {
-        let (m, grads) = res?;
-        total
-            .acc
-            .accumulate(student, grads.to_device(&home, student));
-        total.sum += m.sum;
-        for (mine, theirs) in [
-            (&mut total.ce, m.ce),
-            (&mut total.vtop, m.vtop),
-            (&mut total.traj, m.traj),
-            (&mut total.traj_mass, m.traj_mass),
-        ] {
-            if let Some(v) = theirs {
-                *mine.get_or_insert(0.0) += v;
-            }
-        }
-        total.tokens += m.tokens;
-        total.non_finite = total.non_finite.or(m.non_finite);
-    }
-    Ok(total)
 }
 
 /// Puts every autodiff parameter of `student` under burn's balanced checkpointing strategy,
@@ -305,6 +276,9 @@ fn term_grads(
         let mut embeddings = grad_norm(&m.embed_tokens, &grads);
         if let Some(h) = &student.vlm.lm_head {
             embeddings = embeddings.hypot(grad_norm(h, &grads));
+        }
+        if let Some(r) = &student.vlm.new_rows {
+            embeddings = embeddings.hypot(grad_norm(r, &grads));
         }
         let vision = grad_norm(&student.vlm.visual, &grads);
         out.insert(
@@ -362,26 +336,27 @@ pub fn train(
     resume: bool,
     on_step: &mut dyn FnMut(&StepLog, &LavitStudent) -> bool,
 ) -> Result<LavitStudent> {
-    train_on(student, samples, cfg, out, resume, &[], on_step)
+    let single = Replicas::default();
+    train_on(student, samples, cfg, out, resume, &single, on_step)
 }
 
-/// [`train`] data-parallel over `replicas` (devices; none or one = the student's own): each
-/// step's `grad_accum` micro-batches are dealt round-robin to the replicas, each replica
-/// computes and sums its gradients on its own device (in its own thread), and the sums are
-/// all-reduced on the student's device before one optimiser step there; the updated weights go
-/// out to the replicas at the next step. The result equals single-device training with the
-/// same `grad_accum` up to float summation order. The same device may appear more than once
-/// (the CPU backend has one device: replicas are then threads sharing it).
+/// [`train`] data-parallel over `replicas` ([`parallel`]; none or one device = the student's
+/// own): each step's `grad_accum` micro-batches are dealt round-robin to the replicas, each
+/// replica computes and sums its gradients on its own device (in its own thread), and the sums
+/// are all-reduced on the student's device before one optimiser step there; the updated
+/// weights go out to the replicas at the next step. The result equals single-device training
+/// with the same `grad_accum` up to float summation order.
 pub fn train_on(
     student: LavitStudent,
     samples: &[StudentSample],
     cfg: &TrainConfig,
     out: &Path,
     resume: bool,
-    replicas: &[Device],
+    replicas: &Replicas,
     on_step: &mut dyn FnMut(&StepLog, &LavitStudent) -> bool,
 ) -> Result<LavitStudent> {
     check_run(samples, cfg, replicas)?;
+    let _communication = replicas.context();
     let run = RunDir {
         dir: out.to_path_buf(),
     };
@@ -430,17 +405,12 @@ pub fn train_on(
 }
 
 /// Refuses a run that cannot start.
-fn check_run(samples: &[StudentSample], cfg: &TrainConfig, replicas: &[Device]) -> Result<()> {
-    if replicas.len() > cfg.grad_accum {
-        return Err(LavitError::Invalid(format!(
-            "{} devices need at least as many micro-batches per step (grad_accum is {})",
-            replicas.len(),
-            cfg.grad_accum
-        )));
-    }
+fn check_run(samples: &[StudentSample], cfg: &TrainConfig, replicas: &Replicas) -> Result<()> {
+    replicas.check(cfg.grad_accum)?;
     if samples.is_empty() {
         return Err(LavitError::Invalid("no training samples".into()));
     }
+    check_base_dtype(cfg)?;
     if cfg.grad_accum == 0 || cfg.steps == 0 {
         return Err(LavitError::Invalid(
             "steps and grad_accum must be positive".into(),
@@ -458,11 +428,10 @@ fn start(
     resume: bool,
 ) -> Result<(LavitStudent, burn::optim::ModuleOptimizer, TrainState)> {
     if let Some(l) = &cfg.lora {
-        l.validate().map_err(LavitError::Invalid)?;
-        if student.vlm.model.lora_params() == 0 {
-            let device = student.vlm.device();
-            student.vlm.model = student.vlm.model.apply_lora(l, cfg.seed, &device);
-        }
+        student = attach_lora(student, l, cfg.seed)?;
+    }
+    if let Some(dtype) = cfg.base_dtype {
+        student = cast_frozen_base(student, dtype.into());
     }
     let optim = optim::adamw(cfg);
     if resume && run.checkpoint().join("state.json").is_file() {
@@ -522,15 +491,65 @@ fn changed_fields(old: &TrainConfig, new: &TrainConfig) -> Vec<String> {
     out
 }
 
+/// Attaches LoRA adapters to `student`'s decoder (unless it has them, e.g. from a resumed
+/// run) and, with [`TrainEmbeddings::NewTokens`], splits the latent tokens' rows off the
+/// embedding table and the LM head so that only they train.
+pub fn attach_lora(mut student: LavitStudent, l: &LoraConfig, seed: u64) -> Result<LavitStudent> {
+    l.validate().map_err(LavitError::Invalid)?;
+    if student.vlm.model.lora_params() == 0 {
+        let device = student.vlm.device();
+        student.vlm.model = student.vlm.model.apply_lora(l, seed, &device);
+    }
+    if l.embeddings == TrainEmbeddings::NewTokens {
+        let ids: Vec<usize> = student
+            .lavit
+            .latent_token_ids
+            .iter()
+            .map(|&i| i as usize)
+            .collect();
+        student.vlm = student.vlm.split_new_rows(&ids);
+    }
+    Ok(student)
+}
+
+/// [`attach_lora`], the frozen base cast to `cfg.base_dtype` and [`trainable`]: a student
+/// ready for its first step under `cfg` (what `lavit bench --what train` times).
+pub fn prepare(student: LavitStudent, cfg: &TrainConfig) -> Result<LavitStudent> {
+    check_base_dtype(cfg)?;
+    let mut student = match &cfg.lora {
+        Some(l) => attach_lora(student, l, cfg.seed)?,
+        None => student,
+    };
+    if let Some(dtype) = cfg.base_dtype {
+        student = cast_frozen_base(student, dtype.into());
+    }
+    Ok(trainable(student, cfg))
+}
+
+/// A half-precision base needs LoRA: without it the base is what trains.
+fn check_base_dtype(cfg: &TrainConfig) -> Result<()> {
+    match (cfg.base_dtype, &cfg.lora) {
+        (Some(d), None) if d != WeightDtype::F32 => Err(LavitError::Invalid(format!(
+            "a {d} frozen base needs LoRA (a LoRA rank): without it every weight trains"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Parameters become autodiff-tracked; the vision tower stays frozen by default, the LoRA base
-/// frozen, checkpointing on where asked.
-fn trainable(student: LavitStudent, cfg: &TrainConfig) -> LavitStudent {
+/// frozen (and the embedding table and LM head when the new tokens' rows are split off),
+/// checkpointing on where asked.
+pub fn trainable(student: LavitStudent, cfg: &TrainConfig) -> LavitStudent {
     let mut student = student.train();
     if cfg.freeze_vision {
         student.vlm.visual = student.vlm.visual.clone().no_grad();
     }
     if cfg.lora.is_some() {
         student.vlm.model = student.vlm.model.freeze_base_for_lora();
+    }
+    if student.vlm.new_rows.is_some() {
+        student.vlm.model.embed_tokens = student.vlm.model.embed_tokens.clone().no_grad();
+        student.vlm.lm_head = student.vlm.lm_head.clone().map(|h| h.no_grad());
     }
     if cfg.grad_checkpointing {
         student = with_checkpointing(student);
@@ -566,7 +585,7 @@ struct Job<'a> {
     samples: &'a [StudentSample],
     cfg: &'a TrainConfig,
     run: &'a RunDir,
-    replicas: &'a [Device],
+    replicas: &'a Replicas,
 }
 
 impl Job<'_> {
@@ -599,10 +618,10 @@ impl Job<'_> {
         } else {
             None
         };
-        let micro = if replicas.len() <= 1 {
-            micro_batches(&student, batch, samples, cfg, g)?
+        let micro = if replicas.parallel() {
+            parallel::data_parallel(&student, replicas, batch, samples, cfg, g)?
         } else {
-            data_parallel(&student, replicas, batch, samples, cfg, g)?
+            micro_batches(&student, batch, samples, cfg, g, false)?
         };
         if let Some(i) = micro.non_finite {
             return Err(LavitError::Other(format!(
