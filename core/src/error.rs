@@ -19,7 +19,7 @@ pub enum LavitError {
     },
     #[error("config {path}: {message}")]
     Config { path: PathBuf, message: String },
-    #[error("hub model {id}: {message}")]
+    #[error("{id} is not a local directory; as a Hugging Face Hub model: {message}")]
     Hub { id: String, message: String },
     #[error("weights {path}: {message}")]
     Weights { path: PathBuf, message: String },

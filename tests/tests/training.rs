@@ -689,12 +689,7 @@ fn lora_loss_and_row_grads(
     let parts = lavit_core::lavit::student::sample_losses(&s, sample, &c.loss, 0.5, true).unwrap();
     let loss = parts.total.clone().into_scalar::<f32>();
     let grads = GradientsParams::from_grads(parts.total.backward(), &s);
-    let ids: Vec<usize> = s
-        .lavit
-        .latent_token_ids
-        .iter()
-        .map(|&i| i as usize)
-        .collect();
+    let ids = s.lavit.latent_rows();
     let device = s.vlm.device();
     let rows = match &s.vlm.new_rows {
         Some(r) => grads.get::<2>(r.embed.id).expect("new-row gradient"),
@@ -771,12 +766,7 @@ fn lora_new_token_rows_match_the_whole_table_and_only_they_move() {
         trained.vlm.new_rows.as_ref().unwrap().embed.val().dims()[0] == K,
         "one trainable row per latent token"
     );
-    let ids: Vec<usize> = trained
-        .lavit
-        .latent_token_ids
-        .iter()
-        .map(|&i| i as usize)
-        .collect();
+    let ids = trained.lavit.latent_rows();
     let merged = trained.valid().vlm.merge_new_rows();
     let after = lavit_core::util::to_vec_f32(merged.model.embed_tokens.weight.val());
     let d = merged.config.text.hidden_size;

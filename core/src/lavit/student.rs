@@ -77,6 +77,11 @@ impl Default for LavitConfig {
 }
 
 impl LavitConfig {
+    /// The latent tokens' ids as embedding-table rows.
+    pub fn latent_rows(&self) -> Vec<usize> {
+        self.latent_token_ids.iter().map(|&i| i as usize).collect()
+    }
+
     /// Checks the layer choices against a decoder of `n_layers` layers.
     pub fn check_layers(&self, n_layers: usize) -> Result<()> {
         let bad = self

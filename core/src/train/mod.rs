@@ -501,12 +501,7 @@ pub fn attach_lora(mut student: LavitStudent, l: &LoraConfig, seed: u64) -> Resu
         student.vlm.model = student.vlm.model.apply_lora(l, seed, &device);
     }
     if l.embeddings == TrainEmbeddings::NewTokens {
-        let ids: Vec<usize> = student
-            .lavit
-            .latent_token_ids
-            .iter()
-            .map(|&i| i as usize)
-            .collect();
+        let ids = student.lavit.latent_rows();
         student.vlm = student.vlm.split_new_rows(&ids);
     }
     Ok(student)
