@@ -173,13 +173,12 @@ fn load(dir: &std::path::Path, a: &Args) -> Result<()> {
     let device = a.backend.device()?;
     let c = lavit_core::perf::load::time_load(dir, &device)
         .with_context(|| format!("loading {}", dir.display()))?;
-    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     println!("loaded {} in {:.1} s", dir.display(), c.seconds);
     println!(
-        "weights {:.2} GiB (largest tensor {:.2} GiB); bound: weights + largest + 10 % = {:.2} GiB",
-        gib(c.weights_bytes),
-        gib(c.largest_bytes),
-        gib(c.bound_bytes())
+        "weights {} (largest tensor {}); bound: weights + largest + 10 % = {}",
+        size(c.weights_bytes),
+        size(c.largest_bytes),
+        size(c.bound_bytes())
     );
     if let Some(g) = c.peak_growth_bytes {
         let within = if g <= c.bound_bytes() {
@@ -188,12 +187,37 @@ fn load(dir: &std::path::Path, a: &Args) -> Result<()> {
             "OVER"
         };
         println!(
-            "peak RSS growth while loading {:.2} GiB ({within} the bound)",
-            gib(g)
+            "peak RSS growth while loading {} ({within} the bound)",
+            size(g)
         );
     }
-    if let Some(b) = process_peak_rss() {
-        println!("peak RSS {:.2} GiB", gib(b));
+    let peak_rss = process_peak_rss();
+    if let Some(path) = &a.json {
+        let doc = json!({
+            "tool": "lavit",
+            "load": dir,
+            "seconds": c.seconds,
+            "weights_bytes": c.weights_bytes,
+            "largest_tensor_bytes": c.largest_bytes,
+            "bound_bytes": c.bound_bytes(),
+            "peak_rss_growth_bytes": c.peak_growth_bytes,
+            "process_peak_rss_bytes": peak_rss,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(b) = peak_rss {
+        println!("peak RSS {:.2} GiB", b as f64 / (1u64 << 30) as f64);
     }
     Ok(())
+}
+
+/// Bytes in GiB, or in MiB below one GiB.
+fn size(bytes: u64) -> String {
+    let mib = bytes as f64 / (1u64 << 20) as f64;
+    if mib < 1024.0 {
+        format!("{mib:.2} MiB")
+    } else {
+        format!("{:.2} GiB", mib / 1024.0)
+    }
 }
