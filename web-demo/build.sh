@@ -39,7 +39,11 @@ if [ "$profile" = wasm-release ]; then
     t0=$SECONDS
     (cd web-demo/tools && npm ci --no-audit --no-fund --silent)
     mkdir -p "$cache"
-    web-demo/tools/node_modules/.bin/wasm-opt -Os --strip-debug --strip-producers \
+    # -O1 plus binaryen's three function-merging passes: smaller than -Os (13.9 MB against
+    # 14.2 MB raw, 2.18 against 2.38 MB brotli) in a third of the time (57 s against 177 s on
+    # a 2-core AMD EPYC), measured on the same module.
+    web-demo/tools/node_modules/.bin/wasm-opt -O1 --duplicate-function-elimination \
+      --merge-similar-functions --code-folding --strip-debug --strip-producers \
       --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
       --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd \
       "$wasm" -o "$cache/$key.tmp"
