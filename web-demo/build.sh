@@ -39,11 +39,10 @@ if [ "$profile" = wasm-release ]; then
     t0=$SECONDS
     (cd web-demo/tools && npm ci --no-audit --no-fund --silent)
     mkdir -p "$cache"
-    # -O1 plus binaryen's three function-merging passes: smaller than -Os (13.9 MB against
-    # 14.2 MB raw, 2.18 against 2.38 MB brotli) in a third of the time (57 s against 177 s on
-    # a 2-core AMD EPYC), measured on the same module.
-    web-demo/tools/node_modules/.bin/wasm-opt -O1 --duplicate-function-elimination \
-      --merge-similar-functions --code-folding --strip-debug --strip-producers \
+    # -Os, not the quicker -O1: -O1 with binaryen's function-merging passes is smaller (13.9 MB
+    # against 14.2 MB raw) and takes 57 s against 177 s, but the page's WebGPU path ran 1.8x
+    # slower with it (docs/DEVELOPMENT.md, "CI time").
+    web-demo/tools/node_modules/.bin/wasm-opt -Os --strip-debug --strip-producers \
       --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
       --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd \
       "$wasm" -o "$cache/$key.tmp"
