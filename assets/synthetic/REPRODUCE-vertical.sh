@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2046  # $(resume DIR) expands to --resume or to nothing: split on purpose
 # The shipped teacher (assets/synthetic/teacher) and student base (assets/synthetic/student-base)
 # of the vertical task in assets/synthetic/task.json (`--background zones --steps grounded
 # --relation vertical`), as they were made: four fine-tuning stages of the earlier noise-task

@@ -79,7 +79,7 @@ pub enum BackendError {
     #[error("unknown backend `{name}`; this build has: {}", compiled_list())]
     Unknown { name: String },
     #[error(
-        "backend `{kind}` was not compiled into this build (rebuild with `cargo build --release -p lavit-cli --features {kind}`); this build has: {}",
+        "backend `{kind}` is not compiled in (rebuild with `cargo build --release -p lavit-cli --features {kind}`); this build has: {}",
         compiled_list()
     )]
     NotCompiled { kind: BackendKind },
@@ -87,7 +87,7 @@ pub enum BackendError {
     Precision { name: String, message: String },
     #[error("backend `wgpu`: {0}")]
     WgpuInit(String),
-    #[error("backend `{kind}`: no adapter #{index} found; {found}")]
+    #[error("backend `{kind}` is compiled in, but no adapter #{index} was found: {found}")]
     NoAdapter {
         kind: BackendKind,
         index: usize,
@@ -203,6 +203,60 @@ fn device_of(kind: BackendKind, index: usize) -> Result<Device, BackendError> {
     }
 }
 
+/// What to install when wgpu sees no adapter at all.
+#[cfg(feature = "wgpu")]
+const NO_WGPU_ADAPTER: &str = if cfg!(target_os = "windows") {
+    "wgpu sees no adapter (DX12 or Vulkan; WARP, the software rasterizer, ships with Windows)"
+} else if cfg!(target_os = "macos") {
+    "wgpu sees no Metal adapter"
+} else {
+    "wgpu sees no adapter (install a Vulkan driver, e.g. Mesa's lavapipe: mesa-vulkan-drivers)"
+};
+
+/// Opens adapter #0 of every backend named in `list` (comma-separated, as
+/// `LAVIT_TEST_BACKENDS`), so that a test run or CI job that expects a backend fails, rather
+/// than skips, when it is missing. Returns each backend's device label, or the first failure:
+/// [`BackendError::NotCompiled`] ("not compiled in") and [`BackendError::NoAdapter`]
+/// ("compiled in, but no adapter") say which of the two it is.
+pub fn require_all(list: &str) -> Result<Vec<(String, String)>, BackendError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| {
+            let kind: BackendKind = name.parse()?;
+            let device = select(name, 0)?;
+            smoke_test(kind, &device)?;
+            Ok((name.to_string(), device_label(&device)))
+        })
+        .collect()
+}
+
+/// Runs one small reduction on `device` and checks its result: an adapter that is listed but
+/// cannot run burn's kernels fails here, not in the middle of a test.
+fn smoke_test(kind: BackendKind, device: &Device) -> Result<(), BackendError> {
+    use burn::tensor::{Tensor, TensorData};
+    let run = std::panic::AssertUnwindSafe(|| {
+        let t = Tensor::<1>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.5], [3]), device);
+        t.sum().into_scalar::<f32>()
+    });
+    let failed = |what: String| BackendError::NoAdapter {
+        kind,
+        index: 0,
+        found: format!("the adapter is listed but failed a smoke test: {what}"),
+    };
+    match std::panic::catch_unwind(run) {
+        Ok(6.5) => Ok(()),
+        Ok(sum) => Err(failed(format!("1 + 2 + 3.5 gave {sum}"))),
+        Err(panic) => Err(failed(
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "it panicked".into()),
+        )),
+    }
+}
+
 /// The `index`-th wgpu adapter (optionally only those of graphics API `api`), as a device of
 /// backend `kind`.
 #[cfg(feature = "wgpu")]
@@ -216,8 +270,7 @@ fn wgpu_device(kind: BackendKind, index: usize, api: Option<&str>) -> Result<Dev
         return Err(BackendError::NoAdapter {
             kind,
             index,
-            found: "no wgpu adapter found (install a Vulkan driver, e.g. mesa-vulkan-drivers)"
-                .into(),
+            found: NO_WGPU_ADAPTER.into(),
         });
     }
     let Some(adapter) = adapters.get(index) else {

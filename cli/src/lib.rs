@@ -70,7 +70,7 @@ pub enum Command {
     /// Render a stored teacher trajectory over its image.
     Viz(infer::VizArgs),
     /// List the compiled backends and the adapters each one sees.
-    Devices,
+    Devices(devices::Args),
     /// Throughput and memory of a training step, teacher extraction and generation.
     Bench(bench::Args),
 }
@@ -79,9 +79,13 @@ pub enum Command {
 /// as one `error:` line with a non-zero exit.
 pub fn main() -> ExitCode {
     common::init_tracing();
+    if let Err(e) = lavit_core::error::failpoints_from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     let backend = cli.command.backend().map_or("cpu", |b| b.backend.as_str());
-    let probes_gpus = backend != "cpu" || matches!(cli.command, Command::Devices);
+    let probes_gpus = backend != "cpu" || matches!(cli.command, Command::Devices(_));
     // SAFETY: no other thread has started yet (the pool starts below).
     unsafe {
         lavit_backends::set_default_backend(backend);
@@ -126,7 +130,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Forward(args) => forward::run(args),
         Command::Demo(args) => demo::run(args),
-        Command::Devices => devices::run(),
+        Command::Devices(args) => devices::run(args),
         Command::Extract(args) => extract::run(args),
         Command::ImportSignals(args) => import::run(args),
         Command::Train(args) => train::run(args),
