@@ -19,15 +19,15 @@ use parquet::file::properties::WriterProperties;
 use super::common::{fails_cleanly, ok, root, s, student};
 
 /// A synthetic test question: image bytes (PNG), question, the right answer and a wrong one.
-struct Q {
-    png: Vec<u8>,
-    question: String,
-    right: String,
-    wrong: String,
+pub(crate) struct Q {
+    pub png: Vec<u8>,
+    pub question: String,
+    pub right: String,
+    pub wrong: String,
 }
 
 /// `n` scenes with their questions, from `lavit synth`.
-fn questions(dir: &Path, n: usize) -> Vec<Q> {
+pub(crate) fn questions(dir: &Path, n: usize) -> Vec<Q> {
     let data = dir.join("synth");
     ok(&[
         "synth",
@@ -77,7 +77,7 @@ fn jpeg(png: &[u8]) -> Vec<u8> {
     out.into_inner()
 }
 
-fn write_mmvp(dir: &Path, qs: &[Q]) {
+pub(crate) fn write_mmvp(dir: &Path, qs: &[Q]) {
     std::fs::create_dir_all(dir.join("MMVP Images")).unwrap();
     let mut csv = String::from("Index,Question,Options,Correct Answer\n");
     for (i, q) in qs.iter().enumerate() {
@@ -146,7 +146,7 @@ fn write_parquet(path: &Path, cols: Vec<(&str, ArrayRef)>) {
 
 /// Two BLINK sub-tasks; Visual_Similarity rows carry two images (image_2 is a copy), the
 /// others one (image_2..4 null).
-fn write_blink(dir: &Path, qs: &[Q]) {
+pub(crate) fn write_blink(dir: &Path, qs: &[Q]) {
     for (task, range, two) in [
         ("Counting", 0..qs.len() / 2, false),
         ("Visual_Similarity", qs.len() / 2..qs.len(), true),
@@ -196,7 +196,7 @@ fn write_blink(dir: &Path, qs: &[Q]) {
     }
 }
 
-fn write_vstar(dir: &Path, qs: &[Q]) {
+pub(crate) fn write_vstar(dir: &Path, qs: &[Q]) {
     let mut lines = String::new();
     for (i, q) in qs.iter().enumerate() {
         let cat = ["direct_attributes", "relative_position"][i % 2];
@@ -218,7 +218,7 @@ fn write_vstar(dir: &Path, qs: &[Q]) {
     std::fs::write(dir.join("test_questions.jsonl"), lines).unwrap();
 }
 
-fn write_mmstar(dir: &Path, qs: &[Q]) {
+pub(crate) fn write_mmstar(dir: &Path, qs: &[Q]) {
     let n = qs.len();
     let opts: Vec<(Vec<String>, char)> = (0..n).map(|i| options(&qs[i], i)).collect();
     write_parquet(

@@ -42,7 +42,8 @@ pub fn ok(args: &[&str]) -> String {
 }
 
 /// Every file under `path` (or `path` itself) with its bytes, sorted: what a failed command
-/// must leave unchanged.
+/// must leave unchanged. The writers' lock files (`.lavit-*.lock`, which say who holds an
+/// output while a command runs) are not outputs and are left out.
 pub fn snapshot(path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     if path.is_file() {
         return vec![(path.to_path_buf(), std::fs::read(path).unwrap())];
@@ -53,6 +54,10 @@ pub fn snapshot(path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     };
     for e in rd {
         let p = e.unwrap().path();
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with(".lavit-") && name.ends_with(".lock") {
+            continue;
+        }
         if p.is_dir() {
             out.extend(snapshot(&p));
         } else {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// Everything that can go wrong inside lavit-core on user input.
 #[derive(Debug, thiserror::Error)]
 pub enum LavitError {
-    #[error("cannot read {path}: {source}")]
+    #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
@@ -57,6 +57,52 @@ impl LavitError {
             source,
         }
     }
+}
+
+/// The error a write gets on a full disk (`ENOSPC`): what the failpoints of the write paths
+/// inject, so that tests need no full filesystem.
+#[cfg(feature = "failpoints")]
+pub(crate) fn disk_full(path: &std::path::Path) -> LavitError {
+    LavitError::io(path, enospc())
+}
+
+/// The OS's own "disk full" error (`ENOSPC`, Windows' `ERROR_DISK_FULL`), as a real write gets.
+#[cfg(feature = "failpoints")]
+pub(crate) fn enospc() -> std::io::Error {
+    std::io::Error::from_raw_os_error(if cfg!(windows) { 112 } else { 28 })
+}
+
+/// A deterministic failpoint of the `fail` crate where the `failpoints` feature is on (the test
+/// build), nothing otherwise: `failpoint!("name")` may panic, pause or sleep there when a test
+/// (or `FAILPOINTS` in the environment) asks; `failpoint!("name", |_| Err(..))` may also return
+/// that error.
+macro_rules! failpoint {
+    ($name:expr) => {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!($name);
+    };
+    ($name:expr, $on_return:expr) => {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!($name, $on_return);
+    };
+}
+pub(crate) use failpoint;
+
+/// Applies `FAILPOINTS` from the environment (`name=action;…`, the `fail` crate's syntax) for
+/// the rest of the process, where the `failpoints` feature is on; does nothing otherwise. The
+/// CLI calls it first, so that tests can crash a real `lavit` process at a chosen point.
+pub fn failpoints_from_env() -> Result<()> {
+    #[cfg(feature = "failpoints")]
+    if let Ok(spec) = std::env::var("FAILPOINTS") {
+        for point in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, actions) = point.split_once('=').ok_or_else(|| {
+                LavitError::Invalid(format!("FAILPOINTS: `{point}` is not name=actions"))
+            })?;
+            fail::cfg(name, actions)
+                .map_err(|e| LavitError::Invalid(format!("FAILPOINTS: `{point}`: {e}")))?;
+        }
+    }
+    Ok(())
 }
 
 /// Read a whole file, mapping the error to [`LavitError::Io`] with the path.

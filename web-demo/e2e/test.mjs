@@ -6,6 +6,7 @@ import { chromium } from "playwright-core";
 import { createServer } from "node:http";
 import { readFile, writeFile, mkdir, stat } from "node:fs/promises";
 import { execFileSync } from "node:child_process";
+import { deflateSync, crc32 } from "node:zlib";
 import { join, extname, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
@@ -168,15 +169,63 @@ async function session(name, flags, backendRe, tol) {
       console.log("LAVIT_BIN not set: skipping the comparison with native");
     }
 
-    // A bad upload is reported on the page, not thrown.
-    await page.setInputFiles("#upload", { name: "bad.png", mimeType: "image/png", buffer: Buffer.from("nope") });
-    await page.waitForFunction(() => window.lavitStatus?.error, null, { timeout: 10000 });
-    console.log(`[${name}] bad image -> "${await page.textContent("#status")}"`);
+    await badInputs(page, name, scene.question);
+    const fallback = await page.evaluate(() => window.lavitFallback ?? null);
+    if (name === "webgpu") {
+      assert.equal(fallback, null, "the WebGPU session shows a fallback notice");
+    } else {
+      // One plain sentence; the backend's own error only under "details".
+      assert.match(fallback, /^The students run on the CPU[^\n]*\.$/);
+      assert.doesNotMatch(await page.textContent("#fallbackText"), /Wgpu|adapter available|noop/);
+      assert.ok((await page.textContent("#fallbackWhy")).length > 0, "no details behind the notice");
+      console.log(`[${name}] notice: "${fallback}"`);
+    }
     assert.deepEqual(problems, [], `console errors: ${problems.join("; ")}`);
     return { results, ttfa };
   } finally {
     await browser.close();
   }
+}
+
+// A real 10,000 × 10,000 greyscale PNG (black; 100 MB of pixels, ~100 kB deflated).
+function hugePng(side = 10000) {
+  const u32 = (v) => { const b = Buffer.alloc(4); b.writeUInt32BE(v >>> 0); return b; };
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type), data]);
+    return Buffer.concat([u32(data.length), body, u32(crc32(body))]);
+  };
+  const ihdr = Buffer.concat([u32(side), u32(side), Buffer.from([8, 0, 0, 0, 0])]);
+  const rows = Buffer.alloc(side * (side + 1)); // each row: filter byte 0, then black pixels
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr), chunk("IDAT", deflateSync(rows, { level: 1 })), chunk("IEND", Buffer.alloc(0))]);
+}
+
+// Bad input: each case a plain message in the page within seconds; afterwards the page still
+// answers (nothing frozen).
+async function badInputs(page, name, question) {
+  const upload = (file, mimeType, buffer) => () => page.setInputFiles("#upload", { name: file, mimeType, buffer });
+  const ask = (q) => async () => { await page.fill("#question", q); await page.click("#ask"); };
+  const cases = [
+    ["a text file", upload("notes.txt", "text/plain", Buffer.from("hello, not an image")), /not an image the demo reads/],
+    ["a broken PNG", upload("bad.png", "image/png", Buffer.from("nope")), /not an image the demo reads/],
+    ["a 10,000 x 10,000 PNG", upload("huge.png", "image/png", hugePng()), /10000 × 10000 pixels/],
+    ["an empty question", ask("   "), /question is empty/],
+    ["a 5,000-character question", ask("why ".repeat(1250)), /5000 characters long/],
+  ];
+  for (const [what, act, re] of cases) {
+    await page.evaluate(() => { window.lavitStatus = null; });
+    const t0 = Date.now();
+    await act();
+    await page.waitForFunction(() => window.lavitStatus?.error, null, { timeout: 10000 });
+    const text = await page.textContent("#status");
+    assert.match(text, re, `${what}: ${text}`);
+    console.log(`[${name}] bad input, ${what} -> "${text}" (${Date.now() - t0} ms)`);
+  }
+  await page.evaluate(() => { window.lavitThoughts = null; });
+  await ask(question)();
+  await page.waitForFunction(() => window.lavitThoughts || window.lavitStatus?.error, null, { timeout: 300000 });
+  const st = await page.evaluate(() => window.lavitStatus);
+  assert.ok(!st.error, `${name}: after the bad input: ${st.text}`);
 }
 
 let failed = false;

@@ -152,16 +152,59 @@ fn ask_config() -> GenerateConfig {
     }
 }
 
-fn decode(image_bytes: &[u8], question: &str) -> Result<image::RgbImage, String> {
+/// The longest question the page takes. The task's questions are one short sentence; a prompt
+/// of thousands of characters would keep the students prefilling for many seconds in a tab
+/// that cannot be interrupted.
+pub const MAX_QUESTION_CHARS: usize = 500;
+
+/// The largest image side the page takes. The processor scales every image down to at most
+/// about one megapixel (`max_pixels`) anyway; decoding a 10,000 × 10,000 image would first
+/// take 300 MB of the tab's memory and seconds of its only thread.
+pub const MAX_IMAGE_SIDE: u32 = 4096;
+
+/// A plain-sentence check of the question before anything runs.
+pub fn check_question(question: &str) -> Result<(), String> {
+    let n = question.chars().count();
     if question.trim().is_empty() {
-        return Err("the question is empty".into());
+        return Err("The question is empty: type one, or pick one from the list.".into());
     }
+    if n > MAX_QUESTION_CHARS {
+        return Err(format!(
+            "The question is {n} characters long; the demo takes up to {MAX_QUESTION_CHARS} (its questions are one short sentence)."
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an uploaded file from its header alone (nothing is decoded): a format the page
+/// reads and a size it takes. Returns `(width, height)`.
+pub fn check_image(image_bytes: &[u8]) -> Result<(u32, u32), String> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(image_bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("This file could not be read: {e}."))?;
+    if reader.format().is_none() {
+        return Err("This file is not an image the demo reads: choose a PNG or JPEG.".into());
+    }
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| format!("This file is not a readable image ({e}): choose a PNG or JPEG."))?;
+    if w == 0 || h == 0 {
+        return Err("The image is empty (zero width or height).".into());
+    }
+    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
+        return Err(format!(
+            "The image is {w} × {h} pixels; the demo takes up to {MAX_IMAGE_SIDE} × {MAX_IMAGE_SIDE}: scale it down first."
+        ));
+    }
+    Ok((w, h))
+}
+
+fn decode(image_bytes: &[u8], question: &str) -> Result<image::RgbImage, String> {
+    check_question(question)?;
+    check_image(image_bytes)?;
     let img = image::load_from_memory(image_bytes)
-        .map_err(|e| format!("not a readable image: {e}"))?
+        .map_err(|e| format!("This file is not a readable image ({e}): choose a PNG or JPEG."))?
         .to_rgb8();
-    if img.width() == 0 || img.height() == 0 {
-        return Err("the image is empty".into());
-    }
     Ok(img)
 }
 
@@ -287,6 +330,17 @@ mod web {
             Ok(Session::scene(seed, &task(task_json)?)
                 .map_err(|e| JsError::new(&e))?
                 .png)
+        }
+
+        /// [`check_image`]: `[width, height]`, or a plain-sentence error.
+        pub fn check_image(image_bytes: &[u8]) -> Result<Vec<u32>, JsError> {
+            let (w, h) = super::check_image(image_bytes).map_err(|e| JsError::new(&e))?;
+            Ok(vec![w, h])
+        }
+
+        /// [`check_question`]: nothing, or a plain-sentence error.
+        pub fn check_question(question: &str) -> Result<(), JsError> {
+            super::check_question(question).map_err(|e| JsError::new(&e))
         }
 
         /// The answer key of a generated text (its last word, lower-cased), as the task grades.

@@ -7,7 +7,7 @@ use lavit_core::bundle::{BundleFiles, ModelBundle};
 use lavit_core::data::synthetic::SceneConfig;
 use lavit_core::infer::GenerateConfig;
 use lavit_core::lavit::targets::resample_steps;
-use lavit_web_demo::Session;
+use lavit_web_demo::{MAX_IMAGE_SIDE, MAX_QUESTION_CHARS, Session, check_image, check_question};
 
 fn assets() -> PathBuf {
     PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test"))
@@ -96,19 +96,49 @@ fn session_answers_like_the_native_loader() {
     assert_ne!(web.latent_steps[0].head_map, web.latent_steps[1].head_map);
 }
 
+/// A `w × h` greyscale PNG whose pixel data is cut short: its signature, header chunk and a
+/// first, tiny data chunk — what the page's size check reads before it decodes anything (an
+/// image too large to encode in a test).
+fn png_header(w: u32, h: u32) -> Vec<u8> {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let body = [kind, data].concat();
+        let len = (data.len() as u32).to_be_bytes();
+        [&len[..], &body, &crc32fast::hash(&body).to_be_bytes()].concat()
+    };
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 0, 0, 0, 0]); // 8-bit greyscale, deflate, no filter, no interlace
+    let signature = [0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+    [
+        &signature[..],
+        &chunk(b"IHDR", &ihdr),
+        &chunk(b"IDAT", &[0x78, 0x01]),
+    ]
+    .concat()
+}
+
 #[test]
 fn bad_input_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     exported_student(tmp.path());
     let session = Session::load(files(tmp.path()), "cpu").unwrap();
     let png = Session::scene(0, &SceneConfig::default()).unwrap().png;
+    let not_image = session.ask(b"not an image", "What?").unwrap_err();
     assert!(
-        session
-            .ask(b"not an image", "What?")
-            .unwrap_err()
-            .contains("not a readable image")
+        not_image.contains("not an image the demo reads"),
+        "{not_image}"
     );
     assert!(session.ask(&png, "  ").unwrap_err().contains("empty"));
+    let long = session.ask(&png, &"colour ".repeat(715)).unwrap_err();
+    assert!(long.contains("5005 characters long"), "{long}");
+    assert!(check_question(&"x".repeat(MAX_QUESTION_CHARS)).is_ok());
+    let huge = session
+        .ask(&png_header(10_000, 10_000), "What?")
+        .unwrap_err();
+    assert!(huge.contains("10000 × 10000 pixels"), "{huge}");
+    assert_eq!(check_image(&png).unwrap(), (168, 168));
+    assert!(check_image(&png_header(MAX_IMAGE_SIDE, 1)).is_ok());
+    assert!(check_image(&png[..20]).is_err(), "a truncated header");
     let mut f = files(tmp.path());
     f.model_safetensors.truncate(100);
     assert!(Session::load(f, "cpu").is_err());

@@ -63,9 +63,9 @@ async function load() {
     state.demo.add_student("baseline", ...bytes.slice(0, 4));
     state.demo.add_student("lavit", ...bytes.slice(4, 8));
     state.demo.add_teacher(...bytes.slice(8, 11));
+    $("backend").textContent = state.demo.backend();
     const why = state.demo.fallback_reason();
-    const note = why ? ` — CPU fallback: ${"gpu" in navigator ? why : "this browser has no WebGPU"}` : "";
-    $("backend").textContent = state.demo.backend() + note;
+    if (why) fallbackNotice(preferGpu, why);
     window.lavitBackend = state.demo.backend();
     await newScene();
     // The first answer doubles as the warm-up: it compiles the GPU kernels the later
@@ -79,6 +79,18 @@ async function load() {
   } catch (e) {
     status(`failed to load: ${e.message ?? e}`, true);
   }
+}
+
+// Why the students run on the CPU, in one plain sentence; the backend's own words on demand.
+function fallbackNotice(preferGpu, why) {
+  const text = !preferGpu ? "The students run on the CPU, as the address asks (?backend=cpu)."
+    : !("gpu" in navigator) ? "The students run on the CPU: this browser has no WebGPU."
+    : "The students run on the CPU: this browser has WebGPU, but it offered no graphics adapter " +
+      "(WebGPU may be switched off, or unsupported on this device).";
+  $("fallbackText").textContent = text;
+  $("fallbackWhy").textContent = why;
+  $("fallback").hidden = false;
+  window.lavitFallback = text;
 }
 
 async function showImage(bytes, scene = null) {
@@ -114,6 +126,11 @@ function verdict(answer) {
 async function ask(first = false) {
   const q = $("question").value;
   if (!state.imageBytes) return status("choose a scene or upload an image first", true);
+  try {
+    WebDemo.check_question(q);
+  } catch (e) {
+    return status(e.message ?? String(e), true);
+  }
   try {
     $("ask").disabled = true;
     const results = {}, times = {};
@@ -223,10 +240,14 @@ $("upload").onchange = async () => {
   const f = $("upload").files[0];
   if (!f) return;
   try {
-    await showImage(new Uint8Array(await f.arrayBuffer()));
+    const bytes = new Uint8Array(await f.arrayBuffer());
+    // Format and size from the header, before the browser or the model decodes anything.
+    WebDemo.check_image(bytes);
+    await showImage(bytes);
     status(`ready — students on ${state.demo.backend()}`);
   } catch (e) {
-    status(`not a readable image: ${e.message ?? e}`, true);
+    const m = e.message ?? String(e);
+    status(/^(This|The) /.test(m) ? m : `This file is not a readable image (${m}).`, true);
   }
 };
 $("play").onclick = () => {

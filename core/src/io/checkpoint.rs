@@ -197,18 +197,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-    let io = |e| LavitError::Io {
-        path: tmp.clone(),
-        source: e,
+    let write = || -> std::io::Result<()> {
+        // Closed at the end of this closure, before the rename.
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        // `FAILPOINTS=write_atomic=return(PART)`: the disk is full when the path contains PART.
+        #[cfg(feature = "failpoints")]
+        if fail::eval("write_atomic", |part| {
+            part.is_none_or(|part| path.to_string_lossy().contains(&part))
+        }) == Some(true)
+        {
+            return Err(crate::error::enospc());
+        }
+        f.sync_all()
     };
-    {
-        // Closed at the end of this block, before the rename.
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
+    if let Err(e) = write() {
+        // A full disk must not leave the half-written temporary behind.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(LavitError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        });
     }
-    std::fs::rename(&tmp, path).map_err(|e| LavitError::Io {
-        path: path.to_path_buf(),
-        source: e,
+    crate::error::failpoint!("write_atomic::before_rename");
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        LavitError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
     })
 }

@@ -104,6 +104,23 @@ fn agreed_eq<T: DeserializeOwned + std::fmt::Debug + PartialEq>(
     agreed(scopes, keys, |a: &T, b: &T| a == b)
 }
 
+/// The largest size field a config may hold (widths, counts, positions, windows): far beyond
+/// any real checkpoint (Qwen2.5-VL's largest is its 152,064-token vocabulary), and small enough
+/// that products of a few of them cannot overflow.
+const MAX_SIZE: usize = 1 << 24;
+
+/// [`agreed_eq`] for a size field, refusing values over [`MAX_SIZE`].
+fn agreed_size(scopes: &[Scope<'_>], keys: &[&str]) -> std::result::Result<Option<usize>, String> {
+    let v = agreed_eq::<usize>(scopes, keys)?;
+    match v {
+        Some(n) if n > MAX_SIZE => Err(format!(
+            "`{}` = {n} is out of range (at most {MAX_SIZE})",
+            keys[0]
+        )),
+        _ => Ok(v),
+    }
+}
+
 fn agreed_f64(scopes: &[Scope<'_>], keys: &[&str]) -> std::result::Result<Option<f64>, String> {
     agreed(scopes, keys, |a: &f64, b: &f64| {
         a == b || (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
@@ -221,7 +238,7 @@ fn parse_text(
         agreed_eq::<usize>(&text_scopes, &[key])?
             .ok_or_else(|| format!("missing field `{key}` (looked in {where_})"))
     };
-    let num = |key: &str| agreed_eq::<usize>(&text_scopes, &[key]);
+    let num = |key: &str| agreed_size(&text_scopes, &[key]);
     let (mrope_section, rope_theta) = parse_rope(&text_scopes)?;
     if agreed_eq::<bool>(&text_scopes, &["use_sliding_window"])? == Some(true) {
         return Err("use_sliding_window = true is not supported".into());
@@ -285,6 +302,11 @@ fn parse_rope(text_scopes: &[Scope<'_>]) -> std::result::Result<(Vec<usize>, f64
         agreed_eq::<Vec<usize>>(&rope_scopes, &["mrope_section"])?.ok_or_else(|| {
             "missing field `mrope_section` (looked in rope_parameters / rope_scaling)".to_string()
         })?;
+    if let Some(n) = mrope_section.iter().find(|&&n| n > MAX_SIZE) {
+        return Err(format!(
+            "`mrope_section` holds {n}, out of range (at most {MAX_SIZE})"
+        ));
+    }
     let theta_scopes: Vec<Scope<'_>> = rope_scopes.iter().chain(text_scopes).copied().collect();
     let rope_theta = agreed_f64(&theta_scopes, &["rope_theta"])?.unwrap_or(1_000_000.0);
     Ok((mrope_section, rope_theta))
@@ -293,7 +315,7 @@ fn parse_rope(text_scopes: &[Scope<'_>]) -> std::result::Result<(Vec<usize>, f64
 /// The vision tower's fields (`vision_config`; both spellings of a renamed field must agree).
 fn parse_vision(vision_scope: Scope<'_>) -> std::result::Result<VisionConfig, String> {
     let vs = [vision_scope];
-    let vnum = |keys: &[&str]| agreed_eq::<usize>(&vs, keys);
+    let vnum = |keys: &[&str]| agreed_size(&vs, keys);
     let vreq =
         |key: &str| vnum(&[key])?.ok_or_else(|| format!("missing field `vision_config.{key}`"));
     let vision_rope: Vec<Scope<'_>> = vision_scope

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod config;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod hub;
+pub mod lock;
 pub mod processor;
 pub mod tensors;
 pub mod weights;

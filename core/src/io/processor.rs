@@ -106,6 +106,18 @@ pub fn smart_resize(
     Ok((h_bar, w_bar))
 }
 
+/// What decoding an image may take: 16,384 pixels a side and 256 MiB for one buffer (a
+/// 9,000 × 9,000 RGB image), so that a file whose header claims a huge size is refused
+/// rather than decoded into gigabytes. The processor scales every image down to
+/// `max_pixels` anyway.
+fn decode_limits() -> image::Limits {
+    let mut l = image::Limits::default();
+    l.max_image_width = Some(16_384);
+    l.max_image_height = Some(16_384);
+    l.max_alloc = Some(256 << 20);
+    l
+}
+
 /// Decodes an image file (any format the `image` crate reads) to RGB8.
 pub fn load_rgb(path: &std::path::Path) -> Result<RgbImage> {
     let bytes = crate::error::read_file(path)?;
@@ -114,10 +126,15 @@ pub fn load_rgb(path: &std::path::Path) -> Result<RgbImage> {
 
 /// Decodes image bytes to RGB8; `name` is used in errors.
 pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage> {
-    let img = image::load_from_memory(bytes).map_err(|e| LavitError::Image {
+    let bad = |e: image::ImageError| LavitError::Image {
         path: name.to_string(),
         message: format!("not a readable image ({e})"),
-    })?;
+    };
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| bad(image::ImageError::IoError(e)))?;
+    reader.limits(decode_limits());
+    let img = reader.decode().map_err(bad)?;
     if img.width() == 0 || img.height() == 0 {
         return Err(LavitError::Image {
             path: name.to_string(),

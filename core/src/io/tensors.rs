@@ -188,8 +188,11 @@ pub fn safetensors_header(path: &Path) -> Result<Vec<(String, u64)>> {
     let mut len = [0u8; 8];
     f.read_exact(&mut len).map_err(io)?;
     let n = u64::from_le_bytes(len);
-    if n > 100 << 20 {
-        return Err(bad(format!("header of {n} bytes: not a safetensors file")));
+    let file_len = f.metadata().map_err(io)?.len();
+    if n > 100 << 20 || n > file_len.saturating_sub(8) {
+        return Err(bad(format!(
+            "a header of {n} bytes in a file of {file_len}: not a safetensors file"
+        )));
     }
     let mut header = vec![0u8; n as usize];
     f.read_exact(&mut header).map_err(io)?;

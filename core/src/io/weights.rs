@@ -99,6 +99,18 @@ pub fn checkpoint_files(path: &Path) -> Result<Vec<PathBuf>> {
     if index.is_file() {
         let idx: ShardIndex = crate::error::read_json(&index)?;
         let files: BTreeSet<&String> = idx.weight_map.values().collect();
+        let inside = |f: &str| {
+            let p = Path::new(f);
+            !f.is_empty()
+                && p.components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+        };
+        if let Some(f) = files.iter().find(|f| !inside(f)) {
+            return Err(LavitError::Weights {
+                path: index,
+                message: format!("weight_map names `{f}`, not a file inside the checkpoint"),
+            });
+        }
         if files.is_empty() {
             return Err(LavitError::Weights {
                 path: index,

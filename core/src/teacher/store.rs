@@ -100,6 +100,17 @@ pub struct SignalWriter {
     flush_every: usize,
     d_teacher: Option<usize>,
     vtop_dtype: VtopDtype,
+    /// One writer per shard ([`crate::io::lock`]): a second `lavit extract` of the same shard
+    /// into the same directory is refused while this one runs.
+    _lock: crate::io::lock::DirLock,
+}
+
+fn lock_name(shard: usize, num_shards: usize) -> String {
+    if num_shards <= 1 {
+        ".lavit-writer.lock".into()
+    } else {
+        format!(".lavit-writer.shard-{shard}-of-{num_shards}.lock")
+    }
 }
 
 fn summary_name(shard: usize, num_shards: usize) -> String {
@@ -174,6 +185,11 @@ impl SignalWriter {
             path: dir.into(),
             source: e,
         })?;
+        let lock = crate::io::lock::DirLock::acquire(
+            dir,
+            &lock_name(shard, num_shards),
+            &format!("the signal writer of shard {shard} of {num_shards}"),
+        )?;
         let index_path = dir.join(index_name(shard, num_shards));
         // Drop a torn last line so appends start on a clean line.
         let own = read_index(&index_path)?;
@@ -215,6 +231,7 @@ impl SignalWriter {
             flush_every: flush_every.max(1),
             d_teacher,
             vtop_dtype: VtopDtype::default(),
+            _lock: lock,
         })
     }
 
@@ -338,6 +355,8 @@ impl SignalWriter {
             );
         }
         write_atomic(&self.dir.join(&file), &to_safetensors_bytes(&tensors)?)?;
+        // A crash here leaves a shard file no index names: reopening skips its number.
+        crate::error::failpoint!("store::after_shard");
         let mut lines = String::new();
         for (r, _) in &self.pending {
             let mut r = r.clone();
@@ -345,26 +364,39 @@ impl SignalWriter {
             lines.push_str(&serde_json::to_string(&r).expect("record serialises"));
             lines.push('\n');
         }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.index_path)
-            .map_err(|e| LavitError::Io {
-                path: self.index_path.clone(),
-                source: e,
-            })?;
-        f.write_all(lines.as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| LavitError::Io {
-                path: self.index_path.clone(),
-                source: e,
-            })?;
+        self.append_index(&lines)?;
         for (r, _) in self.pending.drain(..) {
             self.done.insert(r.id);
             self.own += 1;
         }
         self.next_file += 1;
         self.write_summary()
+    }
+}
+
+impl SignalWriter {
+    /// Appends `lines` to this shard's index and syncs it. A crash or a full disk in the middle
+    /// leaves a torn last line, which [`SignalWriter::open`] drops.
+    fn append_index(&self, lines: &str) -> Result<()> {
+        let io = |e| LavitError::Io {
+            path: self.index_path.clone(),
+            source: e,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.index_path)
+            .map_err(io)?;
+        let mut append = || -> std::io::Result<()> {
+            crate::error::failpoint!("store::append", |_| {
+                // Half the lines reach the disk, then it is full.
+                f.write_all(&lines.as_bytes()[..lines.len() / 2])?;
+                Err(crate::error::enospc())
+            });
+            f.write_all(lines.as_bytes())?;
+            f.sync_all()
+        };
+        append().map_err(io)
     }
 }
 

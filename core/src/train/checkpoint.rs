@@ -31,7 +31,10 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> LavitError + '_ {
     }
 }
 
-/// Writes `dir` atomically (via `dir.tmp` and a rename).
+/// Writes `dir` atomically: everything into `dir.tmp`, then `dir` → `dir.old` and `dir.tmp` →
+/// `dir` by renames, then `dir.old` removed. A crash leaves the previous checkpoint (in `dir`,
+/// or in `dir.old` between the two renames, which [`recover_checkpoint`] puts back); a failed
+/// write (a full disk) removes `dir.tmp` and names the path it failed on.
 pub fn save_checkpoint(
     dir: &Path,
     student: &LavitStudent,
@@ -41,22 +44,63 @@ pub fn save_checkpoint(
     let tmp = dir.with_extension("tmp");
     let old = dir.with_extension("old");
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    student
-        .clone()
-        .save_file(tmp.join("model.bpk"))
-        .map_err(|e| LavitError::Other(format!("saving the model: {e:?}")))?;
-    optim
-        .save(tmp.join("optim.bpk"))
-        .map_err(|e| LavitError::Other(format!("saving the optimiser: {e:?}")))?;
-    let json = serde_json::to_vec_pretty(state).expect("state serialises");
-    std::fs::write(tmp.join("state.json"), json).map_err(io(&tmp))?;
+    if let Err(e) = write_checkpoint(&tmp, student, optim, state) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    crate::error::failpoint!("checkpoint::before_swap");
     let _ = std::fs::remove_dir_all(&old);
     if dir.exists() {
         std::fs::rename(dir, &old).map_err(io(dir))?;
     }
+    crate::error::failpoint!("checkpoint::between_renames");
     std::fs::rename(&tmp, dir).map_err(io(dir))?;
     let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// The checkpoint's three files in `tmp`.
+fn write_checkpoint(
+    tmp: &Path,
+    student: &LavitStudent,
+    optim: &ModuleOptimizer,
+    state: &TrainState,
+) -> Result<()> {
+    std::fs::create_dir_all(tmp).map_err(io(tmp))?;
+    let model = tmp.join("model.bpk");
+    crate::error::failpoint!("checkpoint::write_model", |_| Err(crate::error::disk_full(
+        &model
+    )));
+    student
+        .clone()
+        .save_file(&model)
+        .map_err(|e| LavitError::Other(format!("writing {}: {e:?}", model.display())))?;
+    let optim_path = tmp.join("optim.bpk");
+    optim
+        .save(&optim_path)
+        .map_err(|e| LavitError::Other(format!("writing {}: {e:?}", optim_path.display())))?;
+    let json = serde_json::to_vec_pretty(state).expect("state serialises");
+    let state_path = tmp.join("state.json");
+    crate::error::failpoint!("checkpoint::write_state", |_| Err(crate::error::disk_full(
+        &state_path
+    )));
+    std::fs::write(&state_path, json).map_err(io(&state_path))
+}
+
+/// Repairs what a crash inside [`save_checkpoint`] can leave: with `dir` gone and `dir.old`
+/// present (a crash between the two renames) `dir.old` becomes `dir` again; a stale `dir.tmp`
+/// (a crash while writing) is removed.
+pub fn recover_checkpoint(dir: &Path) -> Result<()> {
+    let old = dir.with_extension("old");
+    if !dir.exists() && old.join("state.json").is_file() {
+        tracing::warn!(
+            "{} is missing but {} is complete (a crash while it was replaced): using it",
+            dir.display(),
+            old.display()
+        );
+        std::fs::rename(&old, dir).map_err(io(dir))?;
+    }
+    let _ = std::fs::remove_dir_all(dir.with_extension("tmp"));
     Ok(())
 }
 

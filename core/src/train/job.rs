@@ -96,10 +96,7 @@ pub fn run_job(
 ) -> Result<TrainedRun> {
     let cfg = job.effective_config();
     let (student, samples) = prepare(job, &cfg, device)?;
-    std::fs::create_dir_all(&job.out).map_err(|e| LavitError::Io {
-        path: job.out.clone(),
-        source: e,
-    })?;
+    let _lock = super::lock_run(&job.out)?;
     crate::io::checkpoint::write_atomic(
         &job.out.join("train_config.json"),
         &serde_json::to_vec_pretty(&cfg).expect("config serialises"),

@@ -323,6 +323,12 @@ impl RunDir {
     }
 }
 
+/// Locks the run directory `out` (creating it) for this process: a second `lavit train` into
+/// it is refused while this one runs ([`crate::io::lock`]).
+pub fn lock_run(out: &Path) -> Result<crate::io::lock::DirLock> {
+    crate::io::lock::DirLock::acquire(out, ".lavit-train.lock", "lavit train")
+}
+
 /// Trains `student` on `samples` (parameters are switched to autodiff here; the returned
 /// student is too — call `.valid()` for inference). With `resume`, continues from
 /// `out/checkpoint` if present. `on_step` sees each step's log and the updated student
@@ -360,10 +366,7 @@ pub fn train_on(
     let run = RunDir {
         dir: out.to_path_buf(),
     };
-    std::fs::create_dir_all(out).map_err(|e| LavitError::Io {
-        path: out.into(),
-        source: e,
-    })?;
+    let _lock = lock_run(out)?;
     let (student, mut optim, mut state) = start(student, cfg, &run, resume)?;
     let mut student = trainable(student, cfg);
     let mut metrics = std::fs::OpenOptions::new()
@@ -400,6 +403,7 @@ pub fn train_on(
         if last || (cfg.checkpoint_every > 0 && state.step.is_multiple_of(cfg.checkpoint_every)) {
             save_checkpoint(&run.checkpoint(), &student, &optim, &state)?;
         }
+        crate::error::failpoint!("train::after_step");
     }
     Ok(student)
 }
@@ -434,6 +438,9 @@ fn start(
         student = cast_frozen_base(student, dtype.into());
     }
     let optim = optim::adamw(cfg);
+    if resume {
+        checkpoint::recover_checkpoint(&run.checkpoint())?;
+    }
     if resume && run.checkpoint().join("state.json").is_file() {
         let (student, mut state, optim) = load_checkpoint(&run.checkpoint(), student, optim)?;
         let changed = changed_fields(&state.config, cfg);
