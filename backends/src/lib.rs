@@ -528,3 +528,85 @@ pub mod threads {
         Ok(pool.install(f))
     }
 }
+
+/// GPU work, counted on CubeCL's own launch path — the same natively and in the browser: kernel
+/// launches (on wgpu each is one compute dispatch) and kernels launched for the first time in
+/// this process (each is compiled once; wgpu's pipeline cache keeps it). For the browser
+/// demo's and the benchmarks' per-token counts; the CPU backend launches no kernels.
+#[cfg(feature = "wgpu")]
+pub mod gpu_work {
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::{Arc, Mutex};
+
+    use burn::cubecl::launched::LaunchedKernels;
+    use burn::cubecl::logging::{LaunchObservation, LaunchObserver};
+
+    static LAUNCHES: AtomicU64 = AtomicU64::new(0);
+
+    struct CountLaunches;
+
+    impl LaunchObserver for CountLaunches {
+        fn launched(&self, _kernel: &'static str) {
+            LAUNCHES.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts while it lives (one per process: CubeCL has one observer slot).
+    pub struct Meter {
+        _observation: LaunchObservation,
+        seen: Mutex<HashSet<u128>>,
+    }
+
+    /// What a [`Meter::measure`]d piece of work launched.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Work {
+        /// Kernel launches (wgpu compute dispatches).
+        pub dispatches: u64,
+        /// Kernels launched for the first time in this process (pipeline compilations).
+        pub compilations: u64,
+    }
+
+    impl Meter {
+        pub fn new() -> Self {
+            Self {
+                _observation: LaunchObservation::new(Arc::new(CountLaunches)),
+                seen: Mutex::new(HashSet::new()),
+            }
+        }
+
+        /// Starts measuring one piece of work; [`Span::end`] says what it launched.
+        pub fn start(&self) -> Span<'_> {
+            Span {
+                meter: self,
+                launches: LAUNCHES.load(Relaxed),
+                kernels: LaunchedKernels::new(),
+            }
+        }
+    }
+
+    impl Default for Meter {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    /// A piece of work being measured.
+    pub struct Span<'a> {
+        meter: &'a Meter,
+        launches: u64,
+        kernels: LaunchedKernels,
+    }
+
+    impl Span<'_> {
+        pub fn end(self) -> Work {
+            let launched = self.kernels.finish();
+            let mut seen = self.meter.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let compilations = launched.iter().filter(|&&k| seen.insert(k)).count() as u64;
+            Work {
+                dispatches: LAUNCHES.load(Relaxed) - self.launches,
+                compilations,
+            }
+        }
+    }
+}

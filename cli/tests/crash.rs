@@ -219,6 +219,29 @@ fn a_full_disk_keeps_what_was_written_names_the_path_and_leaves_no_tmp() {
     assert_eq!(leftovers(&out), Vec::<PathBuf>::new());
     succeeded(&run(&t.train(&store, &out, &["--resume"]), ""));
     assert_eq!(losses(&out).len(), 6);
+
+    // Export: the weights cannot be written; the error names them, nothing half-written stays.
+    let exported = t.dir.join("exported");
+    let args: Vec<String> = [
+        "export",
+        "--model",
+        s(&out.join("final")),
+        "--out",
+        s(&exported),
+    ]
+    .map(String::from)
+    .to_vec();
+    let res = run(&args, "save_module=return");
+    assert!(!res.status.success());
+    let err = stderr(&res);
+    assert!(
+        err.contains("model.safetensors") && err.contains("space"),
+        "{err}"
+    );
+    if exported.is_dir() {
+        assert_eq!(leftovers(&exported), Vec::<PathBuf>::new());
+    }
+    succeeded(&run(&args, ""));
 }
 
 #[test]

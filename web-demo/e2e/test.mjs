@@ -104,6 +104,8 @@ async function session(name, flags, backendRe, tol) {
     const ttfa = await page.evaluate(() => window.lavitFirstAnswerMs);
     console.log(`[${name}] time to first answer: ${(ttfa / 1000).toFixed(1)} s (download, load, ` +
       `kernel compilation, three models answering) on ${backend}`);
+    const firstWork = await page.evaluate(() => ({
+      baseline: window.lavitResults.baseline.work, lavit: window.lavitResults.lavit.work }));
 
     // Asked again, warm.
     const t0 = Date.now();
@@ -116,6 +118,7 @@ async function session(name, flags, backendRe, tol) {
     const scene = await page.evaluate(() => window.lavitScene);
     console.log(`[${name}] asked "${scene.question}" (truth: ${scene.key}) again: ${Date.now() - t0} ms; ` +
       `${await page.textContent("#timing")}`);
+    checkWork(name, firstWork, { baseline: results.baseline.work, lavit: results.lavit.work });
     for (const n of ["teacher", "baseline", "lavit"]) {
       const shown = await page.getAttribute(`#answer-${n}`, "data-answer");
       assert.equal(shown, results[n].answer || "(no answer)", `${n}: the page shows another answer`);
@@ -184,6 +187,30 @@ async function session(name, flags, backendRe, tol) {
     return { results, ttfa };
   } finally {
     await browser.close();
+  }
+}
+
+// The work per generated token of each student's first answer and of the same question asked
+// again, as the page counted it; ceilings from the measured counts (README), so that a change
+// that adds dispatches or read-backs per token fails here. Warm answers compile nothing.
+const CEILING = { dispatchesPerToken: 260, readBacksPerToken: 1.5, firstCompilations: 130 };
+function checkWork(name, first, again) {
+  for (const n of ["baseline", "lavit"]) {
+    const [f, a] = [first[n], again[n]];
+    const per = (w, k) => w[k] / Math.max(1, w.tokens);
+    console.log(`[${name}] ${n} work: first answer ${f.tokens} tokens, ${f.dispatches} dispatches ` +
+      `(${per(f, "dispatches").toFixed(1)}/token), ${f.read_backs} read-backs ` +
+      `(${per(f, "read_backs").toFixed(2)}/token), ${f.compilations} compilations; again ` +
+      `${a.tokens} tokens, ${a.dispatches} dispatches (${per(a, "dispatches").toFixed(1)}/token), ` +
+      `${a.read_backs} read-backs (${per(a, "read_backs").toFixed(2)}/token), ${a.compilations} compilations`);
+    assert.ok(per(a, "read_backs") <= CEILING.readBacksPerToken, `${n}: read-backs per token`);
+    if (name === "webgpu") {
+      assert.ok(per(a, "dispatches") <= CEILING.dispatchesPerToken, `${n}: dispatches per token`);
+      assert.ok(f.compilations <= CEILING.firstCompilations, `${n}: compilations on the first answer`);
+      assert.equal(a.compilations, 0, `${n}: a warm answer compiled kernels`);
+    } else {
+      assert.equal(a.dispatches + f.dispatches, 0, `${n}: the CPU path launched GPU kernels`);
+    }
   }
 }
 

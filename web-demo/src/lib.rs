@@ -224,6 +224,25 @@ mod web {
         fallback: Option<String>,
         students: Vec<(String, Rc<Session>)>,
         teacher: Option<Session>,
+        meter: Rc<lavit_backends::gpu_work::Meter>,
+    }
+
+    /// A student's answer with the work it took: GPU dispatches and pipeline compilations
+    /// (none on the CPU backend), and read-backs of tensors to the page.
+    #[derive(serde::Serialize)]
+    struct Answer {
+        #[serde(flatten)]
+        thoughts: Thoughts,
+        work: Work,
+    }
+
+    #[derive(serde::Serialize)]
+    struct Work {
+        /// Generated tokens (the decode steps; the forced latent block is part of the prompt).
+        tokens: usize,
+        dispatches: u64,
+        compilations: u64,
+        read_backs: u64,
     }
 
     fn js(e: impl std::fmt::Display) -> JsError {
@@ -269,6 +288,7 @@ mod web {
                 fallback,
                 students: Vec::new(),
                 teacher: None,
+                meter: Rc::new(lavit_backends::gpu_work::Meter::new()),
             })
         }
 
@@ -348,7 +368,8 @@ mod web {
             lavit_core::data::synthetic::predicted_key(text)
         }
 
-        /// A promise of student `name`'s [`Thoughts`] as JSON.
+        /// A promise of student `name`'s [`Thoughts`] as JSON, with the work it took (`work`:
+        /// tokens, dispatches, compilations, read-backs).
         pub fn ask(&self, name: &str, image_bytes: Vec<u8>, question: String) -> js_sys::Promise {
             let session = self
                 .students
@@ -356,14 +377,23 @@ mod web {
                 .find(|(n, _)| n == name)
                 .map(|(_, s)| s.clone());
             let name = name.to_string();
+            let meter = self.meter.clone();
             wasm_bindgen_futures::future_to_promise(async move {
                 let session = session
                     .ok_or_else(|| JsValue::from(JsError::new(&format!("no student `{name}`"))))?;
-                let t = session
+                let (span, reads) = (meter.start(), lavit_core::util::read_backs());
+                let thoughts = session
                     .ask_async(&image_bytes, &question)
                     .await
                     .map_err(|e| JsValue::from(JsError::new(&e)))?;
-                serde_json::to_string(&t)
+                let gpu = span.end();
+                let work = Work {
+                    tokens: thoughts.tokens.len(),
+                    dispatches: gpu.dispatches,
+                    compilations: gpu.compilations,
+                    read_backs: lavit_core::util::read_backs() - reads,
+                };
+                serde_json::to_string(&Answer { thoughts, work })
                     .map(|s| JsValue::from_str(&s))
                     .map_err(|e| JsValue::from(js(e)))
             })

@@ -158,7 +158,8 @@ async function ask(first = false) {
     $("teacherSteps").textContent = "teacher's steps: " +
       results.teacher.steps.map((s, i) => `${i + 1}. ${s.trim()}`).join("  ");
     $("timing").textContent = ["teacher", ...STUDENTS].map((n) =>
-      `${n} ${times[n].toFixed(0)} ms`).join(", ") + ` (students on ${state.demo.backend()})`;
+      `${n} ${times[n].toFixed(0)} ms`).join(", ") + ` (students on ${state.demo.backend()}); ` +
+      STUDENTS.map((n) => `${n}: ${perToken(results[n].work)}`).join("; ");
     $("step").max = Math.max(0, k - 1);
     $("step").value = 0;
     $("play").disabled = k < 2;
@@ -169,6 +170,14 @@ async function ask(first = false) {
   } finally {
     $("ask").disabled = false;
   }
+}
+
+// The work of one answer, per generated token (kernel dispatches and read-backs) and in all
+// (pipeline compilations), as the wasm module counted it.
+function perToken(w) {
+  const n = Math.max(1, w.tokens);
+  return `${w.tokens} tokens, ${(w.dispatches / n).toFixed(0)} dispatches and ` +
+    `${(w.read_backs / n).toFixed(1)} read-backs per token, ${w.compilations} compilations`;
 }
 
 function escape(s) {

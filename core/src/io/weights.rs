@@ -389,21 +389,28 @@ pub fn save_module<M: Module>(
         .clear_metadata()
         .metadata("format", "pt")
         .overwrite(true);
-    module
+    let io = |e| LavitError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let saved = module
         .save_into(&mut store)
         .map_err(|e| LavitError::Weights {
             path: path.to_path_buf(),
             message: e.to_string(),
-        })?;
-    // burn-store creates the file owner-only; give it what any new file here gets.
-    default_permissions(&tmp).map_err(|e| LavitError::Io {
-        path: tmp.clone(),
-        source: e,
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| LavitError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })
+        })
+        .and_then(|()| {
+            // The disk fills up after the temporary file was (partly) written.
+            crate::error::failpoint!("save_module", |_| Err(crate::error::disk_full(path)));
+            // burn-store creates the file owner-only; give it what any new file here gets.
+            default_permissions(&tmp).map_err(io)
+        })
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(io));
+    if saved.is_err() {
+        // A failed save (a full disk) must not leave the partial file behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    saved
 }
 
 /// Gives `path` the permissions a newly created file gets in its directory (on Unix 0666 less
