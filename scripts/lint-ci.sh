@@ -15,7 +15,11 @@ if ! command -v shellcheck >/dev/null; then
 fi
 # SC2154 (a variable set by the runner or an earlier step): the steps run in a prepared env.
 shellcheck --shell bash -e SC2154 "$steps"/*.sh
-mapfile -t scripts < <(git ls-files | while read -r f; do
+tracked() { # the repository's files (every file outside build outputs when not a git checkout)
+  git ls-files 2>/dev/null ||
+    find . -type f -not -path './target/*' -not -path '*/node_modules/*' -not -path './.git/*'
+}
+mapfile -t scripts < <(tracked | while read -r f; do
   [ -f "$f" ] && head -n1 "$f" | grep -qE '^#!.*\b(ba)?sh\b' && echo "$f"
 done)
 shellcheck -x -S warning "${scripts[@]}"
