@@ -558,7 +558,7 @@ pub mod gpu_work {
         seen: Mutex<HashSet<u128>>,
     }
 
-    /// What a [`Meter::measure`]d piece of work launched.
+    /// What a measured piece of work ([`Meter::start`] … [`Span::end`]) launched.
     #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
     pub struct Work {
         /// Kernel launches (wgpu compute dispatches).

@@ -100,3 +100,51 @@ pub fn fails_cleanly(args: &[&str], needle: &str, untouched: &[&Path]) {
         .collect();
     assert!(before == after, "{args:?} changed its outputs");
 }
+
+/// Three training and one test question of the synthetic task (seed 2) under `dir/data`, as
+/// `lavit synth` writes them: returns `(train.json, images/)`.
+pub fn synth_data(dir: &Path) -> (PathBuf, PathBuf) {
+    let data = dir.join("data");
+    ok(&[
+        "synth",
+        "--out",
+        s(&data),
+        "--n-train",
+        "3",
+        "--n-test",
+        "1",
+        "--seed",
+        "2",
+    ]);
+    (data.join("train.json"), data.join("images"))
+}
+
+/// `lavit extract` of `json` into `out` with `teacher` (2 layers, top-4, 2 steps), plus `extra`
+/// flags.
+pub fn extract_args<'a>(
+    teacher: &'a Path,
+    json: &'a Path,
+    images: &'a Path,
+    out: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut a = vec![
+        "extract",
+        "--teacher",
+        s(teacher),
+        "--data",
+        s(json),
+        "--images",
+        s(images),
+        "--out",
+        s(out),
+        "--layers",
+        "2",
+        "--top-k",
+        "4",
+        "--steps",
+        "2",
+    ];
+    a.extend_from_slice(extra);
+    a
+}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::common::{ok, root, s};
+use super::common::{extract_args, root, s, synth_data};
 
 /// Three synthetic questions and the tiny-gqa teacher.
 struct Setup {
@@ -23,21 +23,10 @@ impl Setup {
     fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        let data = dir.join("data");
-        ok(&[
-            "synth",
-            "--out",
-            s(&data),
-            "--n-train",
-            "3",
-            "--n-test",
-            "1",
-            "--seed",
-            "2",
-        ]);
+        let (json, images) = synth_data(&dir);
         Self {
-            json: data.join("train.json"),
-            images: data.join("images"),
+            json,
+            images,
             _tmp: tmp,
             dir,
         }
@@ -45,27 +34,11 @@ impl Setup {
 
     fn extract(&self, out: &Path) -> Vec<String> {
         let teacher = root().join("tests/fixtures/tiny-gqa");
-        [
-            "extract",
-            "--teacher",
-            s(&teacher),
-            "--data",
-            s(&self.json),
-            "--images",
-            s(&self.images),
-            "--out",
-            s(out),
-            "--layers",
-            "2",
-            "--top-k",
-            "4",
-            "--steps",
-            "2",
-            "--flush-every",
-            "1",
-        ]
-        .map(String::from)
-        .to_vec()
+        let extra = ["--flush-every", "1"];
+        extract_args(&teacher, &self.json, &self.images, out, &extra)
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 
     fn train(&self, store: &Path, out: &Path, extra: &[&str]) -> Vec<String> {

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::common::{fails_cleanly, ok, root, s, student};
+use super::common::{extract_args, fails_cleanly, ok, root, s, student, synth_data};
 
 /// Data, a good signal store and broken copies of the inputs, made per test.
 struct Inputs {
@@ -21,53 +21,12 @@ struct Inputs {
     nowhere: PathBuf,
 }
 
-/// `lavit extract` of `json` into `out` with the tiny-gqa teacher, plus `extra` flags.
-fn extract_args<'a>(
-    teacher: &'a Path,
-    json: &'a Path,
-    images: &'a Path,
-    out: &'a Path,
-    extra: &[&'a str],
-) -> Vec<&'a str> {
-    let mut a = vec![
-        "extract",
-        "--teacher",
-        s(teacher),
-        "--data",
-        s(json),
-        "--images",
-        s(images),
-        "--out",
-        s(out),
-        "--layers",
-        "2",
-        "--top-k",
-        "4",
-        "--steps",
-        "2",
-    ];
-    a.extend_from_slice(extra);
-    a
-}
-
 impl Inputs {
     fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        let data = dir.join("data");
-        ok(&[
-            "synth",
-            "--out",
-            s(&data),
-            "--n-train",
-            "3",
-            "--n-test",
-            "1",
-            "--seed",
-            "2",
-        ]);
+        let (json, images) = synth_data(&dir);
         let teacher = root().join("tests/fixtures/tiny-gqa");
-        let (json, images) = (data.join("train.json"), data.join("images"));
         let store = dir.join("store");
         ok(&extract_args(&teacher, &json, &images, &store, &[]));
         let bad_json = dir.join("bad.json");

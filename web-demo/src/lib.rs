@@ -202,10 +202,9 @@ pub fn check_image(image_bytes: &[u8]) -> Result<(u32, u32), String> {
 fn decode(image_bytes: &[u8], question: &str) -> Result<image::RgbImage, String> {
     check_question(question)?;
     check_image(image_bytes)?;
-    let img = image::load_from_memory(image_bytes)
-        .map_err(|e| format!("This file is not a readable image ({e}): choose a PNG or JPEG."))?
-        .to_rgb8();
-    Ok(img)
+    // The CLI's decoder, with its size limits.
+    lavit_core::io::processor::decode_rgb(image_bytes, "the upload")
+        .map_err(|e| format!("This file is not a readable image ({e}): choose a PNG or JPEG."))
 }
 
 #[cfg(target_arch = "wasm32")]
