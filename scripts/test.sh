@@ -31,10 +31,11 @@ step() { # name, command...
   running=""
   rows+=("$(printf '| %-44s | %6d |' "$name" $((SECONDS - t0)))")
 }
-# Steps that run beside the foreground ones, each with its own target directory under
-# $CARGO_TARGET_DIR (cargo locks a target directory per build, so a second cargo there would
-# only wait). On two cores they fill the test build's single-threaded phases (linking, the last
-# crates); their rows give each one's own wall time, "(beside)" marking the overlap.
+# Steps that run beside the foreground ones (the browser bundle), each with its own target
+# directory under $CARGO_TARGET_DIR (cargo locks a target directory per build, so a second
+# cargo there would only wait). On two cores they fill the test build's single-threaded phases
+# (linking, the last crates); their rows give each one's own wall time, "(beside)" marking
+# the overlap.
 bg_names=() bg_pids=() bg_logs=()
 beside() { # name, command...
   local log
@@ -98,9 +99,12 @@ hf_loads_exports() {
 # (clippy.toml) — with every backend feature on, so the backends that cannot run here (native
 # SPIR-V Vulkan, CUDA, DX12, Metal, WebGPU) still have to compile. DOCS_RS=1 makes cubecl-llvm
 # (pulled in by CUDA) skip downloading LLVM, which a check does not need.
+# It runs in the tests' target directory, after them: a check cannot reuse the tests' compiled
+# libraries, but it reuses their proc-macros and build-script outputs (host code, identical in
+# both), which a target directory of its own compiled a second time (docs/DEVELOPMENT.md).
 lints() {
   local f=${LAVIT_LINT_FEATURES:-vulkan,cuda,dx12,webgpu,metal}
-  CARGO_TARGET_DIR="$CARGO_TARGET_DIR/clippy" DOCS_RS=1 cargo clippy --workspace --lib --bins \
+  DOCS_RS=1 cargo clippy --workspace --lib --bins \
     --features "lavit-backends/${f//,/,lavit-backends/}" -- -D warnings -W clippy::too_many_lines
 }
 
@@ -137,7 +141,6 @@ if command -v npm >/dev/null; then
 else
   echo "no npm: skipping the lint of the GitHub workflows" >&2
 fi
-beside "clippy, every backend feature" lints
 case $mode in
   chromium) beside "browser: wasm-release bundle" browser_bundle ;;
   wasm32-check) beside "browser: wasm32 check (no chromium)" env CARGO_TARGET_DIR="$wasm_dir" \
@@ -152,6 +155,7 @@ if python3 -c "import torch, transformers" 2>/dev/null; then
 else
   echo "python3 has no torch/transformers: skipping the check that HF loads our exports" >&2
 fi
+step "clippy, every backend feature" lints
 join_beside
 if [ "$mode" = chromium ]; then
   step "browser: headless Chromium test" env LAVIT_BIN="$L" \
