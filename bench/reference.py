@@ -9,6 +9,8 @@ Qwen2_5_VLForConditionalGeneration, the way the reference LaViT code does them.
 * extract: eager attention with output_attentions=True (every layer's full [heads, S, S]
   map is materialised), then V_top and the per-step trajectory over the last 8 layers.
 * generate: prefill of the prompt, then greedy decoding with the KV cache.
+* matmul: each matrix product of a training step that `lavit bench --what matmul` timed (read
+  from its JSON with --shapes-from), with torch.matmul.
 
 Same random-weight model shape (bench/configs/small.json, assets/configs/*.json), same sequence layout and lengths as
 core/src/perf.rs, batch 1, float32. Peak memory: growth of the process's peak RSS over its
@@ -250,6 +252,25 @@ def bench_generate(cfg, a, device, sync, ready):
     return p, t, ids.shape[1]
 
 
+def bench_matmuls(a, device, sync):
+    """Each matrix product lavit timed (its JSON's `matmul` rows: same shapes, same transposed
+    operand, f32, a leading batch of 1 for a Linear), one by one with torch.matmul."""
+    with open(a.shapes_from) as f:
+        shapes = [r["shape"] for r in json.load(f)["results"] if r.get("workload") == "matmul"]
+    if not shapes:
+        raise SystemExit(f"{a.shapes_from}: no matmul rows (run lavit bench --what matmul --json first)")
+    rows = []
+    for sh in shapes:
+        b, m, k, n = sh["batch"], sh["m"], sh["k"], sh["n"]
+        x = torch.rand(b, k, m, device=device).transpose(1, 2) if sh["layout"] == "tn" else torch.rand(b, m, k, device=device)
+        y = torch.rand(b, n, k, device=device).transpose(1, 2) if sh["layout"] == "nt" else torch.rand(b, k, n, device=device)
+        with torch.no_grad():
+            t = timed(a.warmup, a.iters, lambda: torch.matmul(x, y)[0, 0, 0].item(), sync)
+        flops = 2.0 * b * m * k * n
+        rows.append(dict(workload="matmul", shape=sh, **t, flops=flops, flops_per_s=flops / t["median_s"]))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", required=True, help="a config.json (bench/configs/small.json, assets/configs/*.json)")
@@ -267,6 +288,7 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"],
                     help="attention of the train and generate workloads (extract is always eager: it reads the maps)")
+    ap.add_argument("--shapes-from", help="--what matmul: lavit bench's JSON whose matmul rows list the shapes")
     ap.add_argument("--json")
     a = ap.parse_args()
     if a.threads:
@@ -291,6 +313,8 @@ def main():
                          peak_rss_growth_bytes=mem))
         dec = max(t["median_s"] - p["median_s"], 1e-9)
         rows.append(dict(workload="decode", median_s=dec, tokens=a.decode_tokens, tokens_per_s=a.decode_tokens / dec))
+    if "matmul" in what:
+        rows.extend(bench_matmuls(a, device, sync))
     doc = dict(tool="pytorch", torch=torch.__version__, threads=torch.get_num_threads(), device=str(device), attn=a.attn,
                config=a.config, sequence_tokens=s, image_tokens=seq.n_img, results=rows)
     for r in rows:

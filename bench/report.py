@@ -34,6 +34,31 @@ def mib(b):
     return "n/a" if b is None else f"{b / 2**20:.0f} MiB"
 
 
+def matmul_table(shape, by_tool, lv):
+    """The matrix products of a training step, lavit beside PyTorch, largest share of a step
+    first (FLOPs × times per step)."""
+    ours, theirs = by_tool.get("lavit", []), by_tool.get("torch", [])
+    if not ours:
+        return
+    key = lambda sh: (sh["name"], sh["batch"], sh["m"], sh["k"], sh["n"], sh["layout"])
+    torch_by = {key(r["shape"]): r for r in theirs}
+    peak = lv.get("peak_flops_per_s")
+    print(f"### `{shape}`: the matrix products of a training step, one by one (f32)\n")
+    print("| product | batch × [m×k]·[k×n], transposed operand | per step | lavit | PyTorch | lavit GFLOP/s | PyTorch GFLOP/s | lavit / PyTorch | lavit % of peak |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in sorted(ours, key=lambda r: -r["flops"] * r["shape"]["per_step"]):
+        sh, t = r["shape"], torch_by.get(key(r["shape"]))
+        lg = r["flops_per_s"] / 1e9
+        tg = t["flops_per_s"] / 1e9 if t else None
+        pct = f"{100 * r['flops_per_s'] / peak:.0f}%" if peak else "n/a"
+        tms = f"{1e3 * t['median_s']:.2f} ms" if t else "n/a"
+        tgs = f"{tg:.1f}" if tg else "n/a"
+        ratio = f"{lg / tg:.2f}×" if tg else "n/a"
+        print(f"| {sh['name']} | {sh['batch']} × [{sh['m']}×{sh['k']}]·[{sh['k']}×{sh['n']}], {sh['layout']} | {sh['per_step']} | "
+              f"{1e3 * r['median_s']:.2f} ms | {tms} | {lg:.1f} | {tgs} | {ratio} | {pct} |")
+    print()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
@@ -41,6 +66,7 @@ def main():
     ap.add_argument("--title", default="lavit bench vs the PyTorch reference")
     a = ap.parse_args()
     runs = {}
+    matmuls = {}
     meta = {}
     for path in sorted(glob.glob(os.path.join(a.dir, "*.json"))):
         tool, rest = os.path.basename(path)[:-5].split("-", 1)
@@ -49,6 +75,10 @@ def main():
             doc = json.load(f)
         meta.setdefault(tool, doc)
         for r in doc["results"]:
+            if r["workload"] == "matmul":
+                matmuls.setdefault(shape, {}).setdefault(tool, []).append(r)
+                runs.setdefault(shape, {})
+                continue
             runs.setdefault(shape, {}).setdefault(r["workload"], {})[tool] = (r, doc)
     lv, th = meta.get("lavit", {}), meta.get("torch", {})
     print(f"# {a.title}\n")
@@ -77,6 +107,9 @@ def main():
         "decode": "generation: decode (KV cache)",
     }
     for shape, works in runs.items():
+        if not works:
+            matmul_table(shape, matmuls.get(shape, {}), lv)
+            continue
         any_doc = next(iter(next(iter(works.values())).values()))[1]
         print(f"## `{shape}` ({any_doc.get('params', '?')} parameters, sequence {any_doc.get('sequence_tokens')} tokens, "
               f"{any_doc.get('image_tokens')} image tokens)\n")
@@ -104,6 +137,7 @@ def main():
             print(f"\nAttention kept by lavit's extraction: {mib(ex['attention_bytes_captured'])}; "
                   f"every layer's full map (what `output_attentions=True` returns): {mib(ex['attention_bytes_all_layers'])}.")
         print()
+        matmul_table(shape, matmuls.get(shape, {}), lv)
     # The analysis of the numbers (profiles, the remaining gap), written by hand beside them.
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ANALYSIS.md")
     if os.path.exists(notes):

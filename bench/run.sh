@@ -6,6 +6,7 @@
 #   bench/run.sh                      # small shape, CPU, 448 px image
 #   SHAPES="small 3b-d2v8" bench/run.sh   # and Qwen2.5-VL-3B widths, depth cut to 2 + 8
 #   PYTHON=/path/to/python bench/run.sh
+#   WORKLOADS=matmul SHAPES=3b-d2v8 bench/run.sh   # only the matrix products of a step
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/shape.sh
@@ -14,6 +15,9 @@ SIDE=${IMAGE_SIDE:-448}
 ITERS=${ITERS:-5}
 BACKEND=${BACKEND:-cpu}
 OUT=${OUT:-bench/out}
+# matmul: each matrix product of a training step at the shape, timed alone (PyTorch times the
+# shapes lavit's JSON lists).
+WORKLOADS=${WORKLOADS:-train extract generate matmul}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/lavit-rs/target}
 
 if [ -z "${PYTHON:-}" ]; then
@@ -29,14 +33,15 @@ LAVIT="$CARGO_TARGET_DIR/debug/lavit"
 mkdir -p "$OUT"
 THREADS=$(nproc)
 for shape in $SHAPES; do
-  for w in train extract generate; do
+  for w in $WORKLOADS; do
     echo "== $shape $w: lavit ($BACKEND)"
     case "$shape" in tiny|small|qwen2.5-vl-*) cfg=$shape ;; *) cfg=$(shape_config "$shape") ;; esac
     "$LAVIT" bench --config "$cfg" --what "$w" --image-side "$SIDE" --iters "$ITERS" \
       --backend "$BACKEND" --json "$OUT/lavit-$shape-$w.json"
     echo "== $shape $w: pytorch"
     "$PYTHON" bench/reference.py --config "$(shape_config "$shape")" --what "$w" \
-      --image-side "$SIDE" --iters "$ITERS" --threads "$THREADS" --json "$OUT/torch-$shape-$w.json"
+      --image-side "$SIDE" --iters "$ITERS" --threads "$THREADS" --json "$OUT/torch-$shape-$w.json" \
+      --shapes-from "$OUT/lavit-$shape-$w.json"
   done
 done
 "$PYTHON" bench/report.py "$OUT" \

@@ -464,7 +464,11 @@ pub unsafe fn quiet_display_probe() {
 pub fn device_label(device: &Device) -> String {
     let dbg = format!("{device:?}");
     if dbg.contains("Flex") {
-        "cpu (flex)".into()
+        if cfg!(all(feature = "blas", not(target_arch = "wasm32"))) {
+            "cpu (flex, matmul on OpenBLAS)".into()
+        } else {
+            "cpu (flex)".into()
+        }
     } else if dbg.contains("Wgpu") {
         #[cfg(feature = "wgpu")]
         if let Some(id) = device.identity() {

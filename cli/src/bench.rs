@@ -40,7 +40,8 @@ pub struct Args {
     /// With --lora-rank: store the frozen decoder projections as f32, bf16 or f16 [default: f32].
     #[arg(long)]
     pub base_dtype: Option<WeightDtype>,
-    /// Workloads, comma-separated: train, extract, generate.
+    /// Workloads, comma-separated: train, extract, generate, matmul (each matrix product of a
+    /// training step at this shape, timed on its own).
     #[arg(long, default_value = "train,extract,generate")]
     pub what: String,
     /// Square image side in pixels (multiple of 28).

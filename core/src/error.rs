@@ -43,6 +43,10 @@ pub enum LavitError {
     Bench(String),
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A training step met a non-finite loss or gradient norm (the student is left as it was
+    /// before the step).
+    #[error("{0}")]
+    NonFinite(String),
     #[error("{0}")]
     Other(String),
 }

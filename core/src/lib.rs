@@ -7,7 +7,8 @@
 //! * [`io`] — HF `config.json`, safetensors checkpoints, tokenizer, chat template, image processor;
 //! * [`lavit`] — the method: latent tokens, heads, losses and their targets, gating, the bottleneck;
 //! * [`teacher`] — `V_top` / trajectory extraction (whole or layer-streamed) and the signal store;
-//! * [`train`] — the training loop, optimiser, checkpoints, samples, a whole run ([`train::job`]);
+//! * [`train`] — the training step in memory ([`train::Trainer`]), optimiser, checkpoints,
+//!   samples, a whole run ([`train::job`]);
 //! * [`infer`] — generation with a KV cache and the latent tokens' read-out;
 //! * [`eval`] — grading, gaze and grounding metrics, the MMVP / BLINK / V* / MMStar readers;
 //! * [`bundle`] — a model as a user holds it (teacher or student, with tokenizer and processor);

@@ -8,19 +8,21 @@ pub fn to_vec_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .expect("reading a float tensor back")
 }
 
-/// Read-backs done by [`read_f32`] in this process (the generation loop's only way back from the
-/// device): what the browser demo reports per token.
-static READ_BACKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+thread_local! {
+    /// Read-backs done by [`read_f32`] on this thread (the generation loop's and the training
+    /// step's only way back from the device): what the browser demo reports per token.
+    static READ_BACKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
 
-/// How many [`read_f32`] read-backs this process has done.
+/// How many [`read_f32`] read-backs this thread has done.
 pub fn read_backs() -> u64 {
-    READ_BACKS.load(std::sync::atomic::Ordering::Relaxed)
+    READ_BACKS.with(|n| n.get())
 }
 
 /// [`to_vec_f32`] without blocking: the read-back GPU backends need in the browser, where a
 /// buffer can only be mapped asynchronously (on the CPU backend it is ready at once).
 pub async fn read_f32<const D: usize>(t: Tensor<D>) -> crate::error::Result<Vec<f32>> {
-    READ_BACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    READ_BACKS.with(|n| n.set(n.get() + 1));
     let data = t
         .into_data_async()
         .await

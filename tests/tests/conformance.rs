@@ -77,7 +77,7 @@ fn step(student: &LavitStudent, s: &StudentSample) -> [f64; 4] {
         v(parts.traj.clone()),
     );
     let mut grads = GradientsParams::from_grads(parts.total.backward(), &student);
-    let norm = clip_global_norm(&student, &mut grads, None);
+    let norm = pollster::block_on(clip_global_norm(&student, &mut grads, None)).unwrap();
     [ce, vt, tr, norm]
 }
 

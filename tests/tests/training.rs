@@ -20,7 +20,7 @@ use lavit_core::lavit::{GateSchedule, LossWeights};
 use lavit_core::teacher::pipeline::{ExtractJob, extract_all};
 use lavit_core::teacher::{ExtractConfig, SignalStore, SignalWriter};
 use lavit_core::train::data::{TargetConfig, samples_from_store};
-use lavit_core::train::{StepLog, TrainConfig, read_metrics, train, train_on};
+use lavit_core::train::{StepLog, TrainConfig, Trainer, read_metrics, train, train_on};
 use lavit_tests::fixture;
 
 const K: usize = 2;
@@ -188,6 +188,43 @@ fn resumed_run_equals_uninterrupted_run() {
             x.step,
             x.loss,
             y.loss
+        );
+    }
+}
+
+/// The in-memory [`Trainer`] (what the browser page drives: no run directory, awaited
+/// read-backs) takes the same steps as `train` writing checkpoints and metrics, and reads the
+/// device back once per sample and once per step (the clipping norm).
+#[test]
+fn in_memory_trainer_takes_the_same_steps_with_one_read_back_per_sample() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, images) = make_store(tmp.path());
+    let (student, _, samples) = student_and_samples(&store, &images);
+    let run = tmp.path().join("run");
+    train(student, &samples, &cfg(6), &run, false, &mut |_, _| true).unwrap();
+    let on_disk = read_metrics(&run.join("metrics.jsonl")).unwrap();
+
+    let (student, _, samples) = student_and_samples(&store, &images);
+    let mut trainer = Trainer::new(student, samples, cfg(6)).unwrap();
+    let mut logs = Vec::new();
+    while !trainer.finished() {
+        let reads = lavit_core::util::read_backs();
+        logs.push(pollster::block_on(trainer.step()).unwrap());
+        assert_eq!(
+            lavit_core::util::read_backs() - reads,
+            cfg(6).grad_accum as u64 + 1,
+            "read-backs of step {}",
+            logs.len()
+        );
+    }
+    assert_eq!(trainer.state().step, 6);
+    assert_eq!(logs.len(), on_disk.len());
+    for (a, b) in logs.iter().zip(&on_disk) {
+        // Through JSON as metrics.jsonl was (serde_json's float parsing may move the last bit).
+        let a: StepLog = serde_json::from_str(&serde_json::to_string(a).unwrap()).unwrap();
+        assert_eq!(
+            (a.step, a.loss, a.ce, a.vtop, a.traj, a.grad_norm),
+            (b.step, b.loss, b.ce, b.vtop, b.traj, b.grad_norm)
         );
     }
 }

@@ -8,6 +8,7 @@
 //! the prompt, `K` latent tokens, `answer_tokens` answer tokens and an end token.
 
 pub mod load;
+pub mod matmul;
 pub mod run;
 
 use std::ops::Range;

@@ -110,10 +110,10 @@ pub fn run_bench(req: &BenchRequest, device: &Device) -> Result<BenchOutcome> {
     if let Some(w) = req
         .what
         .iter()
-        .find(|w| !["train", "extract", "generate"].contains(&w.as_str()))
+        .find(|w| !["train", "extract", "generate", "matmul"].contains(&w.as_str()))
     {
         return Err(invalid(format!(
-            "unknown workload `{w}` (train, extract, generate)"
+            "unknown workload `{w}` (train, extract, generate, matmul)"
         )));
     }
     let seq = Sequence::new(&req.cfg, &req.workload)?;
@@ -132,6 +132,9 @@ pub fn run_bench(req: &BenchRequest, device: &Device) -> Result<BenchOutcome> {
     }
     if wants("generate") {
         time_generation(req, &seq, device, &mut out)?;
+    }
+    if wants("matmul") {
+        time_matmuls(req, &seq, device, &mut out)?;
     }
     Ok(out)
 }
@@ -185,6 +188,37 @@ fn time_train(
         "iters": t.iters, "tokens_per_s": tps, "flops_per_step": flops,
         "flops_per_s": achieved, "mfu": mfu, "peak_rss_growth_bytes": mem}),
     );
+    Ok(())
+}
+
+/// One row per matrix product of a training step ([`super::matmul::step_matmuls`]).
+fn time_matmuls(
+    req: &BenchRequest,
+    seq: &Sequence,
+    device: &Device,
+    out: &mut BenchOutcome,
+) -> Result<()> {
+    for shape in super::matmul::step_matmuls(&req.cfg, seq) {
+        let t = super::matmul::time_matmul(&shape, req.warmup, req.iters, device)?;
+        let (cell, achieved, mfu) = rate(&req.peak, shape.flops(), t.median_s);
+        out.table.push_str(&format!(
+            "| matmul {} ({}×[{}×{}]·[{}×{}], {:?}; {} per step) | {:.2} ms | | {cell} | |\n",
+            shape.name,
+            shape.batch,
+            shape.m,
+            shape.k,
+            shape.k,
+            shape.n,
+            shape.layout,
+            shape.per_step,
+            1e3 * t.median_s
+        ));
+        out.rows.push(
+            json!({"workload": "matmul", "shape": shape, "median_s": t.median_s,
+            "min_s": t.min_s, "iters": t.iters, "flops": shape.flops(),
+            "flops_per_s": achieved, "mfu": mfu}),
+        );
+    }
     Ok(())
 }
 

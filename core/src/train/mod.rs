@@ -8,28 +8,24 @@ pub mod data;
 pub mod job;
 pub mod optim;
 pub mod parallel;
+pub mod trainer;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LavitError, Result};
 use crate::io::weights::WeightDtype;
 use crate::lavit::gating::GateSchedule;
 use crate::lavit::losses::LossWeights;
-use crate::lavit::student::{LavitStudent, StudentSample, sample_losses};
+use crate::lavit::student::{LavitStudent, StudentSample};
 use crate::model::lora::{LoraConfig, TrainEmbeddings, cast_frozen_base};
-use checkpoint::{TrainState, load_checkpoint, save_checkpoint};
-use optim::{clip_global_norm, grad_norm, lr_at};
+use checkpoint::{load_checkpoint, save_checkpoint};
 pub use parallel::{AllReduce, Replicas};
+pub use trainer::Trainer;
 
 /// Everything that defines a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,92 +139,6 @@ pub struct TermGrads {
     pub vision: f64,
 }
 
-/// The summed gradients and loss statistics of some micro-batches of one step (each loss
-/// scaled by `1 / grad_accum`).
-struct MicroBatches {
-    acc: GradientsAccumulator<LavitStudent>,
-    sum: f64,
-    ce: Option<f64>,
-    vtop: Option<f64>,
-    traj: Option<f64>,
-    traj_mass: Option<f64>,
-    tokens: usize,
-    /// The first sample whose loss was not finite.
-    non_finite: Option<usize>,
-}
-
-impl MicroBatches {
-    /// Adds `m`'s loss statistics (not its gradients) to these.
-    fn add_stats(&mut self, m: MicroBatches) {
-        self.sum += m.sum;
-        for (mine, theirs) in [
-            (&mut self.ce, m.ce),
-            (&mut self.vtop, m.vtop),
-            (&mut self.traj, m.traj),
-            (&mut self.traj_mass, m.traj_mass),
-        ] {
-            if let Some(v) = theirs {
-                *mine.get_or_insert(0.0) += v;
-            }
-        }
-        self.tokens += m.tokens;
-        self.non_finite = self.non_finite.or(m.non_finite);
-    }
-
-    fn empty() -> Self {
-        Self {
-            acc: GradientsAccumulator::new(),
-            sum: 0.0,
-            ce: None,
-            vtop: None,
-            traj: None,
-            traj_mass: None,
-            tokens: 0,
-            non_finite: None,
-        }
-    }
-}
-
-/// Forward + backward of the samples `batch` (indices into `samples`) on `student`. A
-/// non-finite loss ends the micro-batches there, unless `finish` (a collective all-reduce:
-/// every replica must run every backward pass).
-fn micro_batches(
-    student: &LavitStudent,
-    batch: &[usize],
-    samples: &[StudentSample],
-    cfg: &TrainConfig,
-    g: f64,
-    finish: bool,
-) -> Result<MicroBatches> {
-    let mut out = MicroBatches::empty();
-    let n = cfg.grad_accum as f64;
-    for &i in batch {
-        let parts = sample_losses(student, &samples[i], &cfg.loss, g, cfg.gate_prompt)?;
-        let total = parts.total / n;
-        let value: f64 = total.clone().into_scalar::<f32>() as f64;
-        if !value.is_finite() {
-            out.non_finite = out.non_finite.or(Some(i));
-            if !finish {
-                return Ok(out);
-            }
-        }
-        out.sum += value;
-        let add = |t: Option<Tensor<1>>, acc: &mut Option<f64>| {
-            if let Some(t) = t {
-                *acc.get_or_insert(0.0) += t.into_scalar::<f32>() as f64 / n;
-            }
-        };
-        add(parts.ce, &mut out.ce);
-        add(parts.vtop, &mut out.vtop);
-        add(parts.traj, &mut out.traj);
-        add(parts.traj_mass, &mut out.traj_mass);
-        out.tokens += parts.tokens;
-        let grads = GradientsParams::from_grads(total.backward(), student);
-        out.acc.accumulate(student, grads);
-    }
-    Ok(out)
-}
-
 /// Puts every autodiff parameter of `student` under burn's balanced checkpointing strategy,
 /// so the whole step's graph (the tensors derived from them) uses it.
 pub fn with_checkpointing(student: LavitStudent) -> LavitStudent {
@@ -252,61 +162,11 @@ pub fn with_checkpointing(student: LavitStudent) -> LavitStudent {
     student.map(&mut Balanced)
 }
 
-/// The gradient of each active loss term of `sample`, taken on its own.
-fn term_grads(
-    student: &LavitStudent,
-    sample: &StudentSample,
-    cfg: &TrainConfig,
-    g: f64,
-) -> Result<BTreeMap<String, TermGrads>> {
-    let mut out = BTreeMap::new();
-    for term in ["ce", "vtop", "traj"] {
-        let parts = sample_losses(student, sample, &cfg.loss, g, cfg.gate_prompt)?;
-        let t = match term {
-            "ce" => parts.ce,
-            "vtop" => parts.vtop,
-            _ => parts.traj,
-        };
-        let Some(t) = t else { continue };
-        let grads = GradientsParams::from_grads(t.backward(), student);
-        let heads =
-            grad_norm(&student.vtop_head, &grads).hypot(grad_norm(&student.traj_head, &grads));
-        let m = &student.vlm.model;
-        let decoder = grad_norm(&m.layers, &grads).hypot(grad_norm(&m.norm, &grads));
-        let mut embeddings = grad_norm(&m.embed_tokens, &grads);
-        if let Some(h) = &student.vlm.lm_head {
-            embeddings = embeddings.hypot(grad_norm(h, &grads));
-        }
-        if let Some(r) = &student.vlm.new_rows {
-            embeddings = embeddings.hypot(grad_norm(r, &grads));
-        }
-        let vision = grad_norm(&student.vlm.visual, &grads);
-        out.insert(
-            term.to_string(),
-            TermGrads {
-                total: grad_norm(student, &grads),
-                heads,
-                decoder,
-                embeddings,
-                vision,
-            },
-        );
-    }
-    Ok(out)
-}
-
 /// The data order: a fresh seeded shuffle per epoch; `(epoch, cursor)` is the resume point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataCursor {
     pub epoch: usize,
     pub index: usize,
-}
-
-fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut rng = StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    order.shuffle(&mut rng);
-    order
 }
 
 /// Where a run writes: `checkpoint/`, `metrics.jsonl`.
@@ -361,56 +221,52 @@ pub fn train_on(
     replicas: &Replicas,
     on_step: &mut dyn FnMut(&StepLog, &LavitStudent) -> bool,
 ) -> Result<LavitStudent> {
-    check_run(samples, cfg, replicas)?;
+    replicas.check(cfg.grad_accum)?;
+    check_config(samples, cfg)?;
     let _communication = replicas.context();
     let run = RunDir {
         dir: out.to_path_buf(),
     };
     let _lock = lock_run(out)?;
-    let (student, mut optim, mut state) = start(student, cfg, &run, resume)?;
-    let mut student = trainable(student, cfg);
+    let mut trainer = start(student, samples, cfg, &run, resume)?;
     let mut metrics = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(run.metrics())
-        .map_err(|e| LavitError::Io {
-            path: run.metrics(),
-            source: e,
+        .map_err(|e| LavitError::io(run.metrics(), e))?;
+    while !trainer.finished() {
+        let log = pollster::block_on(trainer.step_on(replicas)).map_err(|e| match e {
+            LavitError::NonFinite(m) => LavitError::NonFinite(format!(
+                "{m} — the last good checkpoint is in {}",
+                run.checkpoint().display()
+            )),
+            e => e,
         })?;
-    let mut order = epoch_order(samples.len(), cfg.seed, state.cursor.epoch);
-    while state.step < cfg.steps {
-        let batch = next_batch(&mut state.cursor, &mut order, samples.len(), cfg);
-        let job = Job {
-            samples,
-            cfg,
-            run: &run,
-            replicas,
-        };
-        let (updated, log) = job.step(student, &mut optim, &batch, state.step)?;
-        student = updated;
-        state.step += 1;
         let line = serde_json::to_string(&log).expect("log serialises") + "\n";
         metrics
             .write_all(line.as_bytes())
-            .map_err(|e| LavitError::Io {
-                path: run.metrics(),
-                source: e,
-            })?;
-        if !on_step(&log, &student) {
-            return Ok(student);
+            .map_err(|e| LavitError::io(run.metrics(), e))?;
+        if !on_step(&log, trainer.student()) {
+            return Ok(trainer.into_student());
         }
-        let last = state.step == cfg.steps;
-        if last || (cfg.checkpoint_every > 0 && state.step.is_multiple_of(cfg.checkpoint_every)) {
-            save_checkpoint(&run.checkpoint(), &student, &optim, &state)?;
+        let step = trainer.state().step;
+        if step == cfg.steps
+            || (cfg.checkpoint_every > 0 && step.is_multiple_of(cfg.checkpoint_every))
+        {
+            save_checkpoint(
+                &run.checkpoint(),
+                trainer.student(),
+                trainer.optimizer(),
+                trainer.state(),
+            )?;
         }
         crate::error::failpoint!("train::after_step");
     }
-    Ok(student)
+    Ok(trainer.into_student())
 }
 
-/// Refuses a run that cannot start.
-fn check_run(samples: &[StudentSample], cfg: &TrainConfig, replicas: &Replicas) -> Result<()> {
-    replicas.check(cfg.grad_accum)?;
+/// Refuses a run that cannot start: no samples, no steps, a half-precision base without LoRA.
+fn check_config(samples: &[StudentSample], cfg: &TrainConfig) -> Result<()> {
     if samples.is_empty() {
         return Err(LavitError::Invalid("no training samples".into()));
     }
@@ -423,14 +279,23 @@ fn check_run(samples: &[StudentSample], cfg: &TrainConfig, replicas: &Replicas) 
     Ok(())
 }
 
-/// The run's starting point: LoRA adapters attached if configured, a fresh AdamW and state, or
-/// both restored from `run`'s checkpoint with `resume`.
-fn start(
-    mut student: LavitStudent,
+/// The run's starting point: a fresh [`Trainer`] (LoRA adapters attached if configured), or
+/// with `resume` the adapters, AdamW moments and state restored from `run`'s checkpoint.
+fn start<'a>(
+    student: LavitStudent,
+    samples: &'a [StudentSample],
     cfg: &TrainConfig,
     run: &RunDir,
     resume: bool,
-) -> Result<(LavitStudent, burn::optim::ModuleOptimizer, TrainState)> {
+) -> Result<Trainer<&'a [StudentSample]>> {
+    if resume {
+        checkpoint::recover_checkpoint(&run.checkpoint())?;
+    }
+    if !(resume && run.checkpoint().join("state.json").is_file()) {
+        let _ = std::fs::remove_file(run.metrics());
+        return Trainer::new(student, samples, cfg.clone());
+    }
+    let mut student = student;
     if let Some(l) = &cfg.lora {
         student = attach_lora(student, l, cfg.seed)?;
     }
@@ -438,31 +303,18 @@ fn start(
         student = cast_frozen_base(student, dtype.into());
     }
     let optim = optim::adamw(cfg);
-    if resume {
-        checkpoint::recover_checkpoint(&run.checkpoint())?;
+    let (student, mut state, optim) = load_checkpoint(&run.checkpoint(), student, optim)?;
+    let changed = changed_fields(&state.config, cfg);
+    if !changed.is_empty() {
+        tracing::warn!(
+            "resuming with settings that differ from the checkpoint's: {} (the new ones apply from step {})",
+            changed.join(", "),
+            state.step
+        );
+        state.config = cfg.clone();
     }
-    if resume && run.checkpoint().join("state.json").is_file() {
-        let (student, mut state, optim) = load_checkpoint(&run.checkpoint(), student, optim)?;
-        let changed = changed_fields(&state.config, cfg);
-        if !changed.is_empty() {
-            tracing::warn!(
-                "resuming with settings that differ from the checkpoint's: {} (the new ones apply from step {})",
-                changed.join(", "),
-                state.step
-            );
-            state.config = cfg.clone();
-        }
-        truncate_metrics(&run.metrics(), state.step)?;
-        return Ok((student, optim, state));
-    }
-    let _ = std::fs::remove_file(run.metrics());
-    let state = TrainState {
-        step: 0,
-        cursor: DataCursor { epoch: 0, index: 0 },
-        seed: cfg.seed,
-        config: cfg.clone(),
-    };
-    Ok((student, optim, state))
+    truncate_metrics(&run.metrics(), state.step)?;
+    Ok(Trainer::resume(student, optim, state, samples))
 }
 
 /// The fields of `new` that differ from `old` (`loss.lambda_traj` style paths).
@@ -557,106 +409,6 @@ pub fn trainable(student: LavitStudent, cfg: &TrainConfig) -> LavitStudent {
         student = with_checkpointing(student);
     }
     student
-}
-
-/// The next step's `grad_accum` sample indices in data order, starting a new seeded epoch
-/// order when one runs out.
-fn next_batch(
-    cursor: &mut DataCursor,
-    order: &mut Vec<usize>,
-    n: usize,
-    cfg: &TrainConfig,
-) -> Vec<usize> {
-    let mut batch = Vec::with_capacity(cfg.grad_accum);
-    for _ in 0..cfg.grad_accum {
-        if cursor.index >= order.len() {
-            *cursor = DataCursor {
-                epoch: cursor.epoch + 1,
-                index: 0,
-            };
-            *order = epoch_order(n, cfg.seed, cursor.epoch);
-        }
-        batch.push(order[cursor.index]);
-        cursor.index += 1;
-    }
-    batch
-}
-
-/// What every step of a run shares.
-struct Job<'a> {
-    samples: &'a [StudentSample],
-    cfg: &'a TrainConfig,
-    run: &'a RunDir,
-    replicas: &'a Replicas,
-}
-
-impl Job<'_> {
-    /// One optimiser step on `batch` at step `step`: forward and backward of every micro-batch
-    /// (on the replicas, if several), clipping, the AdamW update; returns the updated student
-    /// and the step's log. A non-finite loss or gradient is an error naming the last good
-    /// checkpoint.
-    fn step(
-        &self,
-        student: LavitStudent,
-        optim: &mut burn::optim::ModuleOptimizer,
-        batch: &[usize],
-        step: usize,
-    ) -> Result<(LavitStudent, StepLog)> {
-        let Job {
-            samples,
-            cfg,
-            run,
-            replicas,
-        } = *self;
-        let t0 = Instant::now();
-        // The bottleneck keeps the gate closed throughout (sample_losses applies it too).
-        let g = if student.lavit.bottleneck {
-            0.0
-        } else {
-            cfg.gate.open_fraction(step)
-        };
-        let per_term = if cfg.term_grads_every > 0 && step.is_multiple_of(cfg.term_grads_every) {
-            Some(term_grads(&student, &samples[batch[0]], cfg, g)?)
-        } else {
-            None
-        };
-        let micro = if replicas.parallel() {
-            parallel::data_parallel(&student, replicas, batch, samples, cfg, g)?
-        } else {
-            micro_batches(&student, batch, samples, cfg, g, false)?
-        };
-        if let Some(i) = micro.non_finite {
-            return Err(LavitError::Other(format!(
-                "non-finite loss at step {step} (sample {i}); stopped — the last good checkpoint is in {}",
-                run.checkpoint().display()
-            )));
-        }
-        let mut acc = micro.acc;
-        let mut grads = acc.grads();
-        let grad_norm = clip_global_norm(&student, &mut grads, cfg.clip_norm);
-        if !grad_norm.is_finite() {
-            return Err(LavitError::Other(format!(
-                "non-finite gradient norm at step {step}; stopped before updating — the last good checkpoint is in {}",
-                run.checkpoint().display()
-            )));
-        }
-        let lr = lr_at(cfg, step);
-        let student = optim.step(lr, student, grads);
-        let log = StepLog {
-            step: step + 1,
-            lr,
-            gate: g,
-            loss: micro.sum,
-            ce: micro.ce,
-            vtop: micro.vtop,
-            traj: micro.traj,
-            traj_mass: micro.traj_mass,
-            grad_norm,
-            tokens_per_s: micro.tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
-            term_grads: per_term,
-        };
-        Ok((student, log))
-    }
 }
 
 /// Drops metric lines after `step` (a resumed run rewrites them).

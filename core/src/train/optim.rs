@@ -5,9 +5,12 @@ use std::collections::HashSet;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 
 use super::TrainConfig;
+use crate::error::Result;
 use crate::lavit::gating::GateSchedule;
+use crate::util::read_f32;
 
 /// burn's AdamW (decoupled weight decay) with the run's hyper-parameters; clipping is done
 /// globally by [`clip_global_norm`], not per tensor.
@@ -59,32 +62,40 @@ fn warmup_cosine(lr: f64, warmup: usize, steps: usize, min_ratio: f64, step: usi
     min + (lr - min) * 0.5 * (1.0 + (std::f64::consts::PI * u).cos())
 }
 
-struct SquaredNorm<'a> {
+/// Each gradient's `Σ g²`, as a `[1]` tensor on the device, in the order the module visits
+/// its parameters (each once).
+struct SquaredNorms<'a> {
     grads: &'a GradientsParams,
     seen: HashSet<ParamId>,
-    acc: f64,
+    sums: Vec<Tensor<1>>,
 }
 
-impl ModuleVisitor for SquaredNorm<'_> {
+impl ModuleVisitor for SquaredNorms<'_> {
     fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
         if !self.seen.insert(p.id) {
             return;
         }
         if let Some(g) = self.grads.get::<D>(p.id) {
-            self.acc += g.square().sum().into_scalar::<f32>() as f64;
+            self.sums.push(g.square().sum().cast(FloatDType::F32));
         }
     }
 }
 
-/// L2 norm of the gradients of `module`'s parameters (the ones `grads` holds).
-pub fn grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
-    let mut v = SquaredNorm {
+/// L2 norm of the gradients of `module`'s parameters (the ones `grads` holds): every
+/// parameter's `Σ g²` on the device, read back in one awaited read-back and added on the host
+/// in `f64`, in the module's visiting order.
+pub async fn grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> Result<f64> {
+    let mut v = SquaredNorms {
         grads,
         seen: HashSet::new(),
-        acc: 0.0,
+        sums: Vec::new(),
     };
     module.visit(&mut v);
-    v.acc.sqrt()
+    if v.sums.is_empty() {
+        return Ok(0.0);
+    }
+    let sums = read_f32(Tensor::cat(v.sums, 0)).await?;
+    Ok(sums.iter().map(|&x| x as f64).sum::<f64>().sqrt())
 }
 
 struct Scale<'a> {
@@ -106,18 +117,12 @@ impl ModuleVisitor for Scale<'_> {
 
 /// Global L2 norm of all gradients; when it exceeds `max_norm`, every gradient is scaled by
 /// `max_norm / norm` (torch `clip_grad_norm_`). Returns the norm before clipping.
-pub fn clip_global_norm<M: Module>(
+pub async fn clip_global_norm<M: Module>(
     model: &M,
     grads: &mut GradientsParams,
     max_norm: Option<f64>,
-) -> f64 {
-    let mut v = SquaredNorm {
-        grads,
-        seen: HashSet::new(),
-        acc: 0.0,
-    };
-    model.visit(&mut v);
-    let norm = v.acc.sqrt();
+) -> Result<f64> {
+    let norm = grad_norm(model, grads).await?;
     if let Some(max) = max_norm
         && norm > max
     {
@@ -128,7 +133,7 @@ pub fn clip_global_norm<M: Module>(
             factor,
         });
     }
-    norm
+    Ok(norm)
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::distributed::{DistributedConfig, DistributedContext, ReduceOperation};
 
-use super::{MicroBatches, TrainConfig, micro_batches};
+use super::TrainConfig;
+use super::trainer::{MicroBatches, micro_batches};
 use crate::error::{LavitError, Result};
 use crate::lavit::student::{LavitStudent, StudentSample};
 
@@ -134,7 +135,9 @@ pub(super) fn data_parallel(
                     replica = mark_distributed(replica);
                 }
                 scope.spawn(move || {
-                    let mut m = micro_batches(&replica, share, samples, cfg, g, collective)?;
+                    let mut m = pollster::block_on(micro_batches(
+                        &replica, share, samples, cfg, g, collective,
+                    ))?;
                     let grads = m.acc.grads();
                     Ok((m, grads))
                 })
