@@ -7,6 +7,7 @@
 #   SHAPES="small 3b-d2v8" bench/run.sh   # and Qwen2.5-VL-3B widths, depth cut to 2 + 8
 #   PYTHON=/path/to/python bench/run.sh
 #   WORKLOADS=matmul SHAPES=3b-d2v8 bench/run.sh   # only the matrix products of a step
+#   BLAS=1 bench/run.sh               # lavit with its matrix products on OpenBLAS
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/shape.sh
@@ -27,8 +28,11 @@ if [ -z "${PYTHON:-}" ]; then
   fi
   PYTHON=bench/.venv/bin/python
 fi
-# The same build as `lavit demo` (dev profile: dependencies at opt-level 3).
-cargo build --workspace
+# The same build as `lavit demo` (dev profile: dependencies at opt-level 3); BLAS=1 builds the
+# CPU backend's matrix products on the system's OpenBLAS (needs libopenblas-dev).
+features=()
+[ "${BLAS:-0}" = 1 ] && features=(--features lavit-backends/blas)
+cargo build --workspace ${features[@]+"${features[@]}"}
 LAVIT="$CARGO_TARGET_DIR/debug/lavit"
 mkdir -p "$OUT"
 THREADS=$(nproc)
@@ -45,6 +49,6 @@ for shape in $SHAPES; do
   done
 done
 "$PYTHON" bench/report.py "$OUT" \
-  --command "SHAPES=\"$SHAPES\" IMAGE_SIDE=$SIDE ITERS=$ITERS BACKEND=$BACKEND bench/run.sh" \
+  --command "SHAPES=\"$SHAPES\" IMAGE_SIDE=$SIDE ITERS=$ITERS BACKEND=$BACKEND BLAS=${BLAS:-0} bench/run.sh" \
   > bench/RESULTS.md
 cat bench/RESULTS.md

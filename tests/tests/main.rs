@@ -9,6 +9,7 @@ mod generation;
 mod hf_parity;
 mod layering;
 mod losses;
+mod matmul;
 mod model_gradients;
 mod qwen_tokenizer;
 mod student;

@@ -8,7 +8,16 @@ use core::any::TypeId;
 use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE, cblas_dgemm, cblas_sgemm};
 
 #[link(name = "openblas")]
-unsafe extern "C" {}
+unsafe extern "C" {
+    fn openblas_set_num_threads(n: core::ffi::c_int);
+}
+
+/// OpenBLAS runs single-threaded: its own threads spin after each call and fight the caller's
+/// rayon workers for the cores; parallel products are split over rayon here instead.
+fn single_threaded() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| unsafe { openblas_set_num_threads(1) });
+}
 
 /// An operand of `rows × cols` at strides `(rs, cs)` as BLAS sees it in row-major order:
 /// whether it is stored transposed, and its leading dimension. `None` when neither axis has a
@@ -43,6 +52,7 @@ pub(crate) unsafe fn try_gemm<T: 'static>(
     rhs_rs: isize,
     alpha: &T,
     beta: &T,
+    parallelism: crate::Parallelism,
 ) -> bool {
     let is_f32 = TypeId::of::<T>() == TypeId::of::<f32>();
     if !(is_f32 || TypeId::of::<T>() == TypeId::of::<f64>()) || m == 0 || n == 0 || k == 0 {
@@ -68,23 +78,84 @@ pub(crate) unsafe fn try_gemm<T: 'static>(
     ) else {
         return false;
     };
-    let layout = CBLAS_LAYOUT::CblasRowMajor;
-    unsafe {
-        if is_f32 {
-            let (alpha, beta) = (*(alpha as *const T as *const f32), *(beta as *const T as *const f32));
-            let keep = if read_dst { alpha } else { 0.0 };
-            cblas_sgemm(
-                layout, ta, tb, mi, ni, ki, beta, a as *const f32, lda, b as *const f32, ldb, keep,
-                dst as *mut f32, ldc,
-            );
-        } else {
-            let (alpha, beta) = (*(alpha as *const T as *const f64), *(beta as *const T as *const f64));
-            let keep = if read_dst { alpha } else { 0.0 };
-            cblas_dgemm(
-                layout, ta, tb, mi, ni, ki, beta, a as *const f64, lda, b as *const f64, ldb, keep,
-                dst as *mut f64, ldc,
-            );
+    single_threaded();
+    let threads = match parallelism {
+        crate::Parallelism::None => 1,
+        crate::Parallelism::Rayon(0) => rayon::current_num_threads(),
+        crate::Parallelism::Rayon(t) => t,
+    };
+    let call = Call { ta, tb, k: ki, lda, ldb, ldc, read_dst, is_f32 };
+    let (a, b, c) = (a as usize, b as usize, dst as usize);
+    let (alpha, beta) = (alpha as *const T as usize, beta as *const T as usize);
+    let size = if is_f32 { 4 } else { 8 };
+    // Rows of C need the same rows of op(A); columns of C the same columns of op(B). Split
+    // the longer side into one block per thread, each a single-threaded BLAS call.
+    let by_rows = m >= n;
+    let len = if by_rows { m } else { n };
+    let parts = threads.min(len.div_ceil(16)).max(1);
+    let block = len.div_ceil(parts);
+    let run = |i: usize| {
+        let (start, count) = (i * block, block.min(len.saturating_sub(i * block)));
+        if count == 0 {
+            return;
         }
+        let (mut a, mut b, mut c) = (a, b, c);
+        let (mut mm, mut nn) = (mi, ni);
+        if by_rows {
+            a += size * start * if matches!(ta, CBLAS_TRANSPOSE::CblasNoTrans) { lda as usize } else { 1 };
+            c += size * start * ldc as usize;
+            mm = count as i32;
+        } else {
+            b += size * start * if matches!(tb, CBLAS_TRANSPOSE::CblasNoTrans) { 1 } else { ldb as usize };
+            c += size * start;
+            nn = count as i32;
+        }
+        unsafe { call.run(mm, nn, a, b, c, alpha, beta) };
+    };
+    if parts == 1 {
+        run(0);
+    } else {
+        use rayon::prelude::*;
+        (0..parts).into_par_iter().for_each(run);
     }
     true
 }
+
+/// The arguments every block of one product shares.
+struct Call {
+    ta: CBLAS_TRANSPOSE,
+    tb: CBLAS_TRANSPOSE,
+    k: i32,
+    lda: i32,
+    ldb: i32,
+    ldc: i32,
+    read_dst: bool,
+    is_f32: bool,
+}
+
+impl Call {
+    /// One `m × n` block: operands and destination at the given addresses.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run(&self, m: i32, n: i32, a: usize, b: usize, c: usize, alpha: usize, beta: usize) {
+        let layout = CBLAS_LAYOUT::CblasRowMajor;
+        let Call { ta, tb, k, lda, ldb, ldc, read_dst, is_f32 } = *self;
+        unsafe {
+            if is_f32 {
+                let (alpha, beta) = (*(alpha as *const f32), *(beta as *const f32));
+                let keep = if read_dst { alpha } else { 0.0 };
+                cblas_sgemm(
+                    layout, ta, tb, m, n, k, beta, a as *const f32, lda, b as *const f32, ldb,
+                    keep, c as *mut f32, ldc,
+                );
+            } else {
+                let (alpha, beta) = (*(alpha as *const f64), *(beta as *const f64));
+                let keep = if read_dst { alpha } else { 0.0 };
+                cblas_dgemm(
+                    layout, ta, tb, m, n, k, beta, a as *const f64, lda, b as *const f64, ldb,
+                    keep, c as *mut f64, ldc,
+                );
+            }
+        }
+    }
+}
+

@@ -178,7 +178,7 @@ pub unsafe fn gemm<T: 'static>(
     #[cfg(feature = "blas")]
     if crate::blas::try_gemm(
         m, n, k, dst, dst_cs, dst_rs, read_dst, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, &alpha,
-        &beta,
+        &beta, parallelism,
     ) {
         return;
     }
