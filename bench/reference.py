@@ -255,6 +255,8 @@ def bench_generate(cfg, a, device, sync, ready):
 def bench_matmuls(a, device, sync):
     """Each matrix product lavit timed (its JSON's `matmul` rows: same shapes, same transposed
     operand, f32, a leading batch of 1 for a Linear), one by one with torch.matmul."""
+    if not a.shapes_from:
+        raise SystemExit("--what matmul needs --shapes-from: lavit bench --what matmul --json's output")
     with open(a.shapes_from) as f:
         shapes = [r["shape"] for r in json.load(f)["results"] if r.get("workload") == "matmul"]
     if not shapes:

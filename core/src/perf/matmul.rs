@@ -141,7 +141,13 @@ fn vision_matmuls(out: &mut Vec<MatmulShape>, cfg: &Qwen25VlConfig, seq: &Sequen
     // The other blocks attend within windows of `window_size` pixels a side.
     let win = (v.window_size / v.patch_size).pow(2).clamp(1, p);
     let dims = [v.num_heads * p.div_ceil(win), win, win, v.head_dim()];
-    attention(out, "vision window attention", dims, depth - full, false);
+    attention(
+        out,
+        "vision window attention",
+        dims,
+        depth.saturating_sub(full),
+        false,
+    );
     let unit = v.spatial_merge_size * v.spatial_merge_size;
     let (merged, q) = (vh * unit, p / unit);
     linear(out, "vision merger fc1", [q, merged, merged], 1, false);
