@@ -31,3 +31,27 @@ fn thread_count_is_an_option() {
     let inside = threads::run_in_pool(2, threads::current).unwrap();
     assert_eq!(inside, 2);
 }
+
+/// glibc's allocator is left as the user tuned it: any `MALLOC_*` variable or a
+/// `glibc.malloc` tunable; other variables (and other tunables) do not count.
+#[test]
+fn allocator_settings_yield_to_the_user() {
+    use lavit_backends::malloc_tuned_by_user as tuned;
+    let env = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect::<Vec<(std::ffi::OsString, std::ffi::OsString)>>()
+            .into_iter()
+    };
+    assert!(!tuned(env(&[("PATH", "/bin"), ("LAVIT_THREADS", "2")])));
+    assert!(tuned(env(&[("MALLOC_ARENA_MAX", "0")])));
+    assert!(tuned(env(&[(
+        "GLIBC_TUNABLES",
+        "glibc.malloc.trim_threshold=1"
+    )])));
+    assert!(!tuned(env(&[(
+        "GLIBC_TUNABLES",
+        "glibc.cpu.hwcaps=-AVX512F"
+    )])));
+}
