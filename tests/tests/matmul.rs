@@ -1,5 +1,6 @@
 //! The CPU backend's matrix products against a plain f64 triple loop, in every layout a training
-//! step uses (`A·B`, `A·Bᵀ`, `Aᵀ·B`; 2-D, a batch of 1 as a `Linear` calls it, and batched):
+//! step uses (`A·B`, `A·Bᵀ`, `Aᵀ·B`; 2-D, a batch of 1 as a `Linear` calls it, and batched)
+//! and a decoder's matrix-vector products:
 //! gemm's kernels in the default build, OpenBLAS with `--features lavit-backends/blas`
 //! (vendor/gemm/PATCH.md).
 
@@ -32,6 +33,12 @@ fn cpu_matmul_equals_a_triple_loop_in_every_layout() {
         [3, 33, 80, 64],
         [2, 1, 40, 9],
         [1, 9, 40, 1],
+        // Large enough for burn-flex to ask for rayon: the matrix-vector split
+        // (vendor/gemm/src/gemv_split.rs), with a block that is not a multiple of 64.
+        [1, 1, 1024, 7001],
+        [1, 7001, 1024, 1],
+        // Below burn-flex's rayon threshold, wider than one block of `rows_fma` (4096).
+        [1, 1, 300, 9000],
     ] {
         let [batch, m, k, n] = dims;
         let a = Tensor::<3>::random([batch, m, k], dist, &device);

@@ -182,6 +182,14 @@ pub unsafe fn gemm<T: 'static>(
     ) {
         return;
     }
+    // lavit-rs patch: matrix-vector products on every rayon thread (src/gemv_split.rs).
+    #[cfg(feature = "rayon")]
+    if crate::gemv_split::try_split(
+        m, n, k, dst, dst_cs, dst_rs, read_dst, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, &alpha,
+        &beta, parallelism,
+    ) {
+        return;
+    }
 
     // we want to transpose if the destination is column-oriented, since the microkernel prefers
     // column major matrices.

@@ -4,6 +4,8 @@
 #[cfg(feature = "blas")]
 mod blas;
 mod gemm;
+#[cfg(feature = "rayon")]
+mod gemv_split;
 
 #[cfg(feature = "f16")]
 pub use crate::gemm::f16;

@@ -1,0 +1,194 @@
+//! lavit-rs patch: matrix–vector products (one row or one column of output), the whole of a
+//! token-by-token decoder (every projection and the LM head at one position). gemm-common sends
+//! them to its gemv kernels, which run on the calling thread whatever the `Parallelism` asked
+//! for, so decoding used one core; and it runs `x · W` with W's rows contiguous (a `Linear`
+//! weight stored `[d_in, d_out]`) as one axpy per row of W over the whole output, which
+//! reached half of PyTorch's memory bandwidth. Here the long side is cut into one block per
+//! rayon thread, and `x · W` runs on `rows_fma` (x86-64 with AVX2 and FMA), which keeps a block
+//! of the output in L1 while W streams through; every other block is a single-threaded gemm
+//! call on its slice. Only `f32` and `f64`. See PATCH.md beside this crate.
+
+use core::any::TypeId;
+
+/// Blocks are multiples of this many rows/columns (whole SIMD registers, cache lines).
+const ALIGN: usize = 64;
+/// Below this many multiply–adds a split costs more than it saves.
+const MIN_WORK: usize = 1 << 18;
+
+/// Splits `dst := alpha·dst (if read_dst) + beta·lhs·rhs` over rayon when `m == 1` or
+/// `n == 1`; returns false (nothing done) for any other product, type or parallelism.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn try_split<T: 'static>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut T,
+    dst_cs: isize,
+    dst_rs: isize,
+    read_dst: bool,
+    lhs: *const T,
+    lhs_cs: isize,
+    lhs_rs: isize,
+    rhs: *const T,
+    rhs_cs: isize,
+    rhs_rs: isize,
+    alpha: &T,
+    beta: &T,
+    parallelism: crate::Parallelism,
+) -> bool {
+    let numeric = TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>();
+    let threads = match parallelism {
+        crate::Parallelism::None => 1,
+        crate::Parallelism::Rayon(0) => rayon::current_num_threads(),
+        crate::Parallelism::Rayon(t) => t,
+    };
+    // One row (split the columns) or one column (split the rows); k <= 2 is gemm's outer
+    // product path, left alone.
+    let (len, by_cols) = match (m, n) {
+        (1, n) => (n, true),
+        (m, 1) => (m, false),
+        _ => return false,
+    };
+    if !numeric || k <= 2 || m * n * k < MIN_WORK {
+        return false;
+    }
+    // `x · W` with W's rows contiguous (a `Linear` weight stored `[d_in, d_out]`): gemm-common
+    // runs it as one axpy over the whole output row per row of W, which streams the output
+    // through the cache k times; `rows_fma` keeps a block of the output in L1 instead (also
+    // without rayon: one block).
+    #[cfg(target_arch = "x86_64")]
+    let rows_kernel = by_cols
+        && TypeId::of::<T>() == TypeId::of::<f32>()
+        && rhs_cs == 1
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    let rows_kernel = false;
+    let parts = threads.min(len / ALIGN).max(1);
+    if parts < 2 && !rows_kernel {
+        return false;
+    }
+    let block = len.div_ceil(parts).div_ceil(ALIGN) * ALIGN;
+    let size = core::mem::size_of::<T>() as isize;
+    let (dst, lhs, rhs) = (dst as usize, lhs as usize, rhs as usize);
+    let (alpha, beta) = (alpha as *const T as usize, beta as *const T as usize);
+    let run = |i: usize| {
+        let start = i * block;
+        let count = block.min(len.saturating_sub(start));
+        if count == 0 {
+            return;
+        }
+        let s = start as isize;
+        #[cfg(target_arch = "x86_64")]
+        if rows_kernel {
+            // SAFETY: as below; `rows_kernel` checked the layout, the type and the CPU.
+            unsafe {
+                rows_fma(
+                    k,
+                    count,
+                    lhs as *const f32,
+                    lhs_cs,
+                    (rhs as *const f32).offset(s),
+                    rhs_rs,
+                    (dst as *mut f32).offset(s * dst_cs),
+                    dst_cs,
+                    read_dst,
+                    core::ptr::read(alpha as *const f32),
+                    core::ptr::read(beta as *const f32),
+                );
+            }
+            return;
+        }
+        // SAFETY: each block writes its own disjoint rows/columns of dst; the operands are
+        // only read; T is f32 or f64 (Copy), so reading alpha/beta by address is a copy.
+        unsafe {
+            let (dst_off, lhs_off, rhs_off, mm, nn) = if by_cols {
+                (s * dst_cs, 0, s * rhs_cs, 1, count)
+            } else {
+                (s * dst_rs, s * lhs_rs, 0, count, 1)
+            };
+            crate::gemm::gemm::<T>(
+                mm,
+                nn,
+                k,
+                (dst as isize + dst_off * size) as *mut T,
+                dst_cs,
+                dst_rs,
+                read_dst,
+                (lhs as isize + lhs_off * size) as *const T,
+                lhs_cs,
+                lhs_rs,
+                (rhs as isize + rhs_off * size) as *const T,
+                rhs_cs,
+                rhs_rs,
+                core::ptr::read(alpha as *const T),
+                core::ptr::read(beta as *const T),
+                false,
+                false,
+                false,
+                crate::Parallelism::None,
+            );
+        }
+    };
+    if parts == 1 {
+        run(0);
+    } else {
+        use rayon::prelude::*;
+        (0..parts).into_par_iter().for_each(run);
+    }
+    true
+}
+
+/// Output columns per block of [`rows_fma`]: 16 KiB of accumulators, half a typical L1 (on the
+/// 2-core EPYC, 64 columns in registers: 14 GB/s; 1024: 17.5; 4096: 22; PyTorch: 24).
+#[cfg(target_arch = "x86_64")]
+const COLS: usize = 4096;
+
+/// `dst[j] := alpha·dst[j] (if read_dst) + beta·Σ_p x[p]·w[p, j]` for `j < n`, `p < k`: `w`'s
+/// rows contiguous at stride `w_rs`, `x` at stride `x_s`, `dst` at stride `dst_s`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_fma(
+    k: usize,
+    n: usize,
+    x: *const f32,
+    x_s: isize,
+    w: *const f32,
+    w_rs: isize,
+    dst: *mut f32,
+    dst_s: isize,
+    read_dst: bool,
+    alpha: f32,
+    beta: f32,
+) {
+    let mut col = 0;
+    while col < n {
+        let nb = COLS.min(n - col);
+        let mut acc = [0f32; COLS];
+        for p in 0..k {
+            // SAFETY: the caller's operands hold k rows of n columns at these strides.
+            let (xv, row) = unsafe {
+                let row = w.offset(p as isize * w_rs).add(col);
+                (*x.offset(p as isize * x_s), core::slice::from_raw_parts(row, nb))
+            };
+            if nb == COLS {
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a = v.mul_add(xv, *a);
+                }
+            } else {
+                for (a, &v) in acc[..nb].iter_mut().zip(row) {
+                    *a = v.mul_add(xv, *a);
+                }
+            }
+        }
+        for (j, &a) in acc[..nb].iter().enumerate() {
+            // SAFETY: dst holds n entries at stride dst_s.
+            unsafe {
+                let d = dst.offset((col + j) as isize * dst_s);
+                *d = if read_dst { alpha * *d } else { 0.0 } + beta * a;
+            }
+        }
+        col += nb;
+    }
+}
