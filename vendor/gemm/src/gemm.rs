@@ -174,17 +174,18 @@ pub unsafe fn gemm<T: 'static>(
     conj_rhs: bool,
     parallelism: Parallelism,
 ) {
-    // lavit-rs patch: f32/f64 through CBLAS where it takes the strides (src/blas.rs).
-    #[cfg(feature = "blas")]
-    if crate::blas::try_gemm(
+    // lavit-rs patch: matrix-vector products on every rayon thread (src/gemv_split.rs), before
+    // BLAS, whose path was slower on them (docs/PERFORMANCE.md of lavit-rs, "Decode").
+    #[cfg(feature = "rayon")]
+    if crate::gemv_split::try_split(
         m, n, k, dst, dst_cs, dst_rs, read_dst, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, &alpha,
         &beta, parallelism,
     ) {
         return;
     }
-    // lavit-rs patch: matrix-vector products on every rayon thread (src/gemv_split.rs).
-    #[cfg(feature = "rayon")]
-    if crate::gemv_split::try_split(
+    // lavit-rs patch: f32/f64 through CBLAS where it takes the strides (src/blas.rs).
+    #[cfg(feature = "blas")]
+    if crate::blas::try_gemm(
         m, n, k, dst, dst_cs, dst_rs, read_dst, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, &alpha,
         &beta, parallelism,
     ) {
