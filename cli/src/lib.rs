@@ -88,7 +88,8 @@ pub fn main() -> ExitCode {
     let probes_gpus = backend != "cpu" || matches!(cli.command, Command::Devices(_));
     // SAFETY: no other thread has started yet (the pool starts below).
     unsafe {
-        lavit_backends::keep_freed_memory();
+        let kept = lavit_backends::keep_freed_memory();
+        tracing::debug!("glibc allocator: keep freed memory = {kept}");
         lavit_backends::set_default_backend(backend);
         if probes_gpus {
             lavit_backends::quiet_display_probe();
