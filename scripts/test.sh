@@ -18,6 +18,16 @@ L="$CARGO_TARGET_DIR/debug/lavit"
 features=()
 [ -z "${LAVIT_TEST_FEATURES:-}" ] || features=(--features "$LAVIT_TEST_FEATURES")
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+# Clippy's lints run inside the test build (lints(), below), except on Windows, where cargo
+# cannot execute a shell script as the compiler wrapper.
+case "$(uname -s)" in
+  MINGW* | MSYS* | CYGWIN*) lint_in_build=0 ;;
+  *)
+    lint_in_build=1
+    export RUSTC_WORKSPACE_WRAPPER="$PWD/scripts/clippy-rustc.sh"
+    export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" # `-- -D warnings`
+    ;;
+esac
 
 # One row per step: its name and its wall-clock seconds, printed at the end (also on failure).
 rows=()
@@ -95,16 +105,21 @@ hf_loads_exports() {
   rm -rf "$tmp"
 }
 
-# Lints of every library and binary — warnings are errors, and no function over 80 lines
-# (clippy.toml) — with every backend feature on, so the backends that cannot run here (native
-# SPIR-V Vulkan, CUDA, DX12, Metal, WebGPU) still have to compile. DOCS_RS=1 makes cubecl-llvm
-# (pulled in by CUDA) skip downloading LLVM, which a check does not need.
-# It runs in the tests' target directory, after them: a check cannot reuse the tests' compiled
-# libraries, but it reuses their proc-macros and build-script outputs (host code, identical in
-# both), which a target directory of its own compiled a second time (docs/DEVELOPMENT.md).
+# Lints. The workspace's crates are compiled by clippy-driver in the test build itself
+# (scripts/clippy-rustc.sh as RUSTC_WORKSPACE_WRAPPER, set at the top): warnings are errors,
+# and no library or binary function is over 80 lines (clippy.toml). A separate `cargo clippy`
+# would type-check every dependency again, since a check cannot reuse a build's libraries.
+# What the test build does not compile is the code behind the other backend features (native
+# SPIR-V Vulkan, CUDA, DX12, Metal, WebGPU), all of it in lavit-backends: this pass lints that
+# crate with every backend feature on, so those backends still have to compile. DOCS_RS=1 makes
+# cubecl-llvm (pulled in by CUDA) skip downloading LLVM, which a check does not need. It runs
+# in the tests' target directory after them and reuses their proc-macros and build-script
+# outputs (docs/DEVELOPMENT.md, "CI time"). Where the build could not lint (Windows), it lints
+# every library and binary of the workspace.
 lints() {
-  local f=${LAVIT_LINT_FEATURES:-vulkan,cuda,dx12,webgpu,metal}
-  DOCS_RS=1 cargo clippy --workspace --lib --bins \
+  local f=${LAVIT_LINT_FEATURES:-vulkan,cuda,dx12,webgpu,metal} what=(-p lavit-backends --examples)
+  [ "$lint_in_build" = 1 ] || what=(--workspace --bins)
+  env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS DOCS_RS=1 cargo clippy "${what[@]}" --lib \
     --features "lavit-backends/${f//,/,lavit-backends/}" -- -D warnings -W clippy::too_many_lines
 }
 
@@ -130,7 +145,7 @@ browser_mode() {
 }
 wasm_dir="$CARGO_TARGET_DIR/wasm"
 browser_bundle() {
-  CARGO_TARGET_DIR="$wasm_dir" web-demo/build.sh --release
+  env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS CARGO_TARGET_DIR="$wasm_dir" web-demo/build.sh --release
   (cd web-demo/e2e && npm ci --no-audit --no-fund --silent)
 }
 
@@ -143,7 +158,8 @@ else
 fi
 case $mode in
   chromium) beside "browser: wasm-release bundle" browser_bundle ;;
-  wasm32-check) beside "browser: wasm32 check (no chromium)" env CARGO_TARGET_DIR="$wasm_dir" \
+  wasm32-check) beside "browser: wasm32 check (no chromium)" env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS \
+    CARGO_TARGET_DIR="$wasm_dir" \
     cargo check --target wasm32-unknown-unknown -p lavit-core --no-default-features --features wasm ;;
 esac
 step "cargo test: build" cargo test --workspace ${features[@]+"${features[@]}"} --no-run --timings
@@ -155,7 +171,7 @@ if python3 -c "import torch, transformers" 2>/dev/null; then
 else
   echo "python3 has no torch/transformers: skipping the check that HF loads our exports" >&2
 fi
-step "clippy, every backend feature" lints
+step "clippy: lavit-backends, every backend" lints
 join_beside
 if [ "$mode" = chromium ]; then
   step "browser: headless Chromium test" env LAVIT_BIN="$L" \
