@@ -7,7 +7,10 @@ use std::process::Command;
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let git = |args: &[&str]| {
+        // --no-optional-locks: `describe --dirty` would otherwise refresh the index file, which
+        // is watched below, and every later cargo command would rebuild this crate.
         Command::new("git")
+            .arg("--no-optional-locks")
             .arg("-C")
             .arg(&root)
             .args(args)
