@@ -7,10 +7,7 @@ use std::process::Command;
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let git = |args: &[&str]| {
-        // --no-optional-locks: `describe --dirty` would otherwise refresh the index file, which
-        // is watched below, and every later cargo command would rebuild this crate.
         Command::new("git")
-            .arg("--no-optional-locks")
             .arg("-C")
             .arg(&root)
             .args(args)
@@ -22,10 +19,12 @@ fn main() {
     let commit = git(&["describe", "--always", "--dirty", "--abbrev=40"])
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=LAVIT_BUILD_COMMIT={commit}");
-    // Rebuild the string when HEAD moves or a tracked file changes.
+    // Rebuild the string when HEAD moves or a source file changes. Not when the index file
+    // changes: `describe --dirty` itself rewrites it in a fresh clone (even with git's
+    // --no-optional-locks), and every later cargo command would rebuild this crate.
     if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
         let dir = std::path::Path::new(&dir);
-        for f in ["HEAD", "index", "packed-refs"] {
+        for f in ["HEAD", "packed-refs"] {
             println!("cargo:rerun-if-changed={}", dir.join(f).display());
         }
         if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {

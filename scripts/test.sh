@@ -41,11 +41,11 @@ step() { # name, command...
   running=""
   rows+=("$(printf '| %-44s | %6d |' "$name" $((SECONDS - t0)))")
 }
-# Steps that run beside the foreground ones: the browser bundle beside the test build, in its
-# own target directory under $CARGO_TARGET_DIR (cargo locks a target directory per build, so a
-# second cargo there would only wait), and the clippy pass beside the browser test. On two
-# cores they fill the phases that leave a core idle (linking, the last crates, the browser);
-# their rows give each one's own wall time, "(beside)" marking the overlap.
+# Steps that run beside the foreground ones (the browser bundle), each with its own target
+# directory under $CARGO_TARGET_DIR (cargo locks a target directory per build, so a second
+# cargo there would only wait). On two cores they fill the test build's single-threaded phases
+# (linking, the last crates); their rows give each one's own wall time, "(beside)" marking
+# the overlap.
 bg_names=() bg_pids=() bg_logs=()
 beside() { # name, command...
   local log
@@ -113,8 +113,8 @@ hf_loads_exports() {
 # SPIR-V Vulkan, CUDA, DX12, Metal, WebGPU), all of it in lavit-backends: this pass lints that
 # crate with every backend feature on, so those backends still have to compile. DOCS_RS=1 makes
 # cubecl-llvm (pulled in by CUDA) skip downloading LLVM, which a check does not need. It runs
-# in the tests' target directory after the last cargo command there, beside the browser test,
-# and reuses the tests' proc-macros and build-script outputs (docs/DEVELOPMENT.md, "CI time"). Where the build could not lint (Windows), it lints
+# in the tests' target directory after them and reuses their proc-macros and build-script
+# outputs (docs/DEVELOPMENT.md, "CI time"). Where the build could not lint (Windows), it lints
 # every library and binary of the workspace.
 lints() {
   local f=${LAVIT_LINT_FEATURES:-vulkan,cuda,dx12,webgpu,metal} what=(-p lavit-backends --examples)
@@ -171,12 +171,11 @@ if python3 -c "import torch, transformers" 2>/dev/null; then
 else
   echo "python3 has no torch/transformers: skipping the check that HF loads our exports" >&2
 fi
+# Not beside the browser test: that saved ~45 s but slowed the page's WebGPU timings, which
+# the test reports, by a third (docs/DEVELOPMENT.md, "CI time").
+step "clippy: lavit-backends, every backend" lints
 join_beside
-# The clippy pass beside the browser test, which leaves a core idle much of the time; no cargo
-# command uses the tests' target directory after it.
-beside "clippy: lavit-backends features" lints
 if [ "$mode" = chromium ]; then
   step "browser: headless Chromium test" env LAVIT_BIN="$L" \
     ARTIFACTS="$CARGO_TARGET_DIR/web-demo-e2e" node web-demo/e2e/test.mjs
 fi
-join_beside
