@@ -67,7 +67,7 @@ join_beside() { # waits for the steps started with `beside`, shows their output,
       failed=1
     fi
   done
-  running="" bg_names=() bg_pids=() bg_logs=()
+  running=""
   rows+=("$(printf '| %-44s | %6d |' "waiting for the steps beside" $((SECONDS - t0)))")
   [ $failed = 0 ] || exit 1
 }
@@ -145,7 +145,8 @@ browser_mode() {
 }
 wasm_dir="$CARGO_TARGET_DIR/wasm"
 browser_bundle() {
-  env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS CARGO_TARGET_DIR="$wasm_dir" web-demo/build.sh --release
+  env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS CARGO_TARGET_DIR="$wasm_dir" \
+    web-demo/build.sh --release
   (cd web-demo/e2e && npm ci --no-audit --no-fund --silent)
 }
 
@@ -158,8 +159,8 @@ else
 fi
 case $mode in
   chromium) beside "browser: wasm-release bundle" browser_bundle ;;
-  wasm32-check) beside "browser: wasm32 check (no chromium)" env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS \
-    CARGO_TARGET_DIR="$wasm_dir" \
+  wasm32-check) beside "browser: wasm32 check (no chromium)" \
+    env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS CARGO_TARGET_DIR="$wasm_dir" \
     cargo check --target wasm32-unknown-unknown -p lavit-core --no-default-features --features wasm ;;
 esac
 step "cargo test: build" cargo test --workspace ${features[@]+"${features[@]}"} --no-run --timings
