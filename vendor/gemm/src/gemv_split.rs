@@ -167,23 +167,35 @@ unsafe fn rows_fma(
     while col < n {
         let nb = COLS.min(n - col);
         let mut acc = [0f32; COLS];
-        for p in 0..k {
-            // SAFETY: the caller's operands hold k rows of n columns at these strides.
-            let (xv, row) = unsafe {
-                let row = w.offset(p as isize * w_rs).add(col);
-                (*x.offset(p as isize * x_s), core::slice::from_raw_parts(row, nb))
-            };
-            if nb == COLS {
-                for (a, &v) in acc.iter_mut().zip(row) {
-                    *a = v.mul_add(xv, *a);
-                }
-            } else {
-                for (a, &v) in acc[..nb].iter_mut().zip(row) {
-                    *a = v.mul_add(xv, *a);
-                }
+        let acc = &mut acc[..nb];
+        // SAFETY (both loops): the caller's operands hold k rows of n columns at these strides.
+        let row = |p: usize| unsafe {
+            (
+                *x.offset(p as isize * x_s),
+                core::slice::from_raw_parts(w.offset(p as isize * w_rs).add(col), nb),
+            )
+        };
+        // Four rows of W per pass over the block: the accumulators are loaded and stored once
+        // per four multiply–adds, and four streams are in flight. The sum is still taken row
+        // by row in order, so the result is bit-identical to one row per pass.
+        let mut p = 0;
+        while p + 4 <= k {
+            let ((x0, r0), (x1, r1), (x2, r2), (x3, r3)) = (row(p), row(p + 1), row(p + 2), row(p + 3));
+            for j in 0..nb {
+                let a = r0[j].mul_add(x0, acc[j]);
+                let a = r1[j].mul_add(x1, a);
+                let a = r2[j].mul_add(x2, a);
+                acc[j] = r3[j].mul_add(x3, a);
+            }
+            p += 4;
+        }
+        for p in p..k {
+            let (xv, r) = row(p);
+            for (a, &v) in acc.iter_mut().zip(r) {
+                *a = v.mul_add(xv, *a);
             }
         }
-        for (j, &a) in acc[..nb].iter().enumerate() {
+        for (j, &a) in acc.iter().enumerate() {
             // SAFETY: dst holds n entries at stride dst_s.
             unsafe {
                 let d = dst.offset((col + j) as isize * dst_s);
