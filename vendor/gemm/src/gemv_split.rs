@@ -180,7 +180,8 @@ unsafe fn rows_fma(
         // by row in order, so the result is bit-identical to one row per pass.
         let mut p = 0;
         while p + 4 <= k {
-            let ((x0, r0), (x1, r1), (x2, r2), (x3, r3)) = (row(p), row(p + 1), row(p + 2), row(p + 3));
+            let ((x0, r0), (x1, r1), (x2, r2), (x3, r3)) =
+                (row(p), row(p + 1), row(p + 2), row(p + 3));
             for j in 0..nb {
                 let a = r0[j].mul_add(x0, acc[j]);
                 let a = r1[j].mul_add(x1, a);
