@@ -28,7 +28,7 @@ t0=$SECONDS
 # applies no LTO to a crate that builds an rlib, so `cargo build` would ignore the profile's
 # `lto = "fat"`. With LTO the module is smaller before and after wasm-opt (docs/DEVELOPMENT.md).
 cargo rustc --profile "$profile" --target wasm32-unknown-unknown -p lavit-web-demo --crate-type cdylib
-echo "web-demo/build.sh: cargo build ($profile) took $((SECONDS - t0)) s"
+echo "web-demo/build.sh: cargo rustc ($profile) took $((SECONDS - t0)) s"
 out=web-demo/dist
 rm -rf "$out" && mkdir -p "$out/pkg" "$out/model"
 wasm-bindgen --target web --no-typescript --out-dir "$out/pkg" \
