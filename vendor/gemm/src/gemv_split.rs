@@ -5,8 +5,8 @@
 //! weight stored `[d_in, d_out]`) as one axpy per row of W over the whole output, which
 //! reached half of PyTorch's memory bandwidth. Here the long side is cut into one block per
 //! rayon thread, and `x · W` runs on `rows_fma` (x86-64 with AVX2 and FMA), which keeps a block
-//! of the output in L1 while W streams through; every other block is a single-threaded gemm
-//! call on its slice. Only `f32` and `f64`. See PATCH.md beside this crate.
+//! of the output in L1 while W streams through, and `x · Wᵀ` with W's columns contiguous (a
+//! tied LM head) on `cols_dot`; every other block is a single-threaded gemm call on its slice. Only `f32` and `f64`. See PATCH.md beside this crate.
 
 use core::any::TypeId;
 
@@ -65,8 +65,19 @@ pub(crate) unsafe fn try_split<T: 'static>(
         && std::arch::is_x86_feature_detected!("fma");
     #[cfg(not(target_arch = "x86_64"))]
     let rows_kernel = false;
+    // `x · Wᵀ` with each output's weights contiguous (a tied LM head `x · Eᵀ`, E `[vocab, d]`):
+    // one dot product per output column; `cols_dot` runs four at a time.
+    #[cfg(target_arch = "x86_64")]
+    let dot_kernel = by_cols
+        && is(TypeId::of::<f32>())
+        && rhs_rs == 1
+        && lhs_cs == 1
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    let dot_kernel = false;
     let parts = threads.min(len / ALIGN).max(1);
-    if parts < 2 && !rows_kernel {
+    if parts < 2 && !rows_kernel && !dot_kernel {
         return false;
     }
     let block = len.div_ceil(parts).div_ceil(ALIGN) * ALIGN;
@@ -91,6 +102,25 @@ pub(crate) unsafe fn try_split<T: 'static>(
                     lhs_cs,
                     (rhs as *const f32).offset(s),
                     rhs_rs,
+                    (dst as *mut f32).offset(s * dst_cs),
+                    dst_cs,
+                    read_dst,
+                    core::ptr::read(alpha as *const f32),
+                    core::ptr::read(beta as *const f32),
+                );
+            }
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if dot_kernel {
+            // SAFETY: as below; `dot_kernel` checked the layout, the type and the CPU.
+            unsafe {
+                cols_dot(
+                    k,
+                    count,
+                    lhs as *const f32,
+                    (rhs as *const f32).offset(s * rhs_cs),
+                    rhs_cs,
                     (dst as *mut f32).offset(s * dst_cs),
                     dst_cs,
                     read_dst,
@@ -204,5 +234,61 @@ unsafe fn rows_fma(
             }
         }
         col += nb;
+    }
+}
+
+/// Output columns per pass of [`cols_dot`]: four weight streams in flight.
+#[cfg(target_arch = "x86_64")]
+const DOT_COLS: usize = 4;
+
+/// `dst[j] := alpha·dst[j] (if read_dst) + beta·Σ_p x[p]·w[p, j]` for `j < n`, `p < k`, with
+/// each column of `w` contiguous (`w[p, j]` at `w + j·w_cs + p`) and `x` contiguous: the dot
+/// products of four columns at a time, eight lanes each, summed across lanes at the end.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn cols_dot(
+    k: usize,
+    n: usize,
+    x: *const f32,
+    w: *const f32,
+    w_cs: isize,
+    dst: *mut f32,
+    dst_s: isize,
+    read_dst: bool,
+    alpha: f32,
+    beta: f32,
+) {
+    use core::arch::x86_64::*;
+    let k8 = k / 8 * 8;
+    // SAFETY (all reads): the caller's operands hold n columns of k entries at these strides.
+    let col = |j: usize| unsafe { w.offset(j as isize * w_cs) };
+    let hsum = |v: __m256| unsafe {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
+    };
+    let mut store = |j: usize, a: f32| unsafe {
+        let d = dst.offset(j as isize * dst_s);
+        *d = if read_dst { alpha * *d } else { 0.0 } + beta * a;
+    };
+    let mut j = 0;
+    while j < n {
+        let cols = DOT_COLS.min(n - j);
+        let c: [*const f32; DOT_COLS] = core::array::from_fn(|i| col(j + i.min(cols - 1)));
+        let mut acc = [_mm256_setzero_ps(); DOT_COLS];
+        let mut p = 0;
+        while p < k8 {
+            let xv = unsafe { _mm256_loadu_ps(x.add(p)) };
+            for (a, c) in acc.iter_mut().zip(&c) {
+                *a = unsafe { _mm256_fmadd_ps(_mm256_loadu_ps(c.add(p)), xv, *a) };
+            }
+            p += 8;
+        }
+        for (i, (a, c)) in acc.iter().zip(&c).take(cols).enumerate() {
+            let tail: f32 = (k8..k).map(|p| unsafe { *c.add(p) * *x.add(p) }).sum();
+            store(j + i, hsum(*a) + tail);
+        }
+        j += cols;
     }
 }
