@@ -263,12 +263,12 @@ unsafe fn cols_dot(
     let k8 = k / 8 * 8;
     // SAFETY (all reads): the caller's operands hold n columns of k entries at these strides.
     let col = |j: usize| unsafe { w.offset(j as isize * w_cs) };
-    let hsum = |v: __m256| unsafe {
+    let hsum = |v: __m256| {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
     };
-    let mut store = |j: usize, a: f32| unsafe {
+    let store = |j: usize, a: f32| unsafe {
         let d = dst.offset(j as isize * dst_s);
         *d = if read_dst { alpha * *d } else { 0.0 } + beta * a;
     };
