@@ -37,7 +37,8 @@ fn cpu_matmul_equals_a_triple_loop_in_every_layout() {
         // (vendor/gemm/src/gemv_split.rs), with a block that is not a multiple of 64.
         [1, 1, 1024, 7001],
         [1, 7001, 1024, 1],
-        // `rows_fma` takes four rows of W per pass: a depth that is not a multiple of four.
+        // `rows_fma` takes four rows of W per pass, `cols_dot` (the `nt` layout) eight lanes of
+        // the depth: a depth that is a multiple of neither.
         [1, 1, 1027, 7001],
         // Below burn-flex's rayon threshold, wider than one block of `rows_fma` (4096).
         [1, 1, 300, 9000],

@@ -6,7 +6,8 @@
 //! reached half of PyTorch's memory bandwidth. Here the long side is cut into one block per
 //! rayon thread, and `x · W` runs on `rows_fma` (x86-64 with AVX2 and FMA), which keeps a block
 //! of the output in L1 while W streams through, and `x · Wᵀ` with W's columns contiguous (a
-//! tied LM head) on `cols_dot`; every other block is a single-threaded gemm call on its slice. Only `f32` and `f64`. See PATCH.md beside this crate.
+//! tied LM head) on `cols_dot`; every other block is a single-threaded gemm call on its slice.
+//! Only `f32` and `f64`. See PATCH.md beside this crate.
 
 use core::any::TypeId;
 
@@ -53,29 +54,22 @@ pub(crate) unsafe fn try_split<T: 'static>(
     if !numeric || k <= 2 || m.saturating_mul(n).saturating_mul(k) < MIN_WORK {
         return false;
     }
+    // One row of f32 output on a CPU with AVX2 and FMA: our kernels below (also without
+    // rayon: one block).
+    #[cfg(target_arch = "x86_64")]
+    let simd_row = by_cols
+        && is(TypeId::of::<f32>())
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd_row = false;
     // `x · W` with W's rows contiguous (a `Linear` weight stored `[d_in, d_out]`): gemm-common
     // runs it as one axpy over the whole output row per row of W, which streams the output
-    // through the cache k times; `rows_fma` keeps a block of the output in L1 instead (also
-    // without rayon: one block).
-    #[cfg(target_arch = "x86_64")]
-    let rows_kernel = by_cols
-        && is(TypeId::of::<f32>())
-        && rhs_cs == 1
-        && std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma");
-    #[cfg(not(target_arch = "x86_64"))]
-    let rows_kernel = false;
+    // through the cache k times; `rows_fma` keeps a block of the output in L1 instead.
+    let rows_kernel = simd_row && rhs_cs == 1;
     // `x · Wᵀ` with each output's weights contiguous (a tied LM head `x · Eᵀ`, E `[vocab, d]`):
     // one dot product per output column; `cols_dot` runs four at a time.
-    #[cfg(target_arch = "x86_64")]
-    let dot_kernel = by_cols
-        && is(TypeId::of::<f32>())
-        && rhs_rs == 1
-        && lhs_cs == 1
-        && std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma");
-    #[cfg(not(target_arch = "x86_64"))]
-    let dot_kernel = false;
+    let dot_kernel = simd_row && !rows_kernel && rhs_rs == 1 && lhs_cs == 1;
     let parts = threads.min(len / ALIGN).max(1);
     if parts < 2 && !rows_kernel && !dot_kernel {
         return false;
@@ -229,12 +223,25 @@ unsafe fn rows_fma(
         for (j, &a) in acc.iter().enumerate() {
             // SAFETY: dst holds n entries at stride dst_s.
             unsafe {
-                let d = dst.offset((col + j) as isize * dst_s);
-                *d = if read_dst { alpha * *d } else { 0.0 } + beta * a;
-            }
+                store(
+                    dst.offset((col + j) as isize * dst_s),
+                    a,
+                    read_dst,
+                    alpha,
+                    beta,
+                )
+            };
         }
         col += nb;
     }
+}
+
+/// `*d := alpha·*d (if read_dst) + beta·a`: gemm's write of one output, shared by the kernels.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn store(d: *mut f32, a: f32, read_dst: bool, alpha: f32, beta: f32) {
+    // SAFETY: the caller passes a valid, exclusively owned output.
+    unsafe { *d = if read_dst { alpha * *d } else { 0.0 } + beta * a };
 }
 
 /// Output columns per pass of [`cols_dot`]: four weight streams in flight.
@@ -268,10 +275,6 @@ unsafe fn cols_dot(
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
     };
-    let store = |j: usize, a: f32| unsafe {
-        let d = dst.offset(j as isize * dst_s);
-        *d = if read_dst { alpha * *d } else { 0.0 } + beta * a;
-    };
     let mut j = 0;
     while j < n {
         let cols = DOT_COLS.min(n - j);
@@ -287,7 +290,9 @@ unsafe fn cols_dot(
         }
         for (i, (a, c)) in acc.iter().zip(&c).take(cols).enumerate() {
             let tail: f32 = (k8..k).map(|p| unsafe { *c.add(p) * *x.add(p) }).sum();
-            store(j + i, hsum(*a) + tail);
+            let d = unsafe { dst.offset((j + i) as isize * dst_s) };
+            // SAFETY: dst holds n entries at stride dst_s.
+            unsafe { store(d, hsum(*a) + tail, read_dst, alpha, beta) };
         }
         j += cols;
     }
