@@ -3,11 +3,11 @@
 // download), and compares the page's numbers with the native `lavit infer` on the same input.
 //   node web-demo/e2e/test.mjs            (env: LAVIT_BIN, CHROMIUM, ARTIFACTS)
 import { chromium } from "playwright-core";
-import { createServer } from "node:http";
+import { serveDist } from "./serve.mjs";
 import { readFile, writeFile, mkdir, stat } from "node:fs/promises";
 import { execFileSync } from "node:child_process";
 import { deflateSync, crc32 } from "node:zlib";
-import { join, extname, dirname } from "node:path";
+import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 
@@ -15,31 +15,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, "..", "dist");
 const artifacts = process.env.ARTIFACTS ?? join(here, "..", "..", "target", "web-demo-e2e");
 const lavit = process.env.LAVIT_BIN;
-const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm",
-  ".json": "application/json" };
-
-const server = createServer(async (req, res) => {
-  try {
-    let path = join(dist, decodeURIComponent(new URL(req.url, "http://x").pathname));
-    if (path.endsWith("/")) path = join(path, "index.html");
-    const type = types[extname(path)] ?? "application/octet-stream";
-    // Precompressed files where the release build wrote them, as web-demo/serve.sh sends them.
-    if (/\bbr\b/.test(req.headers["accept-encoding"] ?? "")) {
-      const br = await readFile(`${path}.br`).catch(() => null);
-      if (br) {
-        res.writeHead(200, { "content-type": type, "content-encoding": "br" });
-        return res.end(br);
-      }
-    }
-    const body = await readFile(path);
-    res.writeHead(200, { "content-type": type });
-    res.end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
-});
-await new Promise((r) => server.listen(0, "127.0.0.1", r));
-const url = `http://127.0.0.1:${server.address().port}/`;
+const { url, server } = await serveDist(dist);
 await mkdir(artifacts, { recursive: true });
 
 const baseFlags = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -104,6 +80,18 @@ async function session(name, flags, backendRe, tol) {
     const ttfa = await page.evaluate(() => window.lavitFirstAnswerMs);
     console.log(`[${name}] time to first answer: ${(ttfa / 1000).toFixed(1)} s (download, load, ` +
       `kernel compilation, three models answering) on ${backend}`);
+    const phases = await page.evaluate(() => window.lavitPhases);
+    console.log(`[${name}] loading, ms after the page opened: ${Object.entries(phases)
+      .map(([k, v]) => `${k} ${v}`).join(", ")}; first answer: ${await page.textContent("#timing")}`);
+    // Calls from JavaScript into the module cost microseconds: a module linked "command-style"
+    // re-runs every static constructor on each call (web-demo/src/lib.rs, `start`).
+    const callsMs = await page.evaluate(() => {
+      const t0 = performance.now();
+      for (let i = 0; i < 10000; i++) window.lavitWebDemo.key_of("It is red.");
+      return performance.now() - t0;
+    });
+    console.log(`[${name}] 10,000 calls into the module: ${callsMs.toFixed(1)} ms`);
+    assert.ok(callsMs < CALLS_MS, `10,000 calls into the module took ${callsMs} ms (ceiling ${CALLS_MS})`);
     const firstWork = await page.evaluate(() => ({
       baseline: window.lavitResults.baseline.work, lavit: window.lavitResults.lavit.work }));
 
@@ -193,6 +181,7 @@ async function session(name, flags, backendRe, tol) {
 // The work per generated token of each student's first answer and of the same question asked
 // again, as the page counted it; ceilings from the measured counts (README), so that a change
 // that adds dispatches or read-backs per token fails here. Warm answers compile nothing.
+const CALLS_MS = 1000;
 const CEILING = { dispatchesPerToken: 260, readBacksPerToken: 1.5, firstCompilations: 130 };
 function checkWork(name, first, again) {
   for (const n of ["baseline", "lavit"]) {

@@ -214,6 +214,25 @@ mod web {
     use super::*;
     use wasm_bindgen::prelude::*;
 
+    unsafe extern "C" {
+        /// The module's static constructors, synthesised by the linker (wasm-ld). CubeCL
+        /// registers its IR dialects through `inventory`, whose entries are constructors.
+        fn __wasm_call_ctors();
+    }
+
+    /// Runs the static constructors once, when the module is instantiated. A module that never
+    /// calls them itself is linked "command-style": wasm-ld makes every export run them first,
+    /// and every call from JavaScript into the module (each WebGPU object handed over through
+    /// wasm-bindgen's externref table is one) re-ran all of CubeCL's registrations. A CPU
+    /// profile of the page showed them taking ~86 % of a student's answer on WebGPU
+    /// (web-demo/README.md, "Work per token").
+    #[wasm_bindgen(start)]
+    fn start() {
+        // SAFETY: called once, at instantiation, before any other code of the module runs;
+        // the constructors (inventory's registrations) are idempotent besides.
+        unsafe { __wasm_call_ctors() }
+    }
+
     /// The page's handle: the students (by name) on WebGPU or the CPU backend, and the
     /// teacher on the CPU backend.
     #[wasm_bindgen]

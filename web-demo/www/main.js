@@ -41,11 +41,21 @@ async function fetchAll(paths, label) {
   }));
 }
 
+// The module's bindings, for the test (it times calls into the module).
+window.lavitWebDemo = WebDemo;
+
+// When each phase of loading ended (ms since the page opened), for the page and its test.
+const phases = {};
+window.lavitPhases = phases;
+const mark = (name) => { phases[name] = Math.round(performance.now()); };
+
 async function load() {
   try {
     const [wasm] = await fetchAll(["pkg/lavit_web_demo_bg.wasm"], "downloading the wasm module");
     status("compiling the wasm module…");
+    mark("wasm downloaded");
     await init({ module_or_path: wasm });
+    mark("wasm compiled");
     const files = (dir, names) => names.map((f) => `model/${dir}/${f}`);
     const studentFiles = ["config.json", "model.safetensors", "lavit_heads.safetensors", "tokenizer.json"];
     const bytes = await fetchAll([
@@ -55,14 +65,17 @@ async function load() {
     ], "downloading the models");
     // The synthetic task the teacher was trained on: the scenes are drawn from it.
     state.task = new TextDecoder().decode(bytes[11]);
+    mark("models downloaded");
     // WebGPU when the browser has it (?backend=cpu forces the CPU backend), else the CPU
     // backend; the reason for a fallback is shown.
     const preferGpu = new URLSearchParams(location.search).get("backend") !== "cpu";
     status("starting the backend…");
     state.demo = await WebDemo.create(preferGpu && "gpu" in navigator);
+    mark("backend started");
     state.demo.add_student("baseline", ...bytes.slice(0, 4));
     state.demo.add_student("lavit", ...bytes.slice(4, 8));
     state.demo.add_teacher(...bytes.slice(8, 11));
+    mark("models loaded");
     $("backend").textContent = state.demo.backend();
     const why = state.demo.fallback_reason();
     if (why) fallbackNotice(preferGpu, why);
