@@ -35,20 +35,21 @@ wasm-bindgen --target web --no-typescript --out-dir "$out/pkg" \
   "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$profile/lavit_web_demo.wasm"
 wasm="$out/pkg/lavit_web_demo_bg.wasm"
 if [ "$profile" = wasm-release ]; then
-  # wasm-opt takes minutes; its output is kept in the target directory by input hash.
+  # -O1 with the function-merging passes, not -Os: smaller (13.32 against 13.86 MB) in 65 s
+  # against 139 s, and as fast in the page (docs/DEVELOPMENT.md, "CI time").
+  opt=(-O1 --duplicate-function-elimination --merge-similar-functions --code-folding
+    --strip-debug --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int
+    --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue
+    --enable-simd)
+  # wasm-opt takes minutes; its output is kept in the target directory by the hash of its
+  # input and its options.
   cache="$CARGO_TARGET_DIR/wasm-opt-cache"
-  key=$(sha256sum "$wasm" | cut -c1-32)
+  key=$( (sha256sum <"$wasm" && echo "${opt[*]}") | sha256sum | cut -c1-32)
   if [ ! -f "$cache/$key.wasm" ]; then
     t0=$SECONDS
     (cd web-demo/tools && npm ci --no-audit --no-fund --silent)
     mkdir -p "$cache"
-    # -Os, not the quicker -O1: -O1 with binaryen's function-merging passes is smaller (13.9 MB
-    # against 14.2 MB raw) and takes 57 s against 177 s, but the page's WebGPU path ran 1.8x
-    # slower with it (docs/DEVELOPMENT.md, "CI time").
-    web-demo/tools/node_modules/.bin/wasm-opt -Os --strip-debug --strip-producers \
-      --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-      --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd \
-      "$wasm" -o "$cache/$key.tmp"
+    web-demo/tools/node_modules/.bin/wasm-opt "${opt[@]}" "$wasm" -o "$cache/$key.tmp"
     mv "$cache/$key.tmp" "$cache/$key.wasm"
     echo "web-demo/build.sh: wasm-opt took $((SECONDS - t0)) s"
   fi
