@@ -30,15 +30,23 @@ impl Proj {
         Self { inner, lora: None }
     }
 
+    /// `x Wᵀ + b (+ the adapter)` over the last axis of `x`. Every row goes through one 2-D
+    /// matrix product (`[.., d_in]` viewed as `[rows, d_in]`): on the wgpu backend each batch
+    /// layout of a matmul is a kernel of its own, compiled once per process, and a browser
+    /// compiles each for about a second on a software adapter (web-demo/README.md).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let mut dims = x.dims();
+        let rows = dims[..D - 1].iter().product::<usize>();
+        let y = self.forward_rows(x.reshape([rows, dims[D - 1]]));
+        dims[D - 1] = y.dims()[1];
+        y.reshape(dims)
+    }
+
+    fn forward_rows(&self, x: Tensor<2>) -> Tensor<2> {
         let y = self.base(x.clone());
         match &self.lora {
             None => y,
-            Some(l) => {
-                let a = l.a.val().unsqueeze::<D>();
-                let b = l.b.val().unsqueeze::<D>();
-                y + x.matmul(a).matmul(b) * l.scale
-            }
+            Some(l) => y + x.matmul(l.a.val()).matmul(l.b.val()) * l.scale,
         }
     }
 
@@ -46,15 +54,15 @@ impl Proj {
     /// like autocast: `x` rounded to the weight's dtype for the matmul (the CPU backend
     /// accumulates it in f32), the result and the bias add back in `x`'s dtype. No f32 copy of
     /// the weight is made, so none is kept for the backward pass either.
-    fn base<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+    fn base(&self, x: Tensor<2>) -> Tensor<2> {
         let w = self.inner.weight.val();
         let (wd, xd) = (w.dtype(), x.dtype());
         if wd == xd {
             return self.inner.forward(x);
         }
-        let y = x.cast(wd).matmul(w.unsqueeze::<D>()).cast(xd);
+        let y = x.cast(wd).matmul(w).cast(xd);
         match &self.inner.bias {
-            Some(b) => y + b.val().cast(xd).unsqueeze::<D>(),
+            Some(b) => y + b.val().cast(xd).unsqueeze::<2>(),
             None => y,
         }
     }
