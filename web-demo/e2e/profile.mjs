@@ -21,7 +21,7 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", gpu ? "--enable-unsafe-webgpu" : "--disable-gpu"],
 });
 try {
-  if (trace) await browser.startTracing(undefined, { categories: ["gpu", "disabled-by-default-gpu.dawn"] });
+  if (trace) await browser.startTracing(undefined, { categories: ["gpu", "gpu.dawn", "dawn", "disabled-by-default-gpu.dawn"] });
   const page = await browser.newPage();
   await page.goto(url);
   await page.waitForFunction(() => window.lavitFirstAnswerMs || window.lavitStatus?.error, null,
