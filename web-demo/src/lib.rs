@@ -224,8 +224,8 @@ mod web {
     /// calls them itself is linked "command-style": wasm-ld makes every export run them first,
     /// and every call from JavaScript into the module (each WebGPU object handed over through
     /// wasm-bindgen's externref table is one) re-ran all of CubeCL's registrations. A CPU
-    /// profile of the page showed them taking ~86 % of a student's answer on WebGPU
-    /// (web-demo/README.md, "Work per token").
+    /// profile of the page showed them taking over 90 % of a student's answer on WebGPU
+    /// (web-demo/README.md, "Where the WebGPU time went").
     #[wasm_bindgen(start)]
     fn start() {
         // SAFETY: called once, at instantiation, before any other code of the module runs;
