@@ -2,17 +2,20 @@
 // copies where the release build wrote them. Shared by test.mjs and profile.mjs.
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
-import { join, extname } from "node:path";
+import { join, extname, resolve, sep } from "node:path";
 
 const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm",
   ".json": "application/json" };
 
 /** Serves `dist` on a free local port; returns its URL and the server. */
 export async function serveDist(dist) {
+  const root = resolve(dist);
   const server = createServer(async (req, res) => {
     try {
-      let path = join(dist, decodeURIComponent(new URL(req.url, "http://x").pathname));
-      if (path.endsWith("/")) path = join(path, "index.html");
+      const name = decodeURIComponent(new URL(req.url, "http://x").pathname);
+      let path = resolve(join(root, name));
+      if (path !== root && !path.startsWith(root + sep)) throw new Error("outside dist"); // `..`
+      if (name.endsWith("/")) path = join(path, "index.html");
       const type = types[extname(path)] ?? "application/octet-stream";
       if (/\bbr\b/.test(req.headers["accept-encoding"] ?? "")) {
         const br = await readFile(`${path}.br`).catch(() => null);
