@@ -21,14 +21,15 @@ fn main() {
     println!("cargo:rustc-env=LAVIT_BUILD_COMMIT={commit}");
     // Rebuild the string when HEAD moves or a source file changes. Not when the index file
     // changes: `describe --dirty` itself rewrites it in a fresh clone (even with git's
-    // --no-optional-locks), and every later cargo command would rebuild this crate.
+    // --no-optional-locks), and every later cargo command would rebuild this crate. Only files
+    // that exist are watched: cargo counts a missing one as changed on every build (a checkout
+    // whose refs were never packed has no `packed-refs`; a packed branch has no loose ref).
     if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
         let dir = std::path::Path::new(&dir);
-        for f in ["HEAD", "packed-refs"] {
-            println!("cargo:rerun-if-changed={}", dir.join(f).display());
-        }
-        if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={}", dir.join(head).display());
+        let head = git(&["symbolic-ref", "-q", "HEAD"]);
+        let watched = ["HEAD", "packed-refs"].into_iter().chain(head.as_deref());
+        for f in watched.map(|f| dir.join(f)).filter(|f| f.exists()) {
+            println!("cargo:rerun-if-changed={}", f.display());
         }
     }
     for src in [
