@@ -123,6 +123,46 @@ lints() {
     --features "lavit-backends/${f//,/,lavit-backends/}" -- -D warnings -W clippy::too_many_lines
 }
 
+# The tests and the fuzzing, with the clippy pass beside them. Cargo holds the target
+# directory's lock while it builds, not while test binaries run, so the pass (same directory,
+# reusing the build's proc-macros and build-script outputs) starts once `cargo test` is past
+# its build (fresh: the build was the step before) and type-checks while the tests run; the
+# fuzzing then runs the built test binary itself (LAVIT_FUZZ_BIN), since a `cargo test` would
+# wait for the pass's lock. Not beside the browser test: that slowed the page's WebGPU timings,
+# which the test reports, by a third (first answer 44.4 s against 32.2 s; docs/DEVELOPMENT.md).
+logs="$CARGO_TARGET_DIR/ci-logs"
+lints_pid="" lints_t0=0
+tests() { # cargo test arguments...
+  local pid
+  mkdir -p "$logs"
+  : >"$logs/cargo-test.log"
+  cargo test --workspace "$@" > >(tee "$logs/cargo-test.log") 2>&1 &
+  pid=$!
+  until grep -q '^ *Running ' "$logs/cargo-test.log" || ! kill -0 "$pid" 2>/dev/null; do
+    sleep 0.2
+  done
+  lints_t0=$SECONDS
+  lints >"$logs/clippy.log" 2>&1 &
+  lints_pid=$!
+  wait "$pid"
+}
+fuzz() {
+  local bin
+  bin=$(grep -o '(/[^)]*/deps/cli-[0-9a-f]*)' "$logs/cargo-test.log" | tr -d '()' | head -n 1)
+  LAVIT_FUZZ_BIN="$bin" scripts/fuzz.sh
+}
+join_lints() {
+  local name="clippy: every backend (beside the tests)"
+  if wait "$lints_pid"; then
+    tail -n 2 "$logs/clippy.log"
+    rows+=("$(printf '| %-44s | %6d |' "$name" $((SECONDS - lints_t0)))")
+  else
+    cat "$logs/clippy.log" >&2
+    rows+=("$(printf '| %-44s | %6s |' "$name, FAILED" "-")")
+    return 1
+  fi
+}
+
 # The browser demo in headless Chromium (web-demo/e2e/test.mjs): builds the deployable wasm
 # bundle (`wasm-release` profile + wasm-opt + precompressed copies; it compiles lavit-core for
 # wasm32 too), checks its size against the budget, then the page's answers, backend and panels
@@ -165,16 +205,14 @@ case $mode in
 esac
 step "cargo test: build" cargo test --workspace ${features[@]+"${features[@]}"} --no-run --timings
 step "backends: $LAVIT_TEST_BACKENDS" backends
-step "cargo test: run" cargo test --workspace ${features[@]+"${features[@]}"}
-step "fuzz: every parser (scripts/fuzz.sh)" scripts/fuzz.sh ${features[@]+"${features[@]}"}
+step "cargo test: run" tests ${features[@]+"${features[@]}"}
+step "fuzz: every parser (scripts/fuzz.sh)" fuzz
+step "waiting for the clippy pass" join_lints
 if python3 -c "import torch, transformers" 2>/dev/null; then
   step "HF loads our exports" hf_loads_exports
 else
   echo "python3 has no torch/transformers: skipping the check that HF loads our exports" >&2
 fi
-# Not beside the browser test: that saved ~45 s but slowed the page's WebGPU timings, which
-# the test reports, by a third (first answer 44.4 s against 32.2 s; docs/DEVELOPMENT.md).
-step "clippy: lavit-backends, every backend" lints
 join_beside
 if [ "$mode" = chromium ]; then
   step "browser: headless Chromium test" env LAVIT_BIN="$L" \
