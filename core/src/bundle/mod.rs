@@ -133,41 +133,65 @@ impl ModelBundle {
         device: &Device,
     ) -> Result<Self> {
         let ckpt = Checkpoint::open(dir)?;
-        let mut tok = ckpt.tokenizer(tokenizer)?;
+        let tokenizer = ckpt.tokenizer(tokenizer)?;
         let is_student =
             ckpt.raw_config.get("lavit").is_some() || reference::is_reference(&ckpt.raw_config);
-        let model = if is_student {
-            let model = load_model(&ckpt, &tok, device)?;
+        let bundle = Self {
+            model: load_model(&ckpt, &tokenizer, device)?,
+            tokenizer,
+            processor: ckpt.processor.clone(),
+        };
+        bundle.into_training(is_student, k, d_teacher, seed, &dir.display().to_string())
+    }
+
+    /// [`ModelBundle::open_for_training`] of an already loaded model (the browser's, from
+    /// [`ModelBundle::from_files`]): a student when it has latent tokens.
+    pub fn for_training(self, k: usize, d_teacher: usize, seed: u64) -> Result<Self> {
+        let is_student = self.is_lavit();
+        self.into_training(is_student, k, d_teacher, seed, "the starting point")
+    }
+
+    fn into_training(
+        self,
+        is_student: bool,
+        k: usize,
+        d_teacher: usize,
+        seed: u64,
+        what: &str,
+    ) -> Result<Self> {
+        let Self {
+            model,
+            mut tokenizer,
+            processor,
+        } = self;
+        if is_student {
             if model.lavit.num_latent != k || model.lavit.d_teacher != d_teacher {
                 return Err(LavitError::Invalid(format!(
-                    "{} is a student with K = {} and d_T = {}, but K = {k} and d_T = {d_teacher} were asked for",
-                    dir.display(),
-                    model.lavit.num_latent,
-                    model.lavit.d_teacher
+                    "{what} is a student with K = {} and d_T = {}, but K = {k} and d_T = {d_teacher} were asked for",
+                    model.lavit.num_latent, model.lavit.d_teacher
                 )));
             }
-            model
-        } else {
-            let ids = add_latent_tokens(&mut tok, k)?;
-            let mut vlm = ckpt.load(device)?;
-            if !ids.is_empty() {
-                vlm = init_latent_embeddings(vlm, &ids);
-            }
-            LavitStudent::new(
-                vlm,
-                LavitConfig {
-                    num_latent: k,
-                    latent_token_ids: ids,
-                    d_teacher: d_teacher.max(1),
-                    ..LavitConfig::default()
-                },
-                seed,
-            )
+            return Ok(Self {
+                model,
+                tokenizer,
+                processor,
+            });
+        }
+        let ids = add_latent_tokens(&mut tokenizer, k)?;
+        let mut vlm = model.vlm;
+        if !ids.is_empty() {
+            vlm = init_latent_embeddings(vlm, &ids);
+        }
+        let lavit = LavitConfig {
+            num_latent: k,
+            latent_token_ids: ids,
+            d_teacher: d_teacher.max(1),
+            ..LavitConfig::default()
         };
         Ok(Self {
-            model,
-            tokenizer: tok,
-            processor: ckpt.processor.clone(),
+            model: LavitStudent::new(vlm, lavit, seed),
+            tokenizer,
+            processor,
         })
     }
 

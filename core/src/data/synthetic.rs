@@ -88,6 +88,18 @@ impl SyntheticSample {
     pub fn answer(&self) -> String {
         self.steps.concat()
     }
+
+    /// The sample as a dataset record (what [`write_split`] writes) with its image at `image`.
+    pub fn record(&self, image: String) -> crate::data::viscot::Sample {
+        crate::data::viscot::Sample {
+            id: self.id.clone(),
+            image,
+            question: self.question.clone(),
+            answer: self.answer(),
+            steps: vec![],
+            extra: split_extra(self),
+        }
+    }
 }
 
 /// Settings of the generator.
@@ -1023,14 +1035,7 @@ pub fn write_split(
             path: images.join(&rel).display().to_string(),
             message: e.to_string(),
         })?;
-        records.push(crate::data::viscot::Sample {
-            id: s.id.clone(),
-            image: rel,
-            question: s.question.clone(),
-            answer: s.answer(),
-            steps: vec![],
-            extra: split_extra(s),
-        });
+        records.push(s.record(rel));
     }
     crate::data::viscot::write_viscot(&dir.join(format!("{split}.json")), &records)
 }

@@ -20,6 +20,7 @@ pub mod data;
 pub mod draw;
 pub mod evaluate;
 pub mod heatmap;
+pub mod live;
 pub mod report;
 pub mod signals;
 pub mod stats;

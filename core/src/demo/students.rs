@@ -18,6 +18,7 @@ use crate::error::{LavitError, Result};
 use crate::eval::Prediction;
 use crate::lavit::gating::GateSchedule;
 use crate::lavit::losses::{LossWeights, TrajTarget};
+use crate::lavit::student::LavitStudent;
 use crate::teacher::SignalStore;
 use crate::train::data::{TargetConfig, samples_from_store};
 use crate::train::{Stage2, TrainConfig, train};
@@ -117,6 +118,21 @@ pub fn train_config(cfg: &DemoConfig, v: &Variant) -> TrainConfig {
     }
 }
 
+/// Sets what `cfg` and the variant say of a fresh student: the heads' input states, the
+/// bottleneck, the gaze layers and the V_top head's layer.
+pub fn configure(student: &mut LavitStudent, cfg: &DemoConfig, v: &Variant) -> Result<()> {
+    student.lavit.head_states = cfg.head_states;
+    student.traj_head.states = cfg.head_states;
+    student.lavit.bottleneck = cfg.bottleneck;
+    let depth = student.vlm.config.text.num_hidden_layers;
+    (student.lavit.gaze_layers, student.lavit.vtop_layer) = if v.last_layer {
+        (vec![depth - 1], None)
+    } else {
+        (cfg.gaze_layers.clone(), cfg.vtop_layer)
+    };
+    student.lavit.check_layers(depth)
+}
+
 /// A trained and evaluated student.
 pub struct EvaluatedStudent {
     pub result: ModelResult,
@@ -190,16 +206,7 @@ fn train_one(
         cfg.seed,
         device,
     )?;
-    student.lavit.head_states = cfg.head_states;
-    student.traj_head.states = cfg.head_states;
-    student.lavit.bottleneck = cfg.bottleneck;
-    let depth = student.vlm.config.text.num_hidden_layers;
-    (student.lavit.gaze_layers, student.lavit.vtop_layer) = if v.last_layer {
-        (vec![depth - 1], None)
-    } else {
-        (cfg.gaze_layers.clone(), cfg.vtop_layer)
-    };
-    student.lavit.check_layers(depth)?;
+    configure(&mut student, cfg, v)?;
     let ids = student.lavit.latent_token_ids.clone();
     let mut store = SignalStore::open(&cfg.out.join("signals-train"))?;
     let samples = samples_from_store(

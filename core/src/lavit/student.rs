@@ -306,6 +306,9 @@ pub struct LossParts {
     pub traj: Option<Tensor<1>>,
     /// `mean_k −ln(mass of latent k's attention on the image)` ([`TrajTarget::Attention`]).
     pub traj_mass: Option<Tensor<1>>,
+    /// The latent tokens' attention over the image tokens, `[K, N]`, averaged over the gaze
+    /// layers and heads: what `traj` compares with the targets ([`TrajTarget::Attention`]).
+    pub gaze: Option<Tensor<2>>,
     /// Number of supervised tokens (for throughput).
     pub tokens: usize,
 }
@@ -362,6 +365,7 @@ pub fn sample_losses(
         vtop: None,
         traj: None,
         traj_mass: None,
+        gaze: None,
         tokens: sup.len(),
     };
     if let Some(l) = out.logits {
@@ -451,8 +455,9 @@ fn alignment_losses(
                 trajectory_loss(&student.traj_head, h_lat, h_img, target, weights.traj_grad)
             }
             TrajTarget::Attention => {
-                let (kl, neg_log_mass) =
-                    attention_kl(mean_captured(&decoder.captured, k, n), target);
+                let gaze = mean_captured(&decoder.captured, k, n);
+                let (kl, neg_log_mass) = attention_kl(gaze.clone(), target);
+                parts.gaze = Some(gaze);
                 parts.traj_mass = Some(neg_log_mass.clone());
                 if weights.traj_mass > 0.0 {
                     parts.total = parts.total.clone()

@@ -19,6 +19,7 @@ use crate::io::chat::{ChatTokenizer, Message};
 use crate::io::checkpoint::HostInputs;
 use crate::io::processor::{ProcessorConfig, load_rgb};
 use crate::model::vlm::Qwen25Vl;
+use image::RgbImage;
 
 /// The teacher of an extraction: loaded whole, or read layer by layer.
 #[derive(Clone, Copy)]
@@ -209,7 +210,38 @@ fn run_batch(
 /// Builds sample `s`'s record and inputs (generating the teacher's own answer when asked);
 /// `None` when the correctness filter drops it.
 fn prepare(job: &ExtractJob<'_>, s: &Sample, at: usize) -> Result<Option<Prepared>> {
-    let img = load_rgb(&image_path(job.images_root, s))?;
+    prepare_image(job, s, load_rgb(&image_path(job.images_root, s))?, at)
+}
+
+/// The teacher's signals of sample `s` over image `img`, in memory (`job.images_root` is not
+/// read): what [`extract_all`] stores for it, with its record; `None` when the correctness
+/// filter drops it. Needs the whole teacher in memory.
+pub fn signals_of(
+    job: &ExtractJob<'_>,
+    s: &Sample,
+    img: RgbImage,
+) -> Result<Option<(SignalRecord, TeacherSignals)>> {
+    let Some(p) = prepare_image(job, s, img, 0)? else {
+        return Ok(None);
+    };
+    // wasm32 has no streamed teacher, so the pattern cannot fail there.
+    #[cfg_attr(target_arch = "wasm32", allow(irrefutable_let_patterns))]
+    let Teacher::Loaded(teacher) = job.teacher else {
+        return Err(LavitError::Invalid(
+            "signals in memory need the whole teacher in memory, not streamed layers".into(),
+        ));
+    };
+    let sig = extract_signals(teacher, &p.inputs, &p.spans, &job.cfg)?;
+    Ok(Some((p.record, sig)))
+}
+
+/// [`prepare`] with the sample's image already decoded.
+fn prepare_image(
+    job: &ExtractJob<'_>,
+    s: &Sample,
+    img: RgbImage,
+    at: usize,
+) -> Result<Option<Prepared>> {
     let msgs = [Message::user_image_question(1, &s.question)];
     let prompt = HostInputs::build(job.tokenizer, job.processor, &[img], &msgs, true)?;
     let teacher_answer = if job.generate.is_some() || job.filter_correct {

@@ -8,6 +8,7 @@ use crate::io::chat::ChatTokenizer;
 use crate::io::processor::{ProcessorConfig, load_rgb};
 use crate::lavit::student::{SampleTargets, StudentSample};
 use crate::lavit::targets::{TopK, trajectory_targets, vtop_step_targets};
+use crate::teacher::TeacherSignals;
 use crate::teacher::store::SignalStore;
 
 /// How teacher signals become student targets.
@@ -38,18 +39,32 @@ pub fn samples_from_store(
         }
         let img = load_rgb(&images_root.join(&r.image))?;
         let mut s = StudentSample::build(tok, processor, &img, &r.question, &r.answer, latent_ids)?;
-        let sig = store.load(r)?;
-        let grid = s.merged_grid(processor.merge_size);
-        let traj = trajectory_targets(&sig.traj, sig.grid, grid, latent_ids.len(), targets.top_k);
-        let k = latent_ids.len();
-        s.targets = Some(SampleTargets {
-            vtop_mean: sig.vtop_mean(),
-            vtop_step: vtop_step_targets(&sig.traj, &sig.vtop, sig.d_teacher, k),
-            traj,
-        });
+        s.targets = Some(targets_of(
+            &s,
+            &store.load(r)?,
+            processor.merge_size,
+            targets,
+        ));
         out.push(s);
     }
     Ok(out)
+}
+
+/// The targets of `sample`'s latent tokens from its teacher's signals: the trajectory mapped
+/// onto the student's merged grid (top-K kept) and `V_top`'s mean and per-step targets.
+pub fn targets_of(
+    sample: &StudentSample,
+    sig: &TeacherSignals,
+    merge_size: usize,
+    targets: TargetConfig,
+) -> SampleTargets {
+    let k = sample.latent_positions.len();
+    let grid = sample.merged_grid(merge_size);
+    SampleTargets {
+        vtop_mean: sig.vtop_mean(),
+        vtop_step: vtop_step_targets(&sig.traj, &sig.vtop, sig.d_teacher, k),
+        traj: trajectory_targets(&sig.traj, sig.grid, grid, k, targets.top_k),
+    }
 }
 
 /// CE-only samples from a Visual-CoT dataset (no teacher signals): teacher training,
