@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Builds the browser demo into web-demo/dist: the wasm module and its JS bindings
 # (wasm-bindgen-cli, no tool that downloads binaries), the page, and the models it shows —
-# the LaViT student, the CE-only baseline student and the teacher.
+# the LaViT student, the CE-only baseline student, the teacher, and the student base that the
+# page's Train panel trains.
 #   web-demo/build.sh [--release]
 # --release builds the bundle to deploy: the size-tuned `wasm-release` profile, then binaryen's
 # wasm-opt (npm package pinned in web-demo/tools), and brotli / gzip copies of every file that
 # serve.sh (and any static server that serves precompressed files) sends instead. Without it
 # the bundle is built with the quick-to-compile `wasm-dev` profile.
-# LAVIT_STUDENT, LAVIT_BASELINE, LAVIT_TEACHER override the model directories, LAVIT_TASK the
-# task file (assets/synthetic/task.json: the scenes the page draws).
+# LAVIT_STUDENT, LAVIT_BASELINE, LAVIT_TEACHER, LAVIT_BASE override the model directories,
+# LAVIT_TASK the task file (assets/synthetic/task.json: the scenes the page draws) and
+# LAVIT_TRAIN_TASK the one the Train panel trains on (the demo's, assets/synthetic/task-prior.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lavit-rs/target}"
@@ -17,7 +19,9 @@ if [ "${1:-}" = "--release" ]; then profile="wasm-release"; shift; fi
 lavit="${LAVIT_STUDENT:-assets/synthetic/student-lavit}"
 baseline="${LAVIT_BASELINE:-assets/synthetic/student-baseline}"
 teacher="${LAVIT_TEACHER:-assets/synthetic/teacher}"
+base="${LAVIT_BASE:-assets/synthetic/student-base}"
 task="${LAVIT_TASK:-assets/synthetic/task.json}"
+train_task="${LAVIT_TRAIN_TASK:-assets/synthetic/task-prior.json}"
 bindgen_version=0.2.130   # = the wasm-bindgen crate version pinned in web-demo/Cargo.toml
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 if ! wasm-bindgen --version 2>/dev/null | grep -q "$bindgen_version"; then
@@ -56,7 +60,7 @@ if [ "$profile" = wasm-release ]; then
   cp "$cache/$key.wasm" "$wasm"
 fi
 cp web-demo/www/* "$out/"
-for m in "lavit:$lavit:lavit_heads.safetensors" "baseline:$baseline:lavit_heads.safetensors" "teacher:$teacher:"; do
+for m in "lavit:$lavit:lavit_heads.safetensors" "baseline:$baseline:lavit_heads.safetensors" "teacher:$teacher:" "student-base:$base:"; do
   IFS=: read -r name dir heads <<<"$m"
   mkdir -p "$out/model/$name"
   for f in config.json model.safetensors tokenizer.json $heads; do
@@ -64,9 +68,13 @@ for m in "lavit:$lavit:lavit_heads.safetensors" "baseline:$baseline:lavit_heads.
     cp "$dir/$f" "$out/model/$name/$f"
   done
 done
-# The task the teacher was trained on (the page draws its scenes from it).
-[ -f "$task" ] || { echo "web-demo/build.sh: $task is missing" >&2; exit 1; }
-cp "$task" "$out/model/task.json"
+# The task the teacher was trained on (the page draws its scenes from it) and the one the Train
+# panel's students learn (the demo's).
+for t in "$task:task.json" "$train_task:task-prior.json"; do
+  IFS=: read -r from to <<<"$t"
+  [ -f "$from" ] || { echo "web-demo/build.sh: $from is missing" >&2; exit 1; }
+  cp "$from" "$out/model/$to"
+done
 if [ "$profile" = wasm-release ]; then
   node web-demo/tools/compress.mjs "$out" "$CARGO_TARGET_DIR/compress-cache"
 fi

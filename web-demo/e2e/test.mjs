@@ -161,6 +161,7 @@ async function session(name, flags, backendRe, tol) {
     }
 
     await badInputs(page, name, scene.question);
+    const training = await trainInPage(page, name);
     const fallback = await page.evaluate(() => window.lavitFallback ?? null);
     if (name === "webgpu") {
       assert.equal(fallback, null, "the WebGPU session shows a fallback notice");
@@ -172,7 +173,7 @@ async function session(name, flags, backendRe, tol) {
       console.log(`[${name}] notice: "${fallback}"`);
     }
     assert.deepEqual(problems, [], `console errors: ${problems.join("; ")}`);
-    return { results, ttfa };
+    return { results, ttfa, training };
   } finally {
     await browser.close();
   }
@@ -247,17 +248,79 @@ async function badInputs(page, name, question) {
   assert.ok(!st.error, `${name}: after the bad input: ${st.text}`);
 }
 
+// The Train panel: students trained in the page from the student base, as the demo trains them
+// (shorter). CE falls; on the probe scene (held out) LaViT's KL to the teacher falls and ends
+// below the baseline's; then the trained student answers in the view. A screenshot of the panel
+// is taken halfway through LaViT's run. 8 steps: a step takes ~7 s on SwiftShader's WebGPU, so
+// there only LaViT trains, and the two backends' LaViT runs must agree (compareTraining); the
+// native test (tests/session.rs) runs 40. TRAIN_STEPS and TRAIN_SCENES override them.
+const TRAIN = { scenes: +(process.env.TRAIN_SCENES ?? 16), steps: +(process.env.TRAIN_STEPS ?? 8) };
+async function trainInPage(page, name) {
+  const out = {};
+  const students = name === "webgpu" ? ["lavit"] : ["baseline", "lavit"];
+  for (const student of students) {
+    const run = page.evaluate((o) => window.lavitTrain(o), { ...TRAIN, student });
+    if (student === "lavit") {
+      await page.waitForFunction((n) => window.lavitTraining.ce.length >= n, TRAIN.steps / 2,
+        { timeout: 600000 });
+      await (await page.$("#train")).screenshot({ path: join(artifacts, `${name}-training.png`) });
+    }
+    const r = await run;
+    const [ce, kl] = [r.ce, r.kl];
+    console.log(`train-in-page ${name}${student === "lavit" ? "" : ` (${student})`}: CE ` +
+      `${ce[0].toFixed(3)} -> ${ce.at(-1).toFixed(3)}, KL ${kl[0].toFixed(3)} -> ${kl.at(-1).toFixed(3)}, ` +
+      `${r.steps} steps in ${r.seconds.toFixed(1)} s`);
+    assert.equal(r.steps, TRAIN.steps);
+    assert.ok(ce.at(-1) < ce[0], `${student}: CE did not fall: ${ce}`);
+    if (student === "lavit") assert.ok(kl.at(-1) < kl[0], `LaViT's KL on the probe did not fall: ${kl}`);
+    out[student] = r;
+  }
+  if (out.baseline) {
+    assert.ok(out.lavit.kl.at(-1) < out.baseline.kl.at(-1),
+      `KL on the probe: LaViT ${out.lavit.kl.at(-1)} not below the baseline's ${out.baseline.kl.at(-1)}`);
+  }
+  // The trained student answers in the view.
+  await page.evaluate(() => { window.lavitThoughts = null; });
+  await page.click("#ask");
+  await page.waitForFunction(() => window.lavitThoughts || window.lavitStatus?.error, null, { timeout: 300000 });
+  const trained = await page.evaluate(() => window.lavitResults.trained);
+  assert.ok(trained && trained.latent_steps.length === 3, "the trained student did not answer");
+  console.log(`[${name}] the student trained here answers: "${trained.answer}"`);
+  return out;
+}
+
+// How far the two backends' losses after the last step may be apart (relative): the same
+// run in f32, the GPU's sums in another order.
+const TRAIN_TOLERANCE = 0.02;
+function compareTraining(gpu, cpu) {
+  for (const n of ["lavit"]) {
+    for (const key of ["ce", "kl"]) {
+      const [a, b] = [gpu[n][key].at(-1), cpu[n][key].at(-1)];
+      const rel = Math.abs(a - b) / Math.max(Math.abs(b), 1e-6);
+      console.log(`train-in-page ${n}: ${key.toUpperCase()} after the last step WebGPU ${a.toFixed(4)}, ` +
+        `CPU ${b.toFixed(4)}: relative difference ${rel.toExponential(2)} (tolerance ${TRAIN_TOLERANCE})`);
+      assert.ok(rel <= TRAIN_TOLERANCE, `${n}: the backends' ${key} differ by ${rel}`);
+    }
+  }
+}
+
+// SESSIONS=cpu-fallback (or webgpu) runs one session only, e.g. to take a screenshot; the run
+// then fails at the end, since the two backends were not compared.
+const only = (name) => ((process.env.SESSIONS ?? name).split(",").includes(name) ? null : false);
+
 let failed = false;
 try {
   // 1. WebGPU (Chromium's SwiftShader adapter here).
   await bundleSizes();
-  const gpu = await session("webgpu", ["--enable-unsafe-webgpu"], /webgpu/, 1e-4);
+  const gpu = only("webgpu") ?? await session("webgpu", ["--enable-unsafe-webgpu"], /webgpu/, 1e-4);
   // 2. WebGPU off: the CPU fallback gives the same answers.
-  const cpu = await session("cpu-fallback", ["--disable-gpu"], /cpu/, 1e-5);
+  const cpu = only("cpu-fallback") ?? await session("cpu-fallback", ["--disable-gpu"], /cpu/, 1e-5);
+  if (!gpu || !cpu) throw new Error(`SESSIONS=${process.env.SESSIONS}: the two backends were not compared`);
   for (const n of ["baseline", "lavit"]) {
     assert.equal(cpu.results[n].answer, gpu.results[n].answer, `${n}: CPU fallback and WebGPU answers differ`);
     assert.deepEqual(cpu.results[n].tokens, gpu.results[n].tokens);
   }
+  compareTraining(gpu.training, cpu.training);
   console.log(`WebGPU and CPU fallback agree: "${gpu.results.lavit.answer}"; time to first answer: ` +
     `WebGPU ${(gpu.ttfa / 1000).toFixed(1)} s, CPU ${(cpu.ttfa / 1000).toFixed(1)} s; screenshots in ${artifacts}`);
 } catch (e) {

@@ -8,6 +8,7 @@
 use lavit_backends::Device;
 use lavit_core::bundle::{BundleFiles, ModelBundle, Trajectory};
 use lavit_core::data::synthetic::{QUESTION_TYPES, SceneConfig, generate};
+pub use lavit_core::demo::live::{LiveConfig, LiveRun, ProbeView};
 use lavit_core::infer::{GenerateConfig, Thoughts};
 use lavit_core::lavit::targets::resample_steps;
 use lavit_core::teacher::ExtractConfig;
@@ -144,6 +145,31 @@ impl Session {
     }
 }
 
+impl Session {
+    /// A model already in memory (a student the page trained) on the backend it lives on.
+    pub fn from_bundle(student: ModelBundle) -> Self {
+        let backend = lavit_backends::device_label(&student.device());
+        Self { student, backend }
+    }
+}
+
+/// The Train panel's run: the shipped student base (`base`, its files) trained on `device` as
+/// the demo trains `cfg.student`, on scenes of `task`, its targets from `teacher`'s signals
+/// (the teacher on a backend that reads back synchronously: the CPU backend in the browser).
+/// `progress(done, total)` after each of the teacher's passes.
+pub fn start_training(
+    base: BundleFiles,
+    teacher: &Session,
+    task: &SceneConfig,
+    cfg: &LiveConfig,
+    device: &Device,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<LiveRun, String> {
+    task.validate().map_err(|e| format!("task.json: {e}"))?;
+    let base = ModelBundle::from_files(base, device).map_err(|e| e.to_string())?;
+    LiveRun::new(base, &teacher.student, task, cfg, progress).map_err(|e| e.to_string())
+}
+
 fn ask_config() -> GenerateConfig {
     GenerateConfig {
         max_new_tokens: lavit_core::data::synthetic::MAX_NEW_TOKENS,
@@ -151,6 +177,13 @@ fn ask_config() -> GenerateConfig {
         ..Default::default()
     }
 }
+
+/// The most scenes the Train panel draws: the teacher's signals of each are computed when
+/// training starts, on the page's only thread.
+pub const MAX_TRAIN_SCENES: usize = 1000;
+
+/// The most steps of one run of the Train panel.
+pub const MAX_TRAIN_STEPS: usize = 100_000;
 
 /// The longest question the page takes. The task's questions are one short sentence; a prompt
 /// of thousands of characters would keep the students prefilling for many seconds in a tab
@@ -209,6 +242,7 @@ fn decode(image_bytes: &[u8], question: &str) -> Result<image::RgbImage, String>
 
 #[cfg(target_arch = "wasm32")]
 mod web {
+    use std::cell::RefCell;
     use std::rc::Rc;
 
     use super::*;
@@ -231,6 +265,69 @@ mod web {
         // SAFETY: called once, at instantiation, before any other code of the module runs;
         // the constructors (inventory's registrations) are idempotent besides.
         unsafe { __wasm_call_ctors() }
+    }
+
+    /// A live training run of the Train panel ([`LiveRun`]), stepped from JavaScript. The run
+    /// is lent out while a step or a probe is in flight, so a second call meanwhile is an
+    /// error, not a conflict.
+    #[wasm_bindgen]
+    pub struct Training {
+        run: Rc<RefCell<Option<LiveRun>>>,
+    }
+
+    /// Runs `work` on the run lent out of `cell`, then puts the run back.
+    fn with_run<T: serde::Serialize>(
+        cell: Rc<RefCell<Option<LiveRun>>>,
+        work: impl AsyncFnOnce(&mut LiveRun) -> lavit_core::error::Result<T> + 'static,
+    ) -> js_sys::Promise {
+        wasm_bindgen_futures::future_to_promise(async move {
+            let taken = cell.borrow_mut().take();
+            let mut run = taken.ok_or_else(|| {
+                JsValue::from(js(
+                    "the training run is busy (a step or a probe is running)",
+                ))
+            })?;
+            let out = work(&mut run).await;
+            *cell.borrow_mut() = Some(run);
+            let out = out.map_err(|e| JsValue::from(js(e)))?;
+            serde_json::to_string(&out)
+                .map(|s| JsValue::from_str(&s))
+                .map_err(|e| JsValue::from(js(e)))
+        })
+    }
+
+    #[wasm_bindgen]
+    impl Training {
+        /// A promise of the next optimiser step's losses (`StepLog` as JSON).
+        pub fn step(&self) -> js_sys::Promise {
+            with_run(self.run.clone(), async |r: &mut LiveRun| r.step().await)
+        }
+
+        /// A promise of the student's view of the probe scene ([`ProbeView`] as JSON).
+        pub fn probe(&self) -> js_sys::Promise {
+            with_run(self.run.clone(), async |r: &mut LiveRun| r.probe().await)
+        }
+
+        /// Steps taken so far (0 while a step is in flight is never reported: the run is lent).
+        pub fn steps_done(&self) -> usize {
+            self.run.borrow().as_ref().map_or(0, LiveRun::steps_done)
+        }
+
+        /// The probe scene's image, PNG-encoded.
+        pub fn probe_png(&self) -> Result<Vec<u8>, JsError> {
+            let run = self.run.borrow();
+            let run = run.as_ref().ok_or_else(|| js("the training run is busy"))?;
+            let mut png = Vec::new();
+            run.probe_image()
+                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .map_err(js)?;
+            Ok(png)
+        }
+
+        /// Whether the run has taken all its steps.
+        pub fn finished(&self) -> bool {
+            self.run.borrow().as_ref().is_some_and(LiveRun::finished)
+        }
     }
 
     /// The page's handle: the students (by name) on WebGPU or the CPU backend, and the
@@ -343,6 +440,61 @@ mod web {
             let files =
                 BundleFiles::new(config_json, model_safetensors, Vec::new(), tokenizer_json);
             self.teacher = Some(Session::load(files, "cpu").map_err(js)?);
+            Ok(())
+        }
+
+        /// Starts the Train panel's run ([`start_training`]): the shipped student base (its
+        /// `config.json`, `model.safetensors`, `tokenizer.json`) trained on the page's device
+        /// as `options_json` says (`{"student": "baseline" | "lavit", "scenes": N, "steps":
+        /// N}`), on scenes of `task_json`, its targets from the teacher's signals.
+        pub fn train(
+            &self,
+            options_json: &str,
+            task_json: &str,
+            config_json: Vec<u8>,
+            model_safetensors: Vec<u8>,
+            tokenizer_json: Vec<u8>,
+        ) -> Result<Training, JsError> {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Options {
+                student: String,
+                scenes: usize,
+                steps: usize,
+            }
+            let o: Options =
+                serde_json::from_str(options_json).map_err(|e| js(format!("options: {e}")))?;
+            if !(1..=MAX_TRAIN_SCENES).contains(&o.scenes)
+                || !(1..=MAX_TRAIN_STEPS).contains(&o.steps)
+            {
+                return Err(js(format!(
+                    "The page trains on 1 to {MAX_TRAIN_SCENES} scenes for 1 to {MAX_TRAIN_STEPS} steps."
+                )));
+            }
+            let teacher = self
+                .teacher
+                .as_ref()
+                .ok_or_else(|| js("no teacher loaded"))?;
+            let base = BundleFiles::new(config_json, model_safetensors, Vec::new(), tokenizer_json);
+            let cfg = LiveConfig::new(&o.student, o.scenes, o.steps);
+            let task = task(task_json)?;
+            let run = start_training(base, teacher, &task, &cfg, &self.device, &mut |_, _| {})
+                .map_err(|e| JsError::new(&e))?;
+            Ok(Training {
+                run: Rc::new(RefCell::new(Some(run))),
+            })
+        }
+
+        /// Adds the student `training` has trained so far under `name` (it then answers
+        /// like the shipped students).
+        pub fn add_trained(&mut self, name: String, training: &Training) -> Result<(), JsError> {
+            let run = training.run.borrow();
+            let run = run
+                .as_ref()
+                .ok_or_else(|| js("the training run is busy (a step or a probe is running)"))?;
+            let s = Session::from_bundle(run.student());
+            self.students.retain(|(n, _)| *n != name);
+            self.students.push((name, Rc::new(s)));
             Ok(())
         }
 

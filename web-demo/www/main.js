@@ -2,8 +2,11 @@
 import init, { WebDemo } from "./pkg/lavit_web_demo.js";
 
 const $ = (id) => document.getElementById(id);
-const STUDENTS = ["baseline", "lavit"];
-const state = { task: "", demo: null, image: null, imageBytes: null, scene: null, results: null, timer: null };
+const state = { task: "", demo: null, image: null, imageBytes: null, scene: null, results: null, timer: null,
+  trained: null };
+// The students that answer: the two shipped ones, and the one trained here once there is one.
+const students = () => ["baseline", "lavit", ...(state.trained ? ["trained"] : [])];
+const files = (dir, names) => names.map((f) => `model/${dir}/${f}`);
 
 function status(text, error = false) {
   $("status").textContent = text;
@@ -56,7 +59,6 @@ async function load() {
     mark("wasm downloaded");
     await init({ module_or_path: wasm });
     mark("wasm compiled");
-    const files = (dir, names) => names.map((f) => `model/${dir}/${f}`);
     const studentFiles = ["config.json", "model.safetensors", "lavit_heads.safetensors", "tokenizer.json"];
     const bytes = await fetchAll([
       ...files("baseline", studentFiles), ...files("lavit", studentFiles),
@@ -89,6 +91,7 @@ async function load() {
     $("ttfa").textContent = `First answer ${(ms / 1000).toFixed(1)} s after the page opened ` +
       `(download, load, kernel compilation and three models answering).`;
     $("progress").hidden = true;
+    $("trainStart").disabled = false;
   } catch (e) {
     status(`failed to load: ${e.message ?? e}`, true);
   }
@@ -111,7 +114,7 @@ async function showImage(bytes, scene = null) {
   state.imageBytes = bytes;
   state.scene = scene;
   state.results = null;
-  for (const n of ["teacher", ...STUDENTS]) $(`answer-${n}`).textContent = "";
+  for (const n of ["teacher", ...students()]) $(`answer-${n}`).textContent = "";
   $("truth").textContent = scene ? `ground truth: ${scene.key}` : "";
   $("timing").textContent = "";
   $("teacherSteps").textContent = "";
@@ -147,7 +150,7 @@ async function ask(first = false) {
   try {
     $("ask").disabled = true;
     const results = {}, times = {};
-    for (const name of STUDENTS) {
+    for (const name of students()) {
       status(`${first ? "first answer (compiles the kernels)" : "thinking"}: ${name}… (${state.demo.backend()})`);
       const t0 = performance.now();
       results[name] = JSON.parse(await state.demo.ask(name, state.imageBytes, q));
@@ -163,16 +166,16 @@ async function ask(first = false) {
     window.lavitThoughts = results.lavit;
     window.lavitResults = results;
     $("question-shown").textContent = q;
-    for (const n of ["teacher", ...STUDENTS]) {
+    for (const n of ["teacher", ...students()]) {
       const a = results[n].answer || "(no answer)";
       $(`answer-${n}`).innerHTML = `${escape(a)}${verdict(a)}`;
       $(`answer-${n}`).dataset.answer = a;
     }
     $("teacherSteps").textContent = "teacher's steps: " +
       results.teacher.steps.map((s, i) => `${i + 1}. ${s.trim()}`).join("  ");
-    $("timing").textContent = ["teacher", ...STUDENTS].map((n) =>
+    $("timing").textContent = ["teacher", ...students()].map((n) =>
       `${n} ${times[n].toFixed(0)} ms`).join(", ") + ` (students on ${state.demo.backend()}); ` +
-      STUDENTS.map((n) => `${n}: ${perToken(results[n].work)}`).join("; ");
+      students().map((n) => `${n}: ${perToken(results[n].work)}`).join("; ");
     $("step").max = Math.max(0, k - 1);
     $("step").value = 0;
     $("play").disabled = k < 2;
@@ -215,13 +218,13 @@ function mapOf(name, k) {
   return name === "lavit" && $("mapKind").checked && s.head_map ? s.head_map : s.attn_map;
 }
 
-function drawMap(cv, map, grid) {
+function drawMap(cv, map, grid, image = state.image) {
   const ctx = cv.getContext("2d");
   ctx.clearRect(0, 0, cv.width, cv.height);
-  if (!state.image) return;
+  if (!image) return;
   // A grey copy of the scene under the heat, so the colours of the map are not the scene's.
   ctx.filter = "grayscale(1) opacity(0.6)";
-  ctx.drawImage(state.image, 0, 0, cv.width, cv.height);
+  ctx.drawImage(image, 0, 0, cv.width, cv.height);
   ctx.filter = "none";
   if (!map) return;
   const [h, w] = grid;
@@ -248,7 +251,7 @@ function draw() {
   const k = +$("step").value;
   const r = state.results;
   drawMap($("view-teacher"), mapOf("teacher", k), r?.teacher.grid);
-  for (const n of STUDENTS) drawMap($(`view-${n}`), mapOf(n, k), r?.[n].grid);
+  for (const n of students()) drawMap($(`view-${n}`), mapOf(n, k), r?.[n]?.grid);
   $("stepLabel").textContent = r ? `${k + 1} / ${r.lavit.latent_steps.length}` : "–";
 }
 
@@ -280,6 +283,160 @@ $("play").onclick = () => {
     $("step").value = (+$("step").value + 1) % n;
     draw();
   }, 700);
+};
+
+// ---- The Train panel: the student base trained in this page (Training in src/lib.rs). ----
+
+const PROBE_EVERY = 10;
+const train = { run: null, opts: null, stop: false, busy: false, ce: [], kl: [], seconds: 0,
+  files: null, probeImage: null, probe: null };
+window.lavitTraining = train;
+
+function trainStatus(text, error = false) {
+  $("trainStatus").textContent = text;
+  $("trainStatus").className = error ? "bad" : "muted";
+}
+
+function trainButtons() {
+  const running = train.busy;
+  $("trainStart").disabled = running;
+  $("trainStart").textContent = train.run && !train.run.finished() && train.ce.length ? "Resume" : "Train";
+  $("trainStop").disabled = !running;
+  $("trainReset").disabled = running || !train.run;
+  for (const id of ["trainStudent", "trainSteps", "trainScenes"]) $(id).disabled = running || !!train.run;
+}
+
+// The student base and the task the demo's experiment trains on, fetched when first needed.
+async function trainFiles() {
+  if (!train.files) {
+    const b = await fetchAll([...files("student-base", ["config.json", "model.safetensors", "tokenizer.json"]),
+      "model/task-prior.json"], "downloading the student base");
+    status(`ready — students on ${state.demo.backend()}`);
+    train.files = { base: b.slice(0, 3), task: new TextDecoder().decode(b[3]) };
+  }
+  return train.files;
+}
+
+// Starts a run (or resumes a stopped one) and trains until it is done or stopped.
+async function trainStart() {
+  if (train.busy) return;
+  train.busy = true;
+  trainButtons();
+  try {
+    if (!train.run) {
+      train.opts = { student: $("trainStudent").value, scenes: +$("trainScenes").value, steps: +$("trainSteps").value };
+      const f = await trainFiles();
+      trainStatus(`computing the teacher's signals on ${train.opts.scenes + 1} scenes…`);
+      await new Promise((r) => setTimeout(r, 30)); // let the status paint
+      train.run = state.demo.train(JSON.stringify(train.opts), f.task, ...f.base);
+      train.probeImage = await createImageBitmap(new Blob([train.run.probe_png()]));
+      Object.assign(train, { ce: [], kl: [], seconds: 0 });
+      await trainProbe();
+    }
+    await trainLoop();
+  } catch (e) {
+    trainStatus(`error: ${e.message ?? e}`, true);
+  } finally {
+    train.busy = false;
+    trainButtons();
+  }
+}
+
+async function trainLoop() {
+  train.stop = false;
+  const t0 = performance.now(), s0 = train.run.steps_done(), n = train.opts.steps;
+  while (!train.stop && !train.run.finished()) {
+    const log = JSON.parse(await train.run.step());
+    // Back to the event loop between steps: on the CPU backend a step's promise resolves
+    // without it, and the page would neither paint nor see the Stop button until the end.
+    await new Promise((r) => setTimeout(r, 0));
+    train.ce.push([log.step, log.ce]);
+    if (log.step % PROBE_EVERY === 0 || train.run.finished()) await trainProbe();
+    const s = (performance.now() - t0) / 1000, rate = (log.step - s0) / s;
+    trainStatus(`step ${log.step} / ${n} — ${rate.toFixed(1)} steps/s on ${state.demo.backend()} — ` +
+      `CE ${log.ce.toFixed(3)}, KL on the probe ${train.kl.at(-1)[1].toFixed(3)}`);
+    drawCurves();
+  }
+  train.seconds += (performance.now() - t0) / 1000;
+  // The student as trained so far answers in the view above.
+  state.demo.add_trained("trained", train.run);
+  state.trained = train.opts.student;
+  $("trainedKind").textContent = `(${train.opts.student}, ${train.run.steps_done()} steps)`;
+  $("panel-trained").hidden = false;
+  trainStatus(`${train.run.finished() ? "done" : "stopped"}: ${train.run.steps_done()} steps in ` +
+    `${train.seconds.toFixed(1)} s; the trained student answers above (Ask).`);
+}
+
+async function trainProbe() {
+  const p = JSON.parse(await train.run.probe());
+  train.kl.push([p.step, p.kl]);
+  train.probe = p;
+  $("probeQuestion").textContent = p.question;
+  const box = $("probeMaps");
+  if (box.children.length !== p.student.length + 1) {
+    box.innerHTML = `<div class="muted" style="width:4.5em;margin-top:1.3em">teacher<br><br><br><br><br>` +
+      `<br>student</div>` + p.student.map((_, k) => `<div class="panel" style="width:112px">` +
+      `<div class="muted">latent ${k + 1}</div><canvas id="probe-t${k}" width="112" height="112"></canvas>` +
+      `<canvas id="probe-s${k}" width="112" height="112"></canvas></div>`).join("");
+  }
+  p.student.forEach((m, k) => {
+    drawMap($(`probe-t${k}`), p.teacher[k], p.grid, train.probeImage);
+    drawMap($(`probe-s${k}`), m, p.grid, train.probeImage);
+  });
+}
+
+// CE (blue) and the probe's KL (red) against the step, each on its own scale from 0.
+function drawCurves() {
+  const cv = $("trainCurves"), ctx = cv.getContext("2d"), pad = 28;
+  ctx.clearRect(0, 0, cv.width, cv.height);
+  const n = train.opts?.steps ?? 1;
+  ctx.strokeStyle = "#999";
+  ctx.strokeRect(pad, 4, cv.width - pad - 4, cv.height - pad - 4);
+  ctx.fillStyle = "#666";
+  ctx.font = "11px system-ui";
+  ctx.fillText("0", pad - 4, cv.height - 12);
+  ctx.fillText(`${n} steps`, cv.width - 60, cv.height - 12);
+  for (const [series, colour, row] of [[train.ce, "#1f5fbf", 14], [train.kl, "#c0392b", 28]]) {
+    if (!series.length) continue;
+    const hi = Math.max(...series.map((p) => p[1])) || 1;
+    ctx.strokeStyle = colour;
+    ctx.beginPath();
+    series.forEach(([x, y], i) => {
+      const px = pad + ((cv.width - pad - 4) * x) / n, py = 4 + (cv.height - pad - 4) * (1 - y / hi);
+      i ? ctx.lineTo(px, py) : ctx.moveTo(px, py);
+    });
+    ctx.stroke();
+    ctx.fillStyle = colour;
+    ctx.fillText(`${colour === "#1f5fbf" ? "CE" : "KL"} ${series[0][1].toFixed(2)} → ${series.at(-1)[1].toFixed(2)}`,
+      pad + 6, 4 + row);
+  }
+}
+
+function trainReset() {
+  if (train.busy) return;
+  train.run?.free();
+  Object.assign(train, { run: null, opts: null, ce: [], kl: [], seconds: 0, probe: null });
+  $("probeMaps").innerHTML = "";
+  $("probeQuestion").textContent = "";
+  trainStatus("");
+  drawCurves();
+  trainButtons();
+}
+
+$("trainStart").onclick = trainStart;
+$("trainStop").onclick = () => { train.stop = true; };
+$("trainReset").onclick = trainReset;
+
+// For the browser test: a whole run with these options, its curves and timing.
+window.lavitTrain = async (opts) => {
+  trainReset();
+  $("trainStudent").value = opts.student;
+  $("trainSteps").value = opts.steps;
+  $("trainScenes").value = opts.scenes;
+  await trainStart();
+  if ($("trainStatus").className === "bad") throw new Error($("trainStatus").textContent);
+  return { ce: train.ce.map((p) => p[1]), kl: train.kl.map((p) => p[1]), seconds: train.seconds,
+    steps: train.run.steps_done(), probe: train.probe };
 };
 
 load();
