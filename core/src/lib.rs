@@ -13,7 +13,8 @@
 //! * [`eval`] — grading, gaze and grounding metrics, the MMVP / BLINK / V* / MMStar readers;
 //! * [`bundle`] — a model as a user holds it (teacher or student, with tokenizer and processor);
 //! * [`data`] — Visual-CoT datasets, the synthetic task generator and its tokenizer;
-//! * [`demo`] — `lavit demo`: the whole pipeline on the synthetic task, and its reports;
+//! * [`demo`] — `lavit demo`: the whole pipeline on the synthetic task, its reports, and one
+//!   student trained live in memory (the browser's Train panel);
 //! * [`perf`] — the workloads `lavit bench` times, and its run;
 //! * [`defaults`] — the method's defaults, in one place;
 //! * [`error`] — the library's typed errors;

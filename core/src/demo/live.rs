@@ -106,6 +106,11 @@ impl LiveRun {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
         let demo = &cfg.demo;
+        if demo.n_train == 0 || demo.steps == 0 {
+            return Err(LavitError::Invalid(
+                "a live run needs at least one training scene and one step".into(),
+            ));
+        }
         let variant = cfg.variant()?;
         let d_teacher = teacher.vlm().config.text.hidden_size;
         let mut bundle = base.for_training(demo.num_latent, d_teacher, demo.seed)?;
@@ -114,11 +119,6 @@ impl LiveRun {
         let mut scenes = generate(demo.n_train, demo.seed, task, "train-");
         let probe_seed = demo.seed.wrapping_add(VAL_SEED_OFFSET);
         scenes.extend(generate(1, probe_seed, &task.balanced(), "probe-"));
-        if demo.n_train == 0 || demo.steps == 0 {
-            return Err(LavitError::Invalid(
-                "a live run needs at least one training scene and one step".into(),
-            ));
-        }
         let (probe_scene, probe_image) = scenes.last().expect("the probe was drawn");
         let (probe_question, probe_image) = (probe_scene.question.clone(), probe_image.clone());
         let total = scenes.len();
@@ -161,9 +161,11 @@ impl LiveRun {
         self.trainer.state().step
     }
 
-    /// The student's CE, KL and gaze on the probe now (one forward pass, one read-back).
+    /// The student's CE, KL and gaze on the probe now (one forward pass under the gate of the
+    /// current step, one read-back).
     pub async fn probe(&self) -> Result<ProbeView> {
         let student = self.trainer.student().valid();
+        let g = self.trainer.config().gate.open_fraction(self.steps_done());
         let weights = LossWeights {
             ce: true,
             lambda_vtop: 0.0,
@@ -173,7 +175,7 @@ impl LiveRun {
             ..self.trainer.config().loss
         };
         let gate_prompt = self.trainer.config().gate_prompt;
-        let parts = sample_losses(&student, &self.probe, &weights, 0.0, gate_prompt)?;
+        let parts = sample_losses(&student, &self.probe, &weights, g, gate_prompt)?;
         let (Some(ce), Some(kl), Some(gaze)) = (parts.ce, parts.traj, parts.gaze) else {
             return Err(LavitError::Other("the probe has no teacher targets".into()));
         };

@@ -14,7 +14,8 @@
 //!    and labelled heatmap figures.
 //!
 //! [`run_seeds`] repeats a run over seeds and reports mean ± standard deviation of every row;
-//! [`learning_curve`] trains baseline and LaViT on growing training sets.
+//! [`learning_curve`] trains baseline and LaViT on growing training sets. [`live`] trains one
+//! of the students in memory, a step at a time, with no file (the browser's Train panel).
 
 pub mod data;
 pub mod draw;
