@@ -64,6 +64,12 @@ impl Session {
         })
     }
 
+    /// A model already in memory (a student the page trained) on the backend it lives on.
+    pub fn from_bundle(student: ModelBundle) -> Self {
+        let backend = lavit_backends::device_label(&student.device());
+        Self { student, backend }
+    }
+
     /// Which backend runs the model, in words.
     pub fn backend(&self) -> &str {
         &self.backend
@@ -142,14 +148,6 @@ impl Session {
             .answer_async(std::slice::from_ref(&img), question, &ask_config())
             .await
             .map_err(|e| e.to_string())
-    }
-}
-
-impl Session {
-    /// A model already in memory (a student the page trained) on the backend it lives on.
-    pub fn from_bundle(student: ModelBundle) -> Self {
-        let backend = lavit_backends::device_label(&student.device());
-        Self { student, backend }
     }
 }
 
@@ -308,7 +306,7 @@ mod web {
             with_run(self.run.clone(), async |r: &mut LiveRun| r.probe().await)
         }
 
-        /// Steps taken so far (0 while a step is in flight is never reported: the run is lent).
+        /// Steps taken so far (0 while a step or a probe is in flight: the run is lent out).
         pub fn steps_done(&self) -> usize {
             self.run.borrow().as_ref().map_or(0, LiveRun::steps_done)
         }
