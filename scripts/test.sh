@@ -144,7 +144,8 @@ tests() { # cargo test arguments...
   lints_t0=$SECONDS
   lints >"$logs/clippy.log" 2>&1 &
   lints_pid=$!
-  wait "$pid"
+  # A failing test run ends the script here: the pass beside it must not outlive it.
+  wait "$pid" || { kill "$lints_pid" 2>/dev/null; return 1; }
 }
 fuzz() {
   local bin

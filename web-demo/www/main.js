@@ -320,11 +320,16 @@ async function trainFiles() {
 // Starts a run (or resumes a stopped one) and trains until it is done or stopped.
 async function trainStart() {
   if (train.busy) return;
+  if (train.run?.finished()) trainReset(); // a finished run is not resumed: Train starts anew
+  const [steps, scenes] = [+$("trainSteps").value, +$("trainScenes").value];
+  if (!train.run && !(Number.isInteger(steps) && Number.isInteger(scenes) && steps >= 1 && scenes >= 1)) {
+    return trainStatus("Steps and scenes are whole numbers, at least 1.", true);
+  }
   train.busy = true;
   trainButtons();
   try {
     if (!train.run) {
-      train.opts = { student: $("trainStudent").value, scenes: +$("trainScenes").value, steps: +$("trainSteps").value };
+      train.opts = { student: $("trainStudent").value, scenes, steps };
       const f = await trainFiles();
       trainStatus(`computing the teacher's signals on ${train.opts.scenes + 1} scenes…`);
       await new Promise((r) => setTimeout(r, 30)); // let the status paint

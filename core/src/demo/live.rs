@@ -14,13 +14,14 @@ use serde::Serialize;
 
 use super::DemoConfig;
 use super::data::VAL_SEED_OFFSET;
+use super::signals::extract_job;
 use super::students::{Variant, configure, train_config, variants};
 use crate::bundle::ModelBundle;
 use crate::data::synthetic::{SceneConfig, generate};
 use crate::error::{LavitError, Result};
 use crate::lavit::losses::{LossWeights, TrajTarget};
 use crate::lavit::student::{StudentSample, sample_losses};
-use crate::teacher::ExtractConfig;
+use crate::lavit::targets::normalise;
 use crate::teacher::pipeline::{ExtractJob, signals_of};
 use crate::train::data::{TargetConfig, targets_of};
 use crate::train::{StepLog, Trainer};
@@ -182,14 +183,14 @@ impl LiveRun {
         let [k, n] = gaze.dims();
         let flat = Tensor::cat(vec![ce, kl, gaze.reshape([k * n])], 0);
         let v = read_f32(flat).await?;
-        let rows = |flat: &[f32]| -> Vec<Vec<f32>> { flat.chunks(n).map(normalised).collect() };
+        let rows = |flat: &[f32]| -> Vec<Vec<f32>> { flat.chunks(n).map(normalise).collect() };
         let targets = self.probe.targets.as_ref().expect("the probe has targets");
         Ok(ProbeView {
             step: self.steps_done(),
             ce: v[0] as f64,
             kl: v[1] as f64,
             student: rows(&v[2..]),
-            teacher: targets.traj.iter().map(|r| normalised(r)).collect(),
+            teacher: targets.traj.iter().map(|r| normalise(r)).collect(),
             grid: self.grid,
             question: self.probe_question.clone(),
         })
@@ -215,34 +216,14 @@ impl LiveRun {
 /// training data make them.
 struct Targets<'a> {
     job: ExtractJob<'a>,
-    top_k: TargetConfig,
+    targets: TargetConfig,
 }
 
 impl<'a> Targets<'a> {
     fn new(teacher: &'a ModelBundle, demo: &DemoConfig) -> Result<Self> {
-        let depth = teacher.vlm().config.text.num_hidden_layers;
-        if demo.teacher_layers == 0 || demo.teacher_layers > depth {
-            return Err(LavitError::Invalid(format!(
-                "the teacher has {depth} decoder layers: its trajectory cannot average {}",
-                demo.teacher_layers
-            )));
-        }
         Ok(Self {
-            job: ExtractJob {
-                teacher: teacher.vlm().into(),
-                tokenizer: &teacher.tokenizer,
-                processor: &teacher.processor,
-                images_root: Path::new(""),
-                cfg: ExtractConfig {
-                    top_k: demo.traj_top_k,
-                    rows: demo.traj_rows,
-                    layers: demo.teacher_layers,
-                },
-                max_steps: None,
-                generate: None,
-                filter_correct: false,
-            },
-            top_k: TargetConfig {
+            job: extract_job(teacher, demo, Path::new(""))?,
+            targets: TargetConfig {
                 top_k: demo.traj_top_k,
             },
         })
@@ -267,17 +248,7 @@ impl<'a> Targets<'a> {
         let (_, sig) = signals_of(&self.job, record, img)?
             .ok_or_else(|| LavitError::Other("the teacher dropped a scene".into()))?;
         let merge = student.processor.merge_size;
-        s.targets = Some(targets_of(&s, &sig, merge, self.top_k));
+        s.targets = Some(targets_of(&s, &sig, merge, self.targets));
         Ok(s)
-    }
-}
-
-/// `row / Σ row` (all zeros stay zeros).
-fn normalised(row: &[f32]) -> Vec<f32> {
-    let s: f32 = row.iter().sum();
-    if s > 0.0 {
-        row.iter().map(|v| v / s).collect()
-    } else {
-        row.to_vec()
     }
 }

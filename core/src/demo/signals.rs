@@ -3,6 +3,7 @@
 //! with) and its own answers there.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use burn::prelude::*;
 
@@ -38,15 +39,13 @@ pub struct TeacherStage {
     pub trajectory_by_type: BTreeMap<String, MapMetrics>,
 }
 
-/// Extracts the training split's signals into `OUT/signals-train` and the evaluation split's
-/// into `OUT/signals-<split>`, then answers the evaluation split with the teacher.
-pub fn teacher_stage(
+/// The demo's extraction with `teacher`: `cfg`'s top-K, rows and layers over every step of
+/// each sample's own answer (no generation, no correctness filter), images under `images_root`.
+pub fn extract_job<'a>(
+    teacher: &'a ModelBundle,
     cfg: &DemoConfig,
-    data: &DemoData,
-    device: &Device,
-    progress: Progress<'_>,
-) -> Result<TeacherStage> {
-    let teacher = ModelBundle::load(&cfg.assets.join("teacher"), device)?;
+    images_root: &'a Path,
+) -> Result<ExtractJob<'a>> {
     let depth = teacher.vlm().config.text.num_hidden_layers;
     if cfg.teacher_layers == 0 || cfg.teacher_layers > depth {
         return Err(crate::error::LavitError::Invalid(format!(
@@ -54,11 +53,11 @@ pub fn teacher_stage(
             cfg.teacher_layers
         )));
     }
-    let job = ExtractJob {
+    Ok(ExtractJob {
         teacher: teacher.vlm().into(),
         tokenizer: &teacher.tokenizer,
         processor: &teacher.processor,
-        images_root: &data.images,
+        images_root,
         cfg: ExtractConfig {
             top_k: cfg.traj_top_k,
             rows: cfg.traj_rows,
@@ -68,7 +67,19 @@ pub fn teacher_stage(
         max_steps: None,
         generate: None,
         filter_correct: false,
-    };
+    })
+}
+
+/// Extracts the training split's signals into `OUT/signals-train` and the evaluation split's
+/// into `OUT/signals-<split>`, then answers the evaluation split with the teacher.
+pub fn teacher_stage(
+    cfg: &DemoConfig,
+    data: &DemoData,
+    device: &Device,
+    progress: Progress<'_>,
+) -> Result<TeacherStage> {
+    let teacher = ModelBundle::load(&cfg.assets.join("teacher"), device)?;
+    let job = extract_job(&teacher, cfg, &data.images)?;
     let split = data.split.name();
     for (name, set) in [("train", &data.train), (split, &data.eval)] {
         let dir = cfg.out.join(format!("signals-{name}"));
