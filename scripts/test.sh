@@ -111,13 +111,17 @@ hf_loads_exports() {
 # would type-check every dependency again, since a check cannot reuse a build's libraries.
 # What the test build does not compile is the code behind the other backend features (native
 # SPIR-V Vulkan, CUDA, DX12, Metal, WebGPU), all of it in lavit-backends: this pass lints that
-# crate with every backend feature on, so those backends still have to compile. DOCS_RS=1 makes
-# cubecl-llvm (pulled in by CUDA) skip downloading LLVM, which a check does not need. It runs
-# in the tests' target directory after them and reuses their proc-macros and build-script
-# outputs (docs/DEVELOPMENT.md, "CI time"). Where the build could not lint (Windows), it lints
-# every library and binary of the workspace.
+# crate with every backend feature on, so those backends still have to compile — but not the
+# default `cpu` backend, which the test build lints (checking it again with the others cost
+# 45 s more CPU time). DOCS_RS=1 makes cubecl-llvm (pulled in by CUDA) skip downloading LLVM,
+# which a check does not need. It runs in the tests' target directory after them and reuses
+# their proc-macros and build-script outputs (docs/DEVELOPMENT.md, "CI time"). Where the build
+# could not lint (Windows), it lints every library and binary of the workspace, default
+# features included. The wasm-only code (web-demo's `mod web`, lavit-core's wasm paths) is
+# linted where the browser bundle is compiled (browser_bundle, below).
 lints() {
-  local f=${LAVIT_LINT_FEATURES:-vulkan,cuda,dx12,webgpu,metal} what=(-p lavit-backends --examples)
+  local f=${LAVIT_LINT_FEATURES:-vulkan,cuda,dx12,webgpu,metal}
+  local what=(-p lavit-backends --examples --no-default-features)
   [ "$lint_in_build" = 1 ] || what=(--workspace --bins)
   env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS DOCS_RS=1 cargo clippy "${what[@]}" --lib \
     --features "lavit-backends/${f//,/,lavit-backends/}" -- -D warnings -W clippy::too_many_lines
@@ -184,10 +188,12 @@ browser_mode() {
     echo none
   fi
 }
+# The bundle's compile of our crates goes through the same clippy wrapper as the test build
+# (where it is set): the code only the browser build has is linted there, for the cost of
+# linting three crates.
 wasm_dir="$CARGO_TARGET_DIR/wasm"
 browser_bundle() {
-  env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS CARGO_TARGET_DIR="$wasm_dir" \
-    web-demo/build.sh --release
+  CARGO_TARGET_DIR="$wasm_dir" web-demo/build.sh --release
   (cd web-demo/e2e && npm ci --no-audit --no-fund --silent)
 }
 

@@ -255,6 +255,23 @@ async function badInputs(page, name, question) {
 // there only LaViT trains, and the two backends' LaViT runs must agree (compareTraining); the
 // native test (tests/session.rs) runs 40. TRAIN_STEPS and TRAIN_SCENES override them.
 const TRAIN = { scenes: +(process.env.TRAIN_SCENES ?? 16), steps: +(process.env.TRAIN_STEPS ?? 8) };
+// A training step's GPU work (Training.step in src/lib.rs): 4 forward and backward passes, the
+// gradient clipping and the AdamW update. Natively on lavapipe a LaViT step launched 5,210
+// kernels (its first, with 228 compilations) and 5,378 after (2026-12-07); a change that adds
+// launches fails here, as does a compilation after the second step (every kernel is known by
+// then) or a launch on the CPU backend.
+const TRAIN_CEILING = { dispatchesPerStep: 5600 };
+function checkTrainingWork(name, student, work) {
+  const d = work.map((w) => w.dispatches), c = work.map((w) => w.compilations);
+  const tag = `train-in-page ${name}${student === "lavit" ? "" : ` (${student})`}`;
+  console.log(`${tag} work: dispatches a step ${d.join(", ")}; compilations ${c.join(", ")}`);
+  if (name !== "webgpu") {
+    assert.ok(d.every((x) => x === 0), `${tag}: the CPU path launched GPU kernels: ${d}`);
+    return;
+  }
+  assert.ok(Math.max(...d) <= TRAIN_CEILING.dispatchesPerStep, `${tag}: dispatches a step ${d}`);
+  assert.ok(c.slice(2).every((x) => x === 0), `${tag}: kernels compiled after the second step: ${c}`);
+}
 async function trainInPage(page, name) {
   const out = {};
   const students = name === "webgpu" ? ["lavit"] : ["baseline", "lavit"];
@@ -270,6 +287,7 @@ async function trainInPage(page, name) {
     console.log(`train-in-page ${name}${student === "lavit" ? "" : ` (${student})`}: CE ` +
       `${ce[0].toFixed(3)} -> ${ce.at(-1).toFixed(3)}, KL ${kl[0].toFixed(3)} -> ${kl.at(-1).toFixed(3)}, ` +
       `${r.steps} steps in ${r.seconds.toFixed(1)} s`);
+    checkTrainingWork(name, student, r.work);
     assert.equal(r.steps, TRAIN.steps);
     assert.ok(ce.at(-1) < ce[0], `${student}: CE did not fall: ${ce}`);
     if (student === "lavit") assert.ok(kl.at(-1) < kl[0], `LaViT's KL on the probe did not fall: ${kl}`);

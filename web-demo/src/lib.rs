@@ -271,6 +271,16 @@ mod web {
     #[wasm_bindgen]
     pub struct Training {
         run: Rc<RefCell<Option<LiveRun>>>,
+        meter: Rc<lavit_backends::gpu_work::Meter>,
+    }
+
+    /// One optimiser step's losses with the GPU work it took (none on the CPU backend).
+    #[derive(serde::Serialize)]
+    struct StepWork {
+        #[serde(flatten)]
+        log: lavit_core::train::StepLog,
+        dispatches: u64,
+        compilations: u64,
     }
 
     /// Runs `work` on the run lent out of `cell`, then puts the run back.
@@ -296,9 +306,20 @@ mod web {
 
     #[wasm_bindgen]
     impl Training {
-        /// A promise of the next optimiser step's losses (`StepLog` as JSON).
+        /// A promise of the next optimiser step's losses (`StepLog` as JSON) and of its
+        /// kernel dispatches and pipeline compilations.
         pub fn step(&self) -> js_sys::Promise {
-            with_run(self.run.clone(), async |r: &mut LiveRun| r.step().await)
+            let meter = self.meter.clone();
+            with_run(self.run.clone(), async move |r: &mut LiveRun| {
+                let span = meter.start();
+                let log = r.step().await?;
+                let work = span.end();
+                Ok(StepWork {
+                    log,
+                    dispatches: work.dispatches,
+                    compilations: work.compilations,
+                })
+            })
         }
 
         /// A promise of the student's view of the probe scene ([`ProbeView`] as JSON).
@@ -480,6 +501,7 @@ mod web {
                 .map_err(|e| JsError::new(&e))?;
             Ok(Training {
                 run: Rc::new(RefCell::new(Some(run))),
+                meter: self.meter.clone(),
             })
         }
 

@@ -288,8 +288,9 @@ $("play").onclick = () => {
 // ---- The Train panel: the student base trained in this page (Training in src/lib.rs). ----
 
 const PROBE_EVERY = 10;
-const train = { run: null, opts: null, stop: false, busy: false, ce: [], kl: [], seconds: 0,
-  files: null, probeImage: null, probe: null };
+// work: each step's kernel dispatches and pipeline compilations (0 on the CPU backend).
+const train = { run: null, opts: null, stop: false, busy: false, ce: [], kl: [], work: [],
+  seconds: 0, files: null, probeImage: null, probe: null };
 window.lavitTraining = train;
 
 function trainStatus(text, error = false) {
@@ -335,7 +336,7 @@ async function trainStart() {
       await new Promise((r) => setTimeout(r, 30)); // let the status paint
       train.run = state.demo.train(JSON.stringify(train.opts), f.task, ...f.base);
       train.probeImage = await createImageBitmap(new Blob([train.run.probe_png()]));
-      Object.assign(train, { ce: [], kl: [], seconds: 0 });
+      Object.assign(train, { ce: [], kl: [], work: [], seconds: 0 });
       await trainProbe();
     }
     await trainLoop();
@@ -356,9 +357,11 @@ async function trainLoop() {
     // without it, and the page would neither paint nor see the Stop button until the end.
     await new Promise((r) => setTimeout(r, 0));
     train.ce.push([log.step, log.ce]);
+    train.work.push({ dispatches: log.dispatches, compilations: log.compilations });
     if (log.step % PROBE_EVERY === 0 || train.run.finished()) await trainProbe();
     const s = (performance.now() - t0) / 1000, rate = (log.step - s0) / s;
-    trainStatus(`step ${log.step} / ${n} — ${rate.toFixed(1)} steps/s on ${state.demo.backend()} — ` +
+    const gpu = log.dispatches ? ` (${log.dispatches} GPU dispatches a step)` : "";
+    trainStatus(`step ${log.step} / ${n} — ${rate.toFixed(1)} steps/s on ${state.demo.backend()}${gpu} — ` +
       `CE ${log.ce.toFixed(3)}, KL on the probe ${train.kl.at(-1)[1].toFixed(3)}`);
     drawCurves();
   }
@@ -420,7 +423,7 @@ function drawCurves() {
 function trainReset() {
   if (train.busy) return;
   train.run?.free();
-  Object.assign(train, { run: null, opts: null, ce: [], kl: [], seconds: 0, probe: null });
+  Object.assign(train, { run: null, opts: null, ce: [], kl: [], work: [], seconds: 0, probe: null });
   $("probeMaps").innerHTML = "";
   $("probeQuestion").textContent = "";
   trainStatus("");
@@ -441,7 +444,7 @@ window.lavitTrain = async (opts) => {
   await trainStart();
   if ($("trainStatus").className === "bad") throw new Error($("trainStatus").textContent);
   return { ce: train.ce.map((p) => p[1]), kl: train.kl.map((p) => p[1]), seconds: train.seconds,
-    steps: train.run.steps_done(), probe: train.probe };
+    steps: train.run.steps_done(), probe: train.probe, work: train.work };
 };
 
 load();
