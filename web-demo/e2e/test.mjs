@@ -256,11 +256,11 @@ async function badInputs(page, name, question) {
 // native test (tests/session.rs) runs 40. TRAIN_STEPS and TRAIN_SCENES override them.
 const TRAIN = { scenes: +(process.env.TRAIN_SCENES ?? 16), steps: +(process.env.TRAIN_STEPS ?? 8) };
 // A training step's GPU work (Training.step in src/lib.rs): 4 forward and backward passes, the
-// gradient clipping and the AdamW update. Natively on lavapipe a LaViT step launched 5,210
-// kernels (its first, with 228 compilations) and 5,378 after (2026-12-07); a change that adds
-// launches fails here, as does a compilation after the second step (every kernel is known by
-// then) or a launch on the CPU backend.
-const TRAIN_CEILING = { dispatchesPerStep: 5600 };
+// gradient clipping and the AdamW update. In this page on WebGPU a LaViT step launched 5,350
+// kernels (the first, with 140 compilations) and 5,514–5,520 after (2026-12-07); a change that
+// adds launches beyond 5 % fails here, as does a compilation after the second step (every
+// kernel is known by then) or a launch on the CPU backend.
+const TRAIN_CEILING = { dispatchesPerStep: 5800 };
 function checkTrainingWork(name, student, work) {
   const d = work.map((w) => w.dispatches), c = work.map((w) => w.compilations);
   const tag = `train-in-page ${name}${student === "lavit" ? "" : ` (${student})`}`;
