@@ -113,7 +113,7 @@ hf_loads_exports() {
 # SPIR-V Vulkan, CUDA, DX12, Metal, WebGPU), all of it in lavit-backends: this pass lints that
 # crate with every backend feature on, so those backends still have to compile — but not the
 # default `cpu` backend, which the test build lints (checking it again with the others cost
-# 45 s more CPU time). DOCS_RS=1 makes cubecl-llvm (pulled in by CUDA) skip downloading LLVM,
+# 50 s more CPU time). DOCS_RS=1 makes cubecl-llvm (pulled in by CUDA) skip downloading LLVM,
 # which a check does not need. It runs in the tests' target directory after them and reuses
 # their proc-macros and build-script outputs (docs/DEVELOPMENT.md, "CI time"). Where the build
 # could not lint (Windows), it lints every library and binary of the workspace, default
