@@ -626,6 +626,12 @@ pub mod gpu_work {
             }
         }
 
+        /// Starts counting the kernel launches of one piece of work, without collecting their
+        /// ids (which [`Meter::start`] does for the compilations, at a cost per launch).
+        pub fn count(&self) -> Count {
+            Count(LAUNCHES.load(Relaxed))
+        }
+
         /// Starts measuring one piece of work; [`Span::end`] says what it launched.
         pub fn start(&self) -> Span<'_> {
             Span {
@@ -639,6 +645,16 @@ pub mod gpu_work {
     impl Default for Meter {
         fn default() -> Self {
             Self::new()
+        }
+    }
+
+    /// A piece of work whose kernel launches are being counted.
+    pub struct Count(u64);
+
+    impl Count {
+        /// The kernel launches since [`Meter::count`].
+        pub fn end(self) -> u64 {
+            LAUNCHES.load(Relaxed) - self.0
         }
     }
 
