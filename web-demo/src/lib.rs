@@ -285,8 +285,9 @@ mod web {
     }
 
     /// The training steps whose pipeline compilations the page counts. Counting them collects
-    /// every launched kernel's id, which slowed 8 WebGPU steps from ~75 to ~88 s; every kernel
-    /// of a step is compiled in the first one.
+    /// every launched kernel's id, a cost per launch (8 WebGPU steps took 87–89 s with it on
+    /// every step against 75 s without, though runs vary that much); every kernel of a step is
+    /// compiled in the first one.
     const COUNT_COMPILATIONS: usize = 2;
 
     /// Runs `work` on the run lent out of `cell`, then puts the run back.
