@@ -262,9 +262,10 @@ const TRAIN = { scenes: +(process.env.TRAIN_SCENES ?? 16), steps: +(process.env.
 // is known after the first; the page counts compilations in the first two steps only) or a
 // launch on the CPU backend.
 const TRAIN_CEILING = { dispatchesPerStep: 5800 };
+const trainTag = (name, student) => `train-in-page ${name}${student === "lavit" ? "" : ` (${student})`}`;
 function checkTrainingWork(name, student, work) {
   const d = work.map((w) => w.dispatches), c = work.map((w) => w.compilations);
-  const tag = `train-in-page ${name}${student === "lavit" ? "" : ` (${student})`}`;
+  const tag = trainTag(name, student);
   console.log(`${tag} work: dispatches a step ${d.join(", ")}; compilations in the first two ` +
     `steps ${c.slice(0, 2).join(", ")}`);
   if (name !== "webgpu") {
@@ -287,7 +288,7 @@ async function trainInPage(page, name) {
     }
     const r = await run;
     const [ce, kl] = [r.ce, r.kl];
-    console.log(`train-in-page ${name}${student === "lavit" ? "" : ` (${student})`}: CE ` +
+    console.log(`${trainTag(name, student)}: CE ` +
       `${ce[0].toFixed(3)} -> ${ce.at(-1).toFixed(3)}, KL ${kl[0].toFixed(3)} -> ${kl.at(-1).toFixed(3)}, ` +
       `${r.steps} steps in ${r.seconds.toFixed(1)} s`);
     checkTrainingWork(name, student, r.work);
