@@ -1,10 +1,12 @@
-//! Generation with the KV cache equals recomputing the whole sequence at every step, and
+//! Generation with the KV cache equals recomputing the whole sequence at every step (across a
+//! growth of the cache's padded key axis), and
 //! `mask_lvr` hides the latent tokens from what follows them.
 
 use lavit_core::infer::{GenerateConfig, generate};
 use lavit_core::io::checkpoint::HostInputs;
 use lavit_core::io::processor::load_rgb;
 use lavit_core::io::{Checkpoint, Message};
+use lavit_core::model::text::KV_BLOCK;
 use lavit_core::model::{ForwardOptions, LogitRows, VlmInputs};
 use lavit_core::util::to_vec_f32;
 use lavit_tests::{fixture, test_devices};
@@ -19,14 +21,28 @@ fn cached_greedy_decoding_matches_full_recomputation() {
             let mut proc = ckpt.processor.clone();
             proc.max_pixels = 28 * 28 * 20;
             let img = load_rgb(&fixture(&format!("images/{name}.png"))).unwrap();
-            let host = HostInputs::build(
-                &tok,
-                &proc,
-                &[img],
-                &[Message::user_image_question(1, "Describe.")],
-                true,
-            )
-            .unwrap();
+            // A question long enough that the 12 decoded tokens cross a block boundary of the
+            // cache's key axis (it grows by KV_BLOCK positions).
+            let mut question = String::from("Describe.");
+            let mut boundary = None;
+            let host = loop {
+                let host = HostInputs::build(
+                    &tok,
+                    &proc,
+                    std::slice::from_ref(&img),
+                    &[Message::user_image_question(1, &question)],
+                    true,
+                )
+                .unwrap();
+                let p = host.input_ids.len();
+                let b = *boundary.get_or_insert((p + 1).next_multiple_of(KV_BLOCK));
+                if p + 6 >= b {
+                    break host;
+                }
+                question.push_str(" Describe.");
+            };
+            let (p, b) = (host.input_ids.len(), boundary.unwrap());
+            assert!(p < b && p + 12 > b, "{p} prompt tokens, boundary {b}");
             let inputs = host.to_device(&device);
             let cfg = GenerateConfig {
                 max_new_tokens: 12,

@@ -130,7 +130,12 @@ pub fn attention(
 }
 
 /// Causal mask for `sq` new queries after `past` cached keys: query `i` may see keys
-/// `0..=past + i`. Shape `[1, 1, sq, past + sq]`, `true` = blocked.
-pub fn causal_mask(sq: usize, past: usize, device: &Device) -> Tensor<4, Bool> {
-    Tensor::<2, Bool>::tril_mask([sq, past + sq], past as i64, device).unsqueeze::<4>()
+/// `0..=past + i`. Shape `[1, 1, sq, keys]`, `true` = blocked; `keys ≥ past + sq`, the
+/// columns from `past + sq` on (a KV cache's unfilled padding) blocked for every query.
+pub fn causal_mask(sq: usize, past: usize, keys: usize, device: &Device) -> Tensor<4, Bool> {
+    debug_assert!(
+        keys >= past + sq,
+        "{keys} key columns for {past} + {sq} positions"
+    );
+    Tensor::<2, Bool>::tril_mask([sq, keys], past as i64, device).unsqueeze::<4>()
 }

@@ -3,6 +3,7 @@
 
 use burn::nn::{Embedding, EmbeddingConfig, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
+use burn::tensor::ops::PadMode;
 
 use super::attention::{RowCapture, attention, repeat_kv};
 use super::config::TextConfig;
@@ -35,29 +36,75 @@ pub struct TextModel {
     pub norm: RmsNorm,
 }
 
-/// Keys and values of past positions, per layer, before GQA repetition: `[B, Hkv, S, D]`.
+/// Keys and values of past positions, per layer, before GQA repetition: `[B, Hkv, C, D]`,
+/// of which the first [`KvCache::len`] positions are filled and the rest are zeros.
+///
+/// The key axis grows in blocks of [`KV_BLOCK`] positions (`C` = [`KvCache::columns`] of the
+/// length), and the causal mask blocks the unfilled ones: generation then multiplies only by
+/// key lengths that are multiples of the block, so on a GPU the attention products compile to
+/// one kernel each (not one per key length modulo 4: other vector widths and bounds checks),
+/// and a decoding step writes its position into the block instead of concatenating a longer
+/// cache.
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    len: usize,
 }
+
+/// The block in which the cache's key axis grows. A multiple of the key tiles of CubeCL's
+/// matmul kernels (16 key columns a cube when decoding, 64 in a prompt's pass, on wgpu): the
+/// attention products then never need a bounds-checked or narrower-vector variant for the
+/// key axis. Natively on lavapipe the baseline student's first answer compiled 12 matmul
+/// kernels instead of 17 (95 kernels in all instead of 114).
+pub const KV_BLOCK: usize = 64;
 
 impl KvCache {
     pub fn new(num_layers: usize) -> Self {
         Self {
             layers: vec![None; num_layers],
+            len: 0,
         }
     }
     /// Number of cached positions.
     pub fn len(&self) -> usize {
-        self.layers
-            .first()
-            .and_then(|l| l.as_ref())
-            .map(|(k, _)| k.dims()[2])
-            .unwrap_or(0)
+        self.len
     }
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
+    /// The key columns the cache holds once it has `len` positions: `len` rounded up to
+    /// [`KV_BLOCK`]. The decoder's mask must have this many columns.
+    pub fn columns(len: usize) -> usize {
+        len.next_multiple_of(KV_BLOCK)
+    }
+}
+
+/// Appends the new positions `new [B, Hkv, S, D]` after the `len` filled ones of `cached`,
+/// growing its key axis with zeros to `cols`; returns the whole `[B, Hkv, cols, D]`.
+fn append_kv(cached: Option<Tensor<4>>, len: usize, new: Tensor<4>, cols: usize) -> Tensor<4> {
+    let s = new.dims()[2];
+    let grow = |t: Tensor<4>| {
+        let have = t.dims()[2];
+        if cols > have {
+            t.pad([(0, cols - have), (0, 0)], PadMode::Constant(0.0))
+        } else {
+            t
+        }
+    };
+    match cached {
+        None => grow(new),
+        Some(c) => {
+            let [b, h, _, d] = new.dims();
+            grow(c).slice_assign([0..b, 0..h, len..len + s, 0..d], new)
+        }
+    }
+}
+
+/// A layer's slot in the cache, with the filled length and the columns after this call.
+pub struct KvSlot<'a> {
+    kv: &'a mut Option<(Tensor<4>, Tensor<4>)>,
+    len: usize,
+    cols: usize,
 }
 
 /// Per-call inputs of the decoder besides the embeddings.
@@ -141,12 +188,21 @@ impl TextModel {
             hidden_states.push(x.clone());
         }
         let n = self.layers.len();
+        let new = x.dims()[1];
+        let (len, cols) = match cache.as_deref() {
+            Some(c) => (c.len, KvCache::columns(c.len + new)),
+            None => (0, 0),
+        };
         for (i, layer) in self.layers.iter().enumerate() {
             let capture = inp
                 .capture
                 .filter(|(layers, _)| layers.contains(&i))
                 .map(|(_, c)| c);
-            let past = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let past = cache.as_deref_mut().map(|c| KvSlot {
+                kv: &mut c.layers[i],
+                len,
+                cols,
+            });
             let (out, probs) = layer.forward(x, &inp, capture, past);
             x = out;
             if let Some(p) = probs {
@@ -155,6 +211,9 @@ impl TextModel {
             if inp.output_hidden_states && i + 1 < n {
                 hidden_states.push(x.clone());
             }
+        }
+        if let Some(c) = cache {
+            c.len = len + new;
         }
         let pre_norm_last = x.clone();
         let last = self.norm.forward(x);
@@ -178,7 +237,7 @@ impl DecoderLayer {
         x: Tensor<3>,
         inp: &DecoderInputs<'_>,
         capture: Option<&RowCapture>,
-        past: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        past: Option<KvSlot<'_>>,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let (attn, probs) =
             self.self_attn
@@ -196,7 +255,7 @@ impl TextAttention {
         x: Tensor<3>,
         inp: &DecoderInputs<'_>,
         capture: Option<&RowCapture>,
-        past: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        past: Option<KvSlot<'_>>,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let [b, s, _] = x.dims();
         let (h, hkv) = (self.num_heads, self.num_kv_heads);
@@ -210,12 +269,11 @@ impl TextAttention {
         let q = apply_rotary(q, inp.cos.clone(), inp.sin.clone());
         let k = apply_rotary(k, inp.cos.clone(), inp.sin.clone());
         let (k, v) = match past {
-            Some(slot) => {
-                let (k, v) = match slot.take() {
-                    Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
-                    None => (k, v),
-                };
-                *slot = Some((k.clone(), v.clone()));
+            Some(KvSlot { kv, len, cols }) => {
+                let (pk, pv) = kv.take().unzip();
+                let k = append_kv(pk, len, k, cols);
+                let v = append_kv(pv, len, v, cols);
+                *kv = Some((k.clone(), v.clone()));
                 (k, v)
             }
             None => (k, v),

@@ -4,6 +4,7 @@
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::ops::PadMode;
 
 use super::attention::{RowCapture, causal_mask};
 use super::config::Qwen25VlConfig;
@@ -270,25 +271,35 @@ impl Qwen25Vl {
         let (embeds, image_embeds) = self.embed(inputs)?;
         let s = inputs.input_ids.len();
         let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
+        // The keys: the cache's columns (its padding blocked by the causal mask), else the
+        // new positions alone.
+        let keys = match cache {
+            Some(_) => KvCache::columns(past + s),
+            None => s,
+        };
         let (cos, sin) = self.rope_tables(rope, past..past + s);
         let device = self.device();
-        let mut mask = causal_mask(s, past, &device);
+        let mut mask = causal_mask(s, past, keys, &device);
         if !extras.blocked.is_empty() {
-            let mut m = vec![false; past + s];
+            let mut m = vec![false; keys];
             for &b in extras.blocked.iter().filter(|&&b| b < past) {
                 m[b] = true;
             }
-            let hidden = Tensor::<1, Bool>::from_data(TensorData::new(m, [past + s]), &device)
-                .reshape([1, 1, 1, past + s]);
+            let hidden = Tensor::<1, Bool>::from_data(TensorData::new(m, [keys]), &device)
+                .reshape([1, 1, 1, keys]);
             mask = mask.bool_or(hidden);
         }
+        let bias = extras.bias.map(|b| match keys - b.dims()[3] {
+            0 => b,
+            pad => b.pad([(0, pad)], PadMode::Constant(0.0)),
+        });
         let decoder = self.model.forward(
             embeds,
             DecoderInputs {
                 cos,
                 sin,
                 mask,
-                bias: extras.bias,
+                bias,
                 capture: extras.capture,
                 output_hidden_states: extras.output_hidden_states,
             },

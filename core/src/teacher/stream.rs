@@ -210,7 +210,7 @@ impl StreamedTeacher {
                 (
                     Tensor::<2>::from_data(TensorData::new(cos, [n, hd]), dev).unsqueeze::<4>(),
                     Tensor::<2>::from_data(TensorData::new(sin, [n, hd]), dev).unsqueeze::<4>(),
-                    causal_mask(n, 0, dev),
+                    causal_mask(n, 0, n, dev),
                 )
             })
             .collect();
