@@ -31,6 +31,16 @@ pub async fn read_f32<const D: usize>(t: Tensor<D>) -> crate::error::Result<Vec<
         .map_err(|e| crate::error::LavitError::Other(format!("reading a tensor back: {e:?}")))
 }
 
+/// `tᵀ` stored row-major: a copy of the transposed view (flattening it cannot be a view, so
+/// the backends copy into row-major order). For the right operand of a small matrix product:
+/// on the wgpu backend each operand layout (and bounds check) of a product is a kernel of its
+/// own, and a software adapter compiles one for about a second (web-demo/README.md), so a
+/// product with a row-major right operand can share the kernel of the projections.
+pub fn transposed_row_major(t: Tensor<2>) -> Tensor<2> {
+    let [r, c] = t.dims();
+    t.transpose().reshape([r * c]).reshape([c, r])
+}
+
 /// Reads an int tensor back as `Vec<i64>`.
 pub fn to_vec_i64<const D: usize>(t: Tensor<D, Int>) -> Vec<i64> {
     t.try_into_vec_as::<i64>()

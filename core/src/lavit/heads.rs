@@ -7,6 +7,7 @@ use burn::tensor::activation::gelu;
 use serde::{Deserialize, Serialize};
 
 use crate::model::init::SeededInit;
+use crate::util::transposed_row_major;
 
 /// Which last-layer states the heads read (for the latent tokens and the image tokens alike).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -97,7 +98,10 @@ impl TrajectoryHead {
     /// `h [K, d]`, `image_states [N, d]` -> scores `[K, N]` (logits of the gaze distribution).
     pub fn forward(&self, h: Tensor<2>, image_states: Tensor<2>) -> Tensor<2> {
         let d = h.dims()[1];
-        let s = self.q_proj.forward(h).matmul(image_states.transpose());
+        let s = self
+            .q_proj
+            .forward(h)
+            .matmul(transposed_row_major(image_states));
         match self.scale {
             TrajScale::InvSqrtD => s / (d as f64).sqrt(),
             TrajScale::None => s,
