@@ -23,34 +23,27 @@ fn cached_greedy_decoding_matches_full_recomputation() {
             let img = load_rgb(&fixture(&format!("images/{name}.png"))).unwrap();
             // A question long enough that the 12 decoded tokens cross a block boundary of the
             // cache's key axis (it grows by KV_BLOCK positions).
-            let mut question = String::from("Describe.");
-            let mut boundary = None;
-            let host = loop {
-                let host = HostInputs::build(
-                    &tok,
-                    &proc,
-                    std::slice::from_ref(&img),
-                    &[Message::user_image_question(1, &question)],
-                    true,
-                )
-                .unwrap();
-                let p = host.input_ids.len();
-                let b = *boundary.get_or_insert((p + 1).next_multiple_of(KV_BLOCK));
-                if p + 6 >= b {
-                    break host;
-                }
-                question.push_str(" Describe.");
+            let build = |q: &str| {
+                let msg = [Message::user_image_question(1, q)];
+                HostInputs::build(&tok, &proc, std::slice::from_ref(&img), &msg, true).unwrap()
             };
-            let (p, b) = (host.input_ids.len(), boundary.unwrap());
+            let mut question = String::from("Describe.");
+            let b = (build(&question).input_ids.len() + 1).next_multiple_of(KV_BLOCK);
+            while build(&question).input_ids.len() + 6 < b {
+                question.push_str(" Describe.");
+            }
+            let host = build(&question);
+            let p = host.input_ids.len();
             assert!(p < b && p + 12 > b, "{p} prompt tokens, boundary {b}");
             let inputs = host.to_device(&device);
             let cfg = GenerateConfig {
                 max_new_tokens: 12,
+                return_logits: true,
                 ..Default::default()
             };
             let g = generate(&model, None, &inputs, &[], &cfg).unwrap();
             assert_eq!(g.tokens.len(), 12);
-            // Recompute without a cache: argmax of the last row of a full forward.
+            // Recompute without a cache: the last row of a full forward, its logits and argmax.
             let mut ids = inputs.input_ids.clone();
             for (i, &t) in g.tokens.iter().enumerate() {
                 let full = VlmInputs {
@@ -67,6 +60,15 @@ fn cached_greedy_decoding_matches_full_recomputation() {
                     )
                     .unwrap();
                 let logits = to_vec_f32(out.logits.unwrap());
+                let worst = logits
+                    .iter()
+                    .zip(&g.logits[i])
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    worst < 1e-4,
+                    "{backend}/{name}: token {i}: logits differ by {worst}"
+                );
                 let best = logits
                     .iter()
                     .enumerate()
