@@ -154,18 +154,20 @@ impl Session {
 /// The Train panel's run: the shipped student base (`base`, its files) trained on `device` as
 /// the demo trains `cfg.student`, on scenes of `task`, its targets from `teacher`'s signals
 /// (the teacher on a backend that reads back synchronously: the CPU backend in the browser).
-/// `progress(done, total)` after each of the teacher's passes.
-pub fn start_training(
+/// `progress(done, total)` is awaited after each of the teacher's passes ([`LiveRun::new`]).
+pub async fn start_training(
     base: BundleFiles,
     teacher: &Session,
     task: &SceneConfig,
     cfg: &LiveConfig,
     device: &Device,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: impl AsyncFnMut(usize, usize),
 ) -> Result<LiveRun, String> {
     task.validate().map_err(|e| format!("task.json: {e}"))?;
     let base = ModelBundle::from_files(base, device).map_err(|e| e.to_string())?;
-    LiveRun::new(base, &teacher.student, task, cfg, progress).map_err(|e| e.to_string())
+    LiveRun::new(base, &teacher.student, task, cfg, progress)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn ask_config() -> GenerateConfig {
@@ -373,7 +375,7 @@ mod web {
         backend: String,
         fallback: Option<String>,
         students: Vec<(String, Rc<Session>)>,
-        teacher: Option<Session>,
+        teacher: Option<Rc<Session>>,
         meter: Rc<lavit_backends::gpu_work::Meter>,
     }
 
@@ -404,6 +406,27 @@ mod web {
             return Ok(SceneConfig::default());
         }
         serde_json::from_str(task_json).map_err(|e| js(format!("task.json: {e}")))
+    }
+
+    /// The Train panel's options (`{"student": "baseline" | "lavit", "scenes": N, "steps":
+    /// N}`), within the page's limits.
+    fn train_options(options_json: &str) -> Result<LiveConfig, JsError> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Options {
+            student: String,
+            scenes: usize,
+            steps: usize,
+        }
+        let o: Options =
+            serde_json::from_str(options_json).map_err(|e| js(format!("options: {e}")))?;
+        if !(1..=MAX_TRAIN_SCENES).contains(&o.scenes) || !(1..=MAX_TRAIN_STEPS).contains(&o.steps)
+        {
+            return Err(js(format!(
+                "The page trains on 1 to {MAX_TRAIN_SCENES} scenes for 1 to {MAX_TRAIN_STEPS} steps."
+            )));
+        }
+        Ok(LiveConfig::new(&o.student, o.scenes, o.steps))
     }
 
     #[wasm_bindgen]
@@ -474,14 +497,16 @@ mod web {
         ) -> Result<(), JsError> {
             let files =
                 BundleFiles::new(config_json, model_safetensors, Vec::new(), tokenizer_json);
-            self.teacher = Some(Session::load(files, "cpu").map_err(js)?);
+            self.teacher = Some(Rc::new(Session::load(files, "cpu").map_err(js)?));
             Ok(())
         }
 
         /// Starts the Train panel's run ([`start_training`]): the shipped student base (its
         /// `config.json`, `model.safetensors`, `tokenizer.json`) trained on the page's device
         /// as `options_json` says (`{"student": "baseline" | "lavit", "scenes": N, "steps":
-        /// N}`), on scenes of `task_json`, its targets from the teacher's signals.
+        /// N}`), on scenes of `task_json`, its targets from the teacher's signals. A promise
+        /// of the [`Training`]; `progress(done, total)` is called after each of the teacher's
+        /// passes, and a promise it returns is awaited (the page paints and takes input then).
         pub fn train(
             &self,
             options_json: &str,
@@ -489,36 +514,34 @@ mod web {
             config_json: Vec<u8>,
             model_safetensors: Vec<u8>,
             tokenizer_json: Vec<u8>,
-        ) -> Result<Training, JsError> {
-            #[derive(serde::Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct Options {
-                student: String,
-                scenes: usize,
-                steps: usize,
-            }
-            let o: Options =
-                serde_json::from_str(options_json).map_err(|e| js(format!("options: {e}")))?;
-            if !(1..=MAX_TRAIN_SCENES).contains(&o.scenes)
-                || !(1..=MAX_TRAIN_STEPS).contains(&o.steps)
-            {
-                return Err(js(format!(
-                    "The page trains on 1 to {MAX_TRAIN_SCENES} scenes for 1 to {MAX_TRAIN_STEPS} steps."
-                )));
-            }
+            progress: js_sys::Function,
+        ) -> Result<js_sys::Promise, JsError> {
+            let cfg = train_options(options_json)?;
             let teacher = self
                 .teacher
-                .as_ref()
+                .clone()
                 .ok_or_else(|| js("no teacher loaded"))?;
             let base = BundleFiles::new(config_json, model_safetensors, Vec::new(), tokenizer_json);
-            let cfg = LiveConfig::new(&o.student, o.scenes, o.steps);
             let task = task(task_json)?;
-            let run = start_training(base, teacher, &task, &cfg, &self.device, &mut |_, _| {})
-                .map_err(|e| JsError::new(&e))?;
-            Ok(Training {
-                run: Rc::new(RefCell::new(Some(run))),
-                meter: self.meter.clone(),
-            })
+            let (device, meter) = (self.device.clone(), self.meter.clone());
+            Ok(wasm_bindgen_futures::future_to_promise(async move {
+                let report = async |done: usize, total: usize| {
+                    let (d, t) = (JsValue::from(done as u32), JsValue::from(total as u32));
+                    // A callback that throws, or returns no promise, is not waited for.
+                    if let Ok(p) = progress.call2(&JsValue::NULL, &d, &t)
+                        && let Ok(p) = p.dyn_into::<js_sys::Promise>()
+                    {
+                        let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+                    }
+                };
+                let run = start_training(base, &teacher, &task, &cfg, &device, report)
+                    .await
+                    .map_err(|e| JsValue::from(JsError::new(&e)))?;
+                Ok(JsValue::from(Training {
+                    run: Rc::new(RefCell::new(Some(run))),
+                    meter,
+                }))
+            }))
         }
 
         /// Adds the student `training` has trained so far under `name` (it then answers

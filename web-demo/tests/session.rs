@@ -214,15 +214,18 @@ fn training_in_the_page_aligns_the_gaze() {
     for student in ["baseline", "lavit"] {
         let cfg = LiveConfig::new(student, 16, STEPS);
         let t0 = std::time::Instant::now();
-        let mut run = start_training(
+        let mut reported = Vec::new();
+        let mut run = pollster::block_on(start_training(
             shipped("student-base"),
             &teacher,
             &task,
             &cfg,
             &device,
-            &mut |_, _| {},
-        )
+            async |done, total| reported.push((done, total)),
+        ))
         .unwrap();
+        // One report after each of the teacher's passes: the 16 scenes, then the probe.
+        assert_eq!(reported, (1..=17).map(|i| (i, 17)).collect::<Vec<_>>());
         let first = pollster::block_on(run.probe()).unwrap();
         assert_eq!(first.step, 0);
         assert_eq!(first.student.len(), first.teacher.len());

@@ -11,8 +11,10 @@ const files = (dir, names) => names.map((f) => `model/${dir}/${f}`);
 function status(text, error = false) {
   $("status").textContent = text;
   $("status").className = error ? "error" : "";
-  // Exposed for tests and for people who open the console.
+  // Exposed for tests and for people who open the console (the last 100 in `lavitStatusLog`).
   window.lavitStatus = { text, error };
+  const log = (window.lavitStatusLog ??= []);
+  if (log.push(text) > 100) log.shift();
 }
 
 // Fetches every path, reporting the bytes received so far over the total to `progress`.
@@ -147,15 +149,26 @@ async function ask(first = false) {
   } catch (e) {
     return status(e.message ?? String(e), true);
   }
+  // The first answer on WebGPU compiles the GPU kernels (seconds on a software adapter): the
+  // status counts the seconds and the bar sweeps until it is done.
+  const compiling = first && state.demo.backend().startsWith("webgpu");
+  let label = "", tick = null;
   try {
     $("ask").disabled = true;
+    if (compiling) {
+      const t0 = performance.now();
+      $("progress").removeAttribute("value");
+      tick = setInterval(() => status(`${label} — ${((performance.now() - t0) / 1000).toFixed(0)} s`), 500);
+    }
     const results = {}, times = {};
     for (const name of students()) {
-      status(`${first ? "first answer (compiles the kernels)" : "thinking"}: ${name}… (${state.demo.backend()})`);
+      label = `${compiling ? "first answer, compiling the GPU kernels" : "thinking"}: ${name}… (${state.demo.backend()})`;
+      status(label);
       const t0 = performance.now();
       results[name] = JSON.parse(await state.demo.ask(name, state.imageBytes, q));
       times[name] = performance.now() - t0;
     }
+    clearInterval(tick);
     status("thinking: teacher… (CPU backend)");
     await new Promise((r) => setTimeout(r, 0)); // let the status paint
     const k = results.lavit.latent_steps.length;
@@ -184,6 +197,7 @@ async function ask(first = false) {
   } catch (e) {
     status(`error: ${e.message ?? e}`, true);
   } finally {
+    clearInterval(tick);
     $("ask").disabled = false;
   }
 }
@@ -290,7 +304,7 @@ $("play").onclick = () => {
 const PROBE_EVERY = 10;
 // work: each step's kernel dispatches and pipeline compilations (0 on the CPU backend).
 const train = { run: null, opts: null, stop: false, busy: false, ce: [], kl: [], work: [],
-  seconds: 0, files: null, probeImage: null, probe: null };
+  seconds: 0, files: null, probeImage: null, probe: null, setup: null };
 window.lavitTraining = train;
 
 function trainStatus(text, error = false) {
@@ -327,14 +341,14 @@ async function trainStart() {
     return trainStatus("Steps and scenes are whole numbers, at least 1.", true);
   }
   train.busy = true;
+  train.stop = false;
   trainButtons();
   try {
     if (!train.run) {
       train.opts = { student: $("trainStudent").value, scenes, steps };
       const f = await trainFiles();
-      trainStatus(`computing the teacher's signals on ${train.opts.scenes + 1} scenes…`);
-      await new Promise((r) => setTimeout(r, 30)); // let the status paint
-      train.run = state.demo.train(JSON.stringify(train.opts), f.task, ...f.base);
+      train.run = await state.demo.train(JSON.stringify(train.opts), f.task, ...f.base, teacherProgress());
+      clearInterval(train.setup.beat);
       train.probeImage = await createImageBitmap(new Blob([train.run.probe_png()]));
       Object.assign(train, { ce: [], kl: [], work: [], seconds: 0 });
       await trainProbe();
@@ -343,13 +357,29 @@ async function trainStart() {
   } catch (e) {
     trainStatus(`error: ${e.message ?? e}`, true);
   } finally {
+    if (train.setup) clearInterval(train.setup.beat);
     train.busy = false;
     trainButtons();
   }
 }
 
+// The teacher's signals are computed scene by scene (one teacher pass each, on the CPU backend):
+// after each pass the status moves and the page gets its thread back until the next one.
+// `train.setup` keeps when each pass ended and how often a 50 ms heartbeat got to run, for the
+// test.
+function teacherProgress() {
+  const t0 = performance.now(), setup = { passes: [], beats: 0, beat: 0 };
+  train.setup = setup;
+  setup.beat = setInterval(() => { setup.beats += 1; }, 50);
+  trainStatus(`computing the teacher's signals: 0 / ${train.opts.scenes + 1} scenes…`);
+  return (done, total) => {
+    setup.passes.push(Math.round(performance.now() - t0));
+    trainStatus(`computing the teacher's signals: ${done} / ${total} scenes…`);
+    return new Promise((r) => setTimeout(r, 0));
+  };
+}
+
 async function trainLoop() {
-  train.stop = false;
   const t0 = performance.now(), s0 = train.run.steps_done(), n = train.opts.steps;
   while (!train.stop && !train.run.finished()) {
     const log = JSON.parse(await train.run.step());
@@ -444,7 +474,8 @@ window.lavitTrain = async (opts) => {
   await trainStart();
   if ($("trainStatus").className === "bad") throw new Error($("trainStatus").textContent);
   return { ce: train.ce.map((p) => p[1]), kl: train.kl.map((p) => p[1]), seconds: train.seconds,
-    steps: train.run.steps_done(), probe: train.probe, work: train.work };
+    steps: train.run.steps_done(), probe: train.probe, work: train.work,
+    setup: { passes: train.setup.passes, beats: train.setup.beats } };
 };
 
 load();

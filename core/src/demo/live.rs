@@ -5,7 +5,8 @@
 //! same run goes natively and on WebGPU in a page.
 //!
 //! The teacher answers on a backend that reads back synchronously (the CPU backend in the
-//! browser): its signals are computed once, when the run is built.
+//! browser): its signals are computed once, when the run is built, one scene at a time with an
+//! awaited progress report between scenes, so that a page can paint and take input meanwhile.
 
 use std::path::Path;
 
@@ -98,13 +99,14 @@ impl LiveRun {
     /// Draws the training scenes and the probe (the first scene of the demo's validation
     /// draw, never trained on), computes the teacher's signals of each, and starts training
     /// `base` (the shipped student base, on the device the student trains on) as `cfg` says.
-    /// `progress(done, total)` after each teacher pass.
-    pub fn new(
+    /// `progress(done, total)` is awaited after each teacher pass: a browser yields to its
+    /// event loop there (each pass blocks the page's only thread), natively it can be a no-op.
+    pub async fn new(
         base: ModelBundle,
         teacher: &ModelBundle,
         task: &SceneConfig,
         cfg: &LiveConfig,
-        progress: &mut dyn FnMut(usize, usize),
+        mut progress: impl AsyncFnMut(usize, usize),
     ) -> Result<Self> {
         let demo = &cfg.demo;
         if demo.n_train == 0 || demo.steps == 0 {
@@ -127,7 +129,7 @@ impl LiveRun {
         for (i, (scene, img)) in scenes.into_iter().enumerate() {
             let record = scene.record(String::new());
             samples.push(targets.sample(&bundle, &record, img)?);
-            progress(i + 1, total);
+            progress(i + 1, total).await;
         }
         let probe = samples.pop().expect("the probe was drawn last");
         let grid = probe.merged_grid(bundle.processor.merge_size);
