@@ -286,7 +286,7 @@ function checkTrainingWork(name, student, work) {
     `${tag}: compilations (counted in the first two steps): ${c}`);
 }
 // The teacher's signals, one teacher pass a scene before the first step: the page reports each
-// pass and gets its thread back between them (a 50 ms heartbeat runs), instead of freezing
+// pass and gets its thread back between them (a 10 ms heartbeat runs), instead of freezing
 // until the last one.
 function checkSetup(name, student, setup) {
   const { passes, beats } = setup;

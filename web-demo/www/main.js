@@ -365,12 +365,12 @@ async function trainStart() {
 
 // The teacher's signals are computed scene by scene (one teacher pass each, on the CPU backend):
 // after each pass the status moves and the page gets its thread back until the next one.
-// `train.setup` keeps when each pass ended and how often a 50 ms heartbeat got to run, for the
-// test.
+// `train.setup` keeps when each pass ended and how often a 10 ms heartbeat got to run (once
+// per pass when the page gets its thread back: a pass takes longer), for the test.
 function teacherProgress() {
   const t0 = performance.now(), setup = { passes: [], beats: 0, beat: 0 };
   train.setup = setup;
-  setup.beat = setInterval(() => { setup.beats += 1; }, 50);
+  setup.beat = setInterval(() => { setup.beats += 1; }, 10);
   trainStatus(`computing the teacher's signals: 0 / ${train.opts.scenes + 1} scenes…`);
   return (done, total) => {
     setup.passes.push(Math.round(performance.now() - t0));
