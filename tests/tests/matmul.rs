@@ -2,8 +2,8 @@
 //! (`A·B`, `A·Bᵀ`, `Aᵀ·B`; 2-D, a batch of 1 as a `Linear` calls it, and batched):
 //! the CPU backend's, with a decoder's matrix-vector products — gemm's kernels in the default
 //! build, OpenBLAS with `--features lavit-backends/blas` (vendor/gemm/PATCH.md) — and the GPU
-//! backends' of `LAVIT_TEST_BACKENDS`, on both sides of the patched tiling's bound
-//! (vendor/cubek-matmul/PATCH.md).
+//! backends' of `LAVIT_TEST_BACKENDS` in products small enough for the patched tiling's one
+//! register tile a unit (vendor/cubek-matmul/PATCH.md).
 
 use burn::prelude::*;
 use lavit_core::util::to_vec_f32;
